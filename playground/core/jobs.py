@@ -1,0 +1,267 @@
+"""The job pipeline: queued -> submitting -> running -> succeeded / failed.
+
+Rules (RELIABILITY 1-3):
+- the status moves to "submitting" and is committed before the provider is
+  called; the provider's job id is committed before the first poll;
+- a job found in "submitting" after its lease ran out may have reached the
+  provider: it is not sent again, it fails with that explanation;
+- every state change is a conditional update: two workers, or a poll and a
+  callback, cannot both finish a job;
+- a worker never sleeps waiting for a provider: the next poll is a task with
+  run_after; a recovery sweep re-enqueues jobs whose worker vanished.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+import logging
+import random
+import uuid
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.db.models import F, Q
+from django.urls import reverse
+from django.utils import timezone
+
+from playground.providers.base import Outcome, ProviderError
+
+from .crypto import CredentialError
+from .downloads import DownloadError, check_image, fetch
+from .models import Endpoint, Generation, GenerationImage
+
+log = logging.getLogger("playground.jobs")
+
+MAX_RETRIES = 8  # transient failures (429, 5xx, connect errors) before giving up
+BACKOFF_CAP = 300.0
+
+
+def enqueue(gen: Generation, delay: float = 0.0):
+    from .tasks import advance_generation
+
+    task = advance_generation
+    if delay > 0:
+        task = task.using(run_after=timezone.now() + timedelta(seconds=delay))
+    return task.enqueue(gen.pk)
+
+
+def create(*, team, owner, provider: str, model: str, params: dict) -> Generation:
+    from playground.providers import registry
+
+    spec = registry.get(provider).model(model)
+    gen = Generation.objects.create(
+        team=team, owner=owner, provider=provider, model=model, params=params,
+        cost_estimate=spec.estimate(params),
+    )
+    enqueue(gen)
+    return gen
+
+
+def callback_url(gen: Generation) -> str:
+    return settings.PUBLIC_BASE_URL + reverse("provider_callback", args=[gen.provider, gen.callback_token])
+
+
+def backoff(attempt: int, hint: float | None = None) -> float:
+    """Seconds to wait: the provider's hint if any, else capped exponential;
+    plus jitter so that many jobs do not retry at the same instant."""
+    base = hint if hint is not None else min(BACKOFF_CAP, 2.0 * (2 ** attempt))
+    return min(BACKOFF_CAP, base) + random.uniform(0, max(0.5, base * 0.1))
+
+
+# --- the one entry point of the worker ------------------------------------------
+
+
+def advance(generation_id: int) -> str:
+    gen = Generation.objects.filter(pk=generation_id).first()
+    if gen is None or not gen.is_active:
+        return "nothing to do"
+    if not gen.claim():
+        return "not due, or held by another worker"
+    try:
+        if gen.status == Generation.QUEUED:
+            return submit(gen)
+        if gen.status == Generation.SUBMITTING:
+            return fail(gen, Generation.SUBMITTING, ProviderError(
+                "unknown_outcome",
+                "The worker stopped while sending this job to the provider, so we cannot tell "
+                "whether the provider received it.",
+            ))
+        return poll(gen)
+    except Exception as e:  # a bug must not leave the job held: fail it visibly
+        log.exception("generation %s: unexpected error", gen.uuid)
+        return fail(gen, Generation.ACTIVE, ProviderError("server_error", f"Internal error in the playground: {type(e).__name__}."))
+
+
+def submit(gen: Generation) -> str:
+    try:
+        endpoint = Endpoint.resolve(gen.team, gen.provider)
+    except CredentialError as e:
+        return fail(gen, Generation.QUEUED, ProviderError("config", str(e)))
+    adapter = endpoint.adapter()
+    if not gen.transition(Generation.QUEUED, status=Generation.SUBMITTING, phase="submitting",
+                          endpoint_source=endpoint.source):
+        return "lost the race to submit"
+    hook = callback_url(gen) if hasattr(adapter, "parse_callback") else None
+    try:
+        outcome = adapter.submit(gen.model, gen.params, callback_url=hook)
+    except ProviderError as e:
+        if e.retryable and gen.attempts < MAX_RETRIES:
+            return retry_later(gen, Generation.SUBMITTING, e, back_to=Generation.QUEUED)
+        if e.maybe_sent:
+            e = ProviderError("unknown_outcome", f"{e.message} The request may have reached the provider.",
+                              code=e.code)
+        return fail(gen, Generation.SUBMITTING, e)
+    now = timezone.now()
+    if not gen.transition(
+        Generation.SUBMITTING, status=Generation.RUNNING, provider_job_id=outcome.job_id or "",
+        submitted_at=now, phase="submitted" if not outcome.finished else "downloading",
+        result_urls=outcome.image_urls if outcome.state == "succeeded" else [],
+        due_at=now + timedelta(seconds=settings.POLL_SECONDS), attempts=0,
+    ):
+        return "job changed while submitting"
+    if outcome.finished:
+        return conclude(gen, outcome)
+    return schedule_poll(gen)
+
+
+def schedule_poll(gen: Generation, phase: str | None = None, delay: float | None = None) -> str:
+    delay = settings.POLL_SECONDS if delay is None else delay
+    changes = {"due_at": timezone.now() + timedelta(seconds=delay), "lease_until": None}
+    if phase:
+        changes["phase"] = phase
+    if gen.transition(Generation.RUNNING, **changes):
+        enqueue(gen, delay)
+        return f"poll in {delay:.0f}s"
+    return "job changed"
+
+
+def poll(gen: Generation) -> str:
+    if gen.result_urls:  # a synchronous result whose download was interrupted
+        return conclude(gen, Outcome("succeeded", image_urls=list(gen.result_urls)))
+    if not gen.provider_job_id:
+        return fail(gen, Generation.RUNNING, ProviderError("bad_response", "The provider returned no job id."))
+    try:
+        adapter = Endpoint.resolve(gen.team, gen.provider).adapter()
+        outcome = adapter.check(gen.model, gen.provider_job_id)
+    except CredentialError as e:
+        return fail(gen, Generation.RUNNING, ProviderError("config", str(e)))
+    except ProviderError as e:
+        if (e.retryable or e.kind == "timeout") and gen.attempts < MAX_RETRIES:
+            return retry_later(gen, Generation.RUNNING, e)
+        return fail(gen, Generation.RUNNING, e)
+    if outcome.finished:
+        return conclude(gen, outcome)
+    if timezone.now() - (gen.submitted_at or gen.created_at) > timedelta(seconds=settings.JOB_MAX_SECONDS):
+        return fail(gen, Generation.RUNNING, ProviderError(
+            "timeout", f"The provider did not finish within {settings.JOB_MAX_SECONDS // 60} minutes."))
+    return schedule_poll(gen, phase=outcome.state if outcome.state == "generating" else "submitted")
+
+
+def retry_later(gen: Generation, from_status: str, err: ProviderError, back_to: str | None = None) -> str:
+    delay = backoff(gen.attempts, err.retry_after)
+    if err.kind == "rate_limited":
+        phase = f"waiting for rate limit, retrying in {delay:.0f} s"
+    else:
+        phase = f"{err.message} - retrying in {delay:.0f} s"
+    if gen.transition(
+        from_status, status=back_to or from_status, phase=phase[:200], attempts=F("attempts") + 1,
+        due_at=timezone.now() + timedelta(seconds=delay), lease_until=None,
+    ):
+        enqueue(gen, delay)
+        return f"retry in {delay:.0f}s"
+    return "job changed"
+
+
+def conclude(gen: Generation, outcome: Outcome) -> str:
+    if outcome.state == "failed":
+        return fail(gen, Generation.RUNNING, outcome.error or ProviderError("failed", "The provider reports failure."))
+    try:
+        checked = [check_image(fetch(url)) for url in outcome.image_urls]
+        checked += [check_image(data) for data in outcome.image_bytes]
+    except DownloadError as e:
+        if e.expired and gen.provider_job_id and not gen.result_urls and gen.attempts < 3:
+            # Result URLs expire: ask the provider again for fresh ones.
+            return retry_later(gen, Generation.RUNNING, ProviderError("download", f"{e} Asking for a fresh URL."))
+        return fail(gen, Generation.RUNNING, ProviderError("download", str(e)))
+    if not checked:
+        return fail(gen, Generation.RUNNING, ProviderError("bad_response", "The provider returned no image."))
+    return finish(gen, checked, outcome)
+
+
+def finish(gen: Generation, checked, outcome: Outcome) -> str:
+    folder = f"generations/{gen.team.uuid}/{gen.uuid}"
+    saved = []
+    try:
+        for i, img in enumerate(checked):
+            tag = uuid.uuid4().hex[:8]
+            name = default_storage.save(f"{folder}/{i}-{tag}.{img.extension}", ContentFile(img.data))
+            thumb = default_storage.save(f"{folder}/{i}-{tag}-thumb.webp", ContentFile(img.thumbnail))
+            saved.append((i, img, name, thumb))
+        with transaction.atomic():
+            won = gen.transition(
+                Generation.RUNNING, status=Generation.SUCCEEDED, phase="", finished_at=timezone.now(),
+                lease_until=None, credits_used=outcome.credits_used if outcome.credits_used is not None else gen.cost_estimate,
+            )
+            if won:
+                GenerationImage.objects.bulk_create([
+                    GenerationImage(
+                        generation=gen, index=i, file=name, thumbnail=thumb, content_type=img.content_type,
+                        width=img.width, height=img.height, bytes=len(img.data), sha256=img.sha256,
+                    )
+                    for i, img, name, thumb in saved
+                ])
+    except BaseException:
+        _delete(saved)
+        raise
+    if not won:
+        _delete(saved)
+        return "another worker finished it"
+    return "succeeded"
+
+
+def _delete(saved):
+    for _, _, name, thumb in saved:
+        for n in (name, thumb):
+            try:
+                default_storage.delete(n)
+            except OSError:
+                pass
+
+
+def fail(gen: Generation, from_statuses, err: ProviderError) -> str:
+    won = gen.transition(
+        from_statuses, status=Generation.FAILED, error_kind=err.kind, error_code=err.code[:60],
+        error_message=err.message, error_field=err.field or "", phase="", finished_at=timezone.now(),
+        lease_until=None,
+    )
+    return f"failed: {err.kind}" if won else "job changed"
+
+
+def sweep() -> int:
+    """Re-enqueue active jobs whose step is overdue and that nobody holds:
+    their worker died, or their task was lost. Duplicates are harmless: each
+    step starts with a conditional claim."""
+    now = timezone.now()
+    overdue = Generation.objects.filter(
+        status__in=Generation.ACTIVE, due_at__lt=now - timedelta(seconds=settings.JOB_SWEEP_GRACE_SECONDS)
+    ).filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+    count = 0
+    for gen in overdue.only("pk", "due_at"):
+        if Generation.objects.filter(pk=gen.pk, due_at=gen.due_at).update(due_at=now) == 1:
+            enqueue(gen)
+            count += 1
+    if count:
+        log.info("sweep: re-enqueued %d generation(s)", count)
+    return count
+
+
+def nudge(gen: Generation) -> bool:
+    """A callback arrived: check with the provider soon. Changes nothing else."""
+    if gen.status != Generation.RUNNING:
+        return False
+    if Generation.objects.filter(pk=gen.pk, status=Generation.RUNNING).update(due_at=timezone.now()) == 1:
+        enqueue(gen)
+        return True
+    return False

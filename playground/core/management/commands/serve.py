@@ -1,0 +1,75 @@
+"""Run the whole app in one terminal: web server, task workers, recovery
+sweep and provider sandbox. Ctrl-C stops them all; a child that dies is
+started again."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Start web (gunicorn), task workers, sweeper and sandbox; stop all with Ctrl-C."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+        parser.add_argument("--port", type=int, default=settings.PORT)
+        parser.add_argument("--workers", type=int, default=settings.TASK_WORKERS, help="task worker processes")
+        parser.add_argument("--no-sandbox", action="store_true")
+
+    def handle(self, host, port, workers, no_sandbox, **options):
+        py = sys.executable
+        manage = [py, str(settings.BASE_DIR / "manage.py")]
+        specs = {
+            "web": [py, "-m", "gunicorn", "playground.wsgi", "--bind", f"{host}:{port}",
+                    "--workers", str(settings.WEB_WORKERS), "--threads", "4", "--worker-class", "gthread",
+                    "--access-logfile", "-", "--graceful-timeout", "5", "--timeout", "60"],
+            "sweeper": [*manage, "sweep", "--loop"],
+        }
+        for i in range(workers):
+            specs[f"worker{i + 1}"] = [*manage, "db_worker", "--queue-name", "default", "--interval", "0.5",
+                                       "--no-reload", "--worker-id", f"{os.uname().nodename}-{os.getpid()}-{i + 1}"]
+        if not no_sandbox:
+            specs["sandbox"] = [py, "-m", "gunicorn", "playground.sandbox.wsgi", "--bind",
+                                f"{settings.SANDBOX_HOST}:{settings.SANDBOX_PORT}", "--workers", "1",
+                                "--threads", "16", "--worker-class", "gthread", "--graceful-timeout", "2"]
+        children = {name: self.start(name, cmd) for name, cmd in specs.items()}
+        stopping = False
+
+        def stop(signum, frame):
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        self.stdout.write(self.style.SUCCESS(
+            f"Image Playground on http://{host}:{port}/ ({workers} task workers"
+            f"{'' if no_sandbox else f', sandbox on {settings.SANDBOX_URL}'}). Ctrl-C stops everything."
+        ))
+        while not stopping:
+            time.sleep(0.5)
+            for name, proc in list(children.items()):
+                if proc.poll() is not None and not stopping:
+                    self.stderr.write(f"{name} exited with {proc.returncode}; starting it again")
+                    time.sleep(1)
+                    children[name] = self.start(name, specs[name])
+        self.stdout.write("Stopping...")
+        for proc in children.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.time() + 10
+        for proc in children.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        self.stdout.write("Stopped.")
+
+    def start(self, name, cmd):
+        # Children get their own process group: Ctrl-C reaches only us, and we
+        # stop them in order.
+        return subprocess.Popen(cmd, cwd=settings.BASE_DIR, start_new_session=True)

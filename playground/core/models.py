@@ -1,0 +1,274 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+import secrets
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+from playground.providers import registry
+
+from . import crypto
+
+
+class Team(models.Model):
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(max_length=100)
+    adult_content_enabled = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return self.name
+
+    def role_of(self, user) -> str | None:
+        m = self.memberships.filter(user=user).first()
+        return m.role if m else None
+
+    def is_owner(self, user) -> bool:
+        return self.role_of(user) == Membership.OWNER
+
+
+class Membership(models.Model):
+    OWNER, MEMBER = "owner", "member"
+    ROLES = [(OWNER, "Owner"), (MEMBER, "Member")]
+
+    team = models.ForeignKey(Team, models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=ROLES, default=MEMBER)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["team", "user"], name="one_membership_per_team")]
+
+    def __str__(self):
+        return f"{self.user} in {self.team} ({self.role})"
+
+
+class ProviderCredential(models.Model):
+    """A team's own key (and optional base URL) for one provider.
+
+    The key is stored encrypted and is write-only: pages show key_last4."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    team = models.ForeignKey(Team, models.CASCADE, related_name="credentials")
+    provider = models.CharField(max_length=40)
+    api_key_encrypted = models.TextField(blank=True)
+    key_last4 = models.CharField(max_length=4, blank=True)
+    base_url = models.URLField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["team", "provider"], name="one_credential_per_provider")]
+
+    def __repr__(self):  # never the key
+        return f"<ProviderCredential {self.team_id}/{self.provider} ...{self.key_last4}>"
+
+    __str__ = __repr__
+
+    def set_key(self, api_key: str):
+        api_key = api_key.strip()
+        self.api_key_encrypted = crypto.encrypt(api_key) if api_key else ""
+        self.key_last4 = api_key[-4:] if api_key else ""
+
+    def api_key(self) -> str:
+        return crypto.decrypt(self.api_key_encrypted) if self.api_key_encrypted else ""
+
+
+class Endpoint:
+    """Where and how a team reaches a provider: its own credential, the
+    instance-wide one from the environment, or the local sandbox."""
+
+    def __init__(self, provider: str, base_url: str, api_key: str, source: str):
+        self.provider = provider
+        self.base_url = base_url
+        self._api_key = api_key
+        self.source = source  # "team", "instance" or "sandbox"
+
+    def __repr__(self):
+        return f"<Endpoint {self.provider} {self.source} {self.base_url}>"
+
+    @classmethod
+    def resolve(cls, team: Team, provider: str) -> "Endpoint":
+        adapter = registry.get(provider)
+        cred = ProviderCredential.objects.filter(team=team, provider=provider).first()
+        env = settings.PROVIDER_ENV.get(provider, {})
+        if cred and cred.api_key_encrypted:
+            key = cred.api_key()  # raises CredentialError: fail closed
+            base = cred.base_url or env.get("base_url") or adapter.default_base_url
+            return cls(provider, base, key, "team")
+        if env.get("api_key"):
+            return cls(provider, env.get("base_url") or adapter.default_base_url, env["api_key"], "instance")
+        base = (cred.base_url if cred and cred.base_url else "") or settings.SANDBOX_URL + adapter.sandbox_prefix
+        return cls(provider, base, settings.SANDBOX_API_KEY, "sandbox")
+
+    def adapter(self, **kwargs):
+        return registry.get(self.provider)(base_url=self.base_url, api_key=self._api_key, **kwargs)
+
+
+class GenerationQuerySet(models.QuerySet):
+    def for_team(self, team):
+        return self.filter(team=team)
+
+    def active(self):
+        return self.filter(status__in=Generation.ACTIVE)
+
+
+class Generation(models.Model):
+    QUEUED, SUBMITTING, RUNNING = "queued", "submitting", "running"
+    SUCCEEDED, FAILED, CANCELED = "succeeded", "failed", "canceled"
+    STATUSES = [
+        (QUEUED, "Queued"), (SUBMITTING, "Submitting"), (RUNNING, "Running"),
+        (SUCCEEDED, "Done"), (FAILED, "Failed"), (CANCELED, "Canceled"),
+    ]
+    ACTIVE = (QUEUED, SUBMITTING, RUNNING)
+    FINAL = (SUCCEEDED, FAILED, CANCELED)
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    team = models.ForeignKey(Team, models.CASCADE, related_name="generations")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="generations")
+    provider = models.CharField(max_length=40)
+    model = models.CharField(max_length=60)
+    params = models.JSONField(default=dict)
+    status = models.CharField(max_length=12, choices=STATUSES, default=QUEUED, db_index=True)
+    # What the provider last said, for the card: submitted, generating, waiting...
+    phase = models.CharField(max_length=200, blank=True)
+    endpoint_source = models.CharField(max_length=10, blank=True)
+    provider_job_id = models.CharField(max_length=200, blank=True)
+    error_kind = models.CharField(max_length=30, blank=True)
+    error_code = models.CharField(max_length=60, blank=True)
+    error_message = models.TextField(blank=True)
+    error_field = models.CharField(max_length=60, blank=True)
+    cost_estimate = models.DecimalField(max_digits=12, decimal_places=4, default=Decimal("0"))
+    credits_used = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
+    callback_token = models.CharField(max_length=64, default=secrets.token_urlsafe, unique=True, editable=False)
+    # Result URLs a synchronous provider returned, kept so that a worker that
+    # dies before downloading them can be replaced without resubmitting.
+    result_urls = models.JSONField(default=list, blank=True)
+    attempts = models.PositiveIntegerField(default=0)  # transient failures retried so far
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    # Scheduling: the next step is due at due_at; a worker working on the job
+    # holds it until lease_until. The recovery sweep looks at both.
+    due_at = models.DateTimeField(default=timezone.now, db_index=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+
+    objects = GenerationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["team", "owner", "-created_at"])]
+
+    def __str__(self):
+        return f"{self.provider}/{self.model} {self.uuid} {self.status}"
+
+    def get_absolute_url(self):
+        return reverse("generation", args=[self.uuid])
+
+    # -- descriptions --
+    @property
+    def adapter_class(self):
+        return registry.get(self.provider)
+
+    @property
+    def spec(self):
+        return self.adapter_class.model(self.model)
+
+    @property
+    def provider_label(self):
+        return self.adapter_class.label
+
+    @property
+    def model_label(self):
+        return self.spec.label
+
+    @property
+    def is_active(self):
+        return self.status in self.ACTIVE
+
+    @property
+    def prompt(self):
+        return self.params.get("prompt", "")
+
+    @property
+    def stage(self) -> str:
+        """queued -> submitted -> generating -> done, as a user reads it."""
+        if self.status == self.QUEUED:
+            return "queued"
+        if self.status == self.SUBMITTING:
+            return "submitting"
+        if self.status == self.RUNNING:
+            return self.phase or "submitted"
+        return self.get_status_display().lower()
+
+    @property
+    def elapsed(self) -> timedelta:
+        end = self.finished_at or timezone.now()
+        return end - self.created_at
+
+    @property
+    def error_hint(self) -> str:
+        from playground.providers.base import ERROR_KINDS
+
+        return ERROR_KINDS.get(self.error_kind, "")
+
+    # -- state changes: each one a conditional update --
+    def transition(self, from_statuses, **changes) -> bool:
+        """Move to new values only if the status is still one of from_statuses.
+        Returns True for the single winner."""
+        if isinstance(from_statuses, str):
+            from_statuses = (from_statuses,)
+        changes.setdefault("updated_at", timezone.now())
+        won = Generation.objects.filter(pk=self.pk, status__in=from_statuses).update(**changes) == 1
+        if won:
+            computed = [k for k, v in changes.items() if hasattr(v, "resolve_expression")]
+            for k, v in changes.items():
+                if k not in computed:
+                    setattr(self, k, v)
+            if computed:
+                self.refresh_from_db(fields=computed)
+        return won
+
+    def claim(self, lease_seconds: int | None = None) -> bool:
+        """Take the job for one step, if it is due and nobody holds it."""
+        now = timezone.now()
+        lease = lease_seconds or settings.JOB_LEASE_SECONDS
+        n = (
+            Generation.objects.filter(pk=self.pk, status__in=self.ACTIVE, due_at__lte=now)
+            .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+            .update(lease_until=now + timedelta(seconds=lease), updated_at=now)
+        )
+        if n:
+            self.refresh_from_db()
+        return n == 1
+
+
+class GenerationImage(models.Model):
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    generation = models.ForeignKey(Generation, models.CASCADE, related_name="images")
+    index = models.PositiveSmallIntegerField(default=0)
+    file = models.FileField(upload_to="generations/", max_length=300)
+    thumbnail = models.FileField(upload_to="generations/", max_length=300, blank=True)
+    content_type = models.CharField(max_length=40)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    bytes = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["generation", "index"]
+        constraints = [models.UniqueConstraint(fields=["generation", "index"], name="one_image_per_index")]
+
+    def get_absolute_url(self):
+        return reverse("image", args=[self.uuid])
+
+    def thumbnail_url(self):
+        return reverse("image_thumb", args=[self.uuid])

@@ -1,0 +1,288 @@
+from decimal import Decimal
+from functools import wraps
+
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models import Count, Sum
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseStopPolling, retarget
+
+from playground.providers import registry
+
+from . import jobs
+from .forms import CredentialForm, MemberForm, form_for
+from .middleware import SESSION_KEY
+from .models import Generation, GenerationImage, Membership, ProviderCredential, Team
+
+RECENT_JOBS = 12
+
+
+def team_required(view):
+    """login_required, plus a current team on request.team (a 404-free way
+    to tell a user without a team what to do)."""
+
+    @wraps(view)
+    @login_required
+    def wrapper(request, *args, **kwargs):
+        if not request.membership:
+            return render(request, "no_team.html", status=403)
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def owner_required(view):
+    @wraps(view)
+    @team_required
+    def wrapper(request, *args, **kwargs):
+        if request.membership.role != Membership.OWNER:
+            messages.error(request, "Only a team owner can change this.")
+            return redirect("team")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _visible_generations(request):
+    """What this user may see: their own generations in the current team."""
+    return Generation.objects.filter(team=request.team, owner=request.user)
+
+
+def _generation_or_404(request, uuid):
+    return get_object_or_404(_visible_generations(request).select_related("team"), uuid=uuid)
+
+
+def _pick(request):
+    """The provider and model picked in the query string (or the first ones)."""
+    providers = registry.adapter_classes()
+    provider_key = request.GET.get("provider") or request.POST.get("provider") or next(iter(providers))
+    if provider_key not in providers:
+        raise Http404("Unknown provider")
+    adapter = providers[provider_key]
+    model_key = request.GET.get("model") or request.POST.get("model") or next(iter(adapter.models))
+    if model_key not in adapter.models:
+        raise Http404("Unknown model")
+    return provider_key, adapter, adapter.models[model_key]
+
+
+@team_required
+def playground(request):
+    provider_key, adapter, spec = _pick(request)
+    Form = form_for(spec)
+    if request.method == "POST":
+        form = Form(request.POST)
+        if form.is_valid():
+            gen = jobs.create(team=request.team, owner=request.user, provider=provider_key,
+                              model=spec.key, params=form.params())
+            if request.htmx:
+                # The new card goes on top of the job column; the form stays as it is.
+                return render(request, "generation.html#card", {"gen": gen, "fresh": True})
+            return redirect(f"{reverse('playground')}?provider={provider_key}&model={spec.key}")
+        if request.htmx:
+            response = render(request, "playground.html#model-form",
+                              {"form": form, "spec": spec, "provider_key": provider_key, "adapter": adapter})
+            return retarget(response, "#model-form")
+    else:
+        form = Form()
+    template = "playground.html"
+    if request.htmx and request.GET.get("fragment") == "form":
+        template += "#model-form"
+    jobs_qs = _visible_generations(request).prefetch_related("images")[:RECENT_JOBS]
+    return render(request, template, {
+        "form": form, "spec": spec, "provider_key": provider_key, "adapter": adapter,
+        "providers": registry.adapter_classes(), "jobs": jobs_qs,
+        "endpoint_source": _endpoint_source(request.team, provider_key),
+    })
+
+
+def _endpoint_source(team, provider_key):
+    from .models import Endpoint
+    from .crypto import CredentialError
+
+    try:
+        return Endpoint.resolve(team, provider_key).source
+    except CredentialError:
+        return "broken"
+
+
+@team_required
+def generation(request, uuid):
+    gen = _generation_or_404(request, uuid)
+    template = "generation.html"
+    if request.htmx:
+        template += "#card"
+        if not gen.is_active and request.GET.get("poll"):
+            # The final card replaces the polling one, then polling stops.
+            response = render(request, template, {"gen": gen})
+            response.status_code = HttpResponseStopPolling.status_code
+            return response
+    return render(request, template, {"gen": gen})
+
+
+@team_required
+def gallery(request):
+    qs = GenerationImage.objects.filter(
+        generation__team=request.team, generation__owner=request.user
+    ).select_related("generation")
+    page = Paginator(qs.order_by("-generation__created_at", "index"), 24).get_page(request.GET.get("page"))
+    return render(request, "gallery.html", {"page": page})
+
+
+def _image_or_404(request, uuid):
+    return get_object_or_404(
+        GenerationImage.objects.select_related("generation"),
+        uuid=uuid, generation__team=request.team, generation__owner=request.user,
+    )
+
+
+@team_required
+def image(request, uuid):
+    img = _image_or_404(request, uuid)
+    return _file_response(img.file, img.content_type, request.GET.get("download"), img)
+
+
+@team_required
+def image_thumb(request, uuid):
+    img = _image_or_404(request, uuid)
+    return _file_response(img.thumbnail or img.file, "image/webp" if img.thumbnail else img.content_type, None, img)
+
+
+def _file_response(field, content_type, download, img):
+    try:
+        fh = field.open("rb")
+    except (FileNotFoundError, OSError):
+        raise Http404("Image file missing") from None
+    name = f"{img.generation.model}-{str(img.generation.uuid)[:8]}-{img.index}.{field.name.rsplit('.', 1)[-1]}"
+    response = FileResponse(fh, content_type=content_type, as_attachment=bool(download), filename=name)
+    response["Cache-Control"] = "private, max-age=3600"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@team_required
+def credits(request):
+    gens = _visible_generations(request)
+    done = gens.filter(status=Generation.SUCCEEDED)
+    by_model = (
+        done.values("provider", "model")
+        .annotate(n=Count("id"), credits=Sum("credits_used"))
+        .order_by("-credits")
+    )
+    rows = []
+    for row in by_model:
+        try:
+            adapter = registry.get(row["provider"])
+            label = f"{adapter.label} - {adapter.model(row['model']).label}"
+        except Exception:
+            label = f"{row['provider']} - {row['model']}"
+        rows.append({**row, "label": label})
+    total = done.aggregate(total=Sum("credits_used"))["total"] or Decimal("0")
+    return render(request, "credits.html", {
+        "rows": rows, "total": total, "failed": gens.filter(status=Generation.FAILED).count(),
+        "recent": done.order_by("-finished_at")[:20],
+    })
+
+
+# --- team --------------------------------------------------------------------
+
+
+@team_required
+def team(request):
+    creds = {c.provider: c for c in ProviderCredential.objects.filter(team=request.team)}
+    providers = [
+        {"key": key, "adapter": cls, "cred": creds.get(key), "source": _endpoint_source(request.team, key),
+         "form": CredentialForm(initial={"base_url": creds[key].base_url if key in creds else ""})}
+        for key, cls in registry.adapter_classes().items()
+    ]
+    members = request.team.memberships.select_related("user").order_by("user__username")
+    return render(request, "team.html", {
+        "providers": providers, "members": members, "member_form": MemberForm(),
+        "is_owner": request.membership.role == Membership.OWNER,
+    })
+
+
+@require_POST
+@login_required
+def switch_team(request):
+    m = Membership.objects.filter(user=request.user, team__uuid=request.POST.get("team")).first()
+    if m is None:
+        raise Http404("No such team")
+    request.session[SESSION_KEY] = str(m.team.uuid)
+    messages.success(request, f"You are now working in {m.team.name}.")
+    return redirect("playground")
+
+
+@require_POST
+@owner_required
+def save_credential(request, provider):
+    if provider not in registry.adapter_classes():
+        raise Http404("Unknown provider")
+    form = CredentialForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
+        return redirect("team")
+    cred, _ = ProviderCredential.objects.get_or_create(team=request.team, provider=provider)
+    if form.cleaned_data["remove"]:
+        cred.delete()
+        messages.success(request, f"{registry.get(provider).label}: key removed, the sandbox is used again.")
+        return redirect("team")
+    if form.cleaned_data["api_key"]:
+        cred.set_key(form.cleaned_data["api_key"])
+    cred.base_url = form.cleaned_data["base_url"]
+    cred.updated_by = request.user
+    cred.save()
+    messages.success(request, f"{registry.get(provider).label}: settings saved.")
+    return redirect("team")
+
+
+@require_POST
+@owner_required
+def add_member(request):
+    form = MemberForm(request.POST)
+    if form.is_valid():
+        user = get_user_model().objects.filter(username=form.cleaned_data["username"]).first()
+        if user is None:
+            messages.error(request, f"No user named {form.cleaned_data['username']!r}.")
+        else:
+            Membership.objects.update_or_create(team=request.team, user=user,
+                                                defaults={"role": form.cleaned_data["role"]})
+            messages.success(request, f"{user.username} is now a {form.cleaned_data['role']} of {request.team}.")
+    return redirect("team")
+
+
+@require_POST
+@owner_required
+def remove_member(request, username):
+    m = get_object_or_404(Membership, team=request.team, user__username=username)
+    owners = request.team.memberships.filter(role=Membership.OWNER).count()
+    if m.role == Membership.OWNER and owners == 1:
+        messages.error(request, "A team keeps at least one owner.")
+    else:
+        m.delete()
+        messages.success(request, f"{m.user.username} was removed from {request.team}.")
+    return redirect("team")
+
+
+# --- provider callbacks ---------------------------------------------------------
+
+
+@csrf_exempt
+@require_POST
+def provider_callback(request, provider, token):
+    """A provider says a job ended. Unsigned, so only a hint: the token in the
+    URL finds the job, and the job asks the provider itself (RELIABILITY 5)."""
+    gen = Generation.objects.filter(provider=provider, callback_token=token).first()
+    if gen is None:
+        raise Http404("Unknown callback")
+    jobs.nudge(gen)
+    return JsonResponse({"ok": True})
+
+
+def healthz(request):
+    return HttpResponse("ok", content_type="text/plain")

@@ -1,0 +1,315 @@
+"""What every provider adapter shares: declared parameters, one error type,
+and the results the job layer understands.
+
+An adapter is one module with one class: it builds the request, parses the
+response and maps errors to ProviderError. The job layer never asks which
+provider it is talking to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+import json
+from typing import Any, Callable
+
+import httpx
+
+# --- Errors --------------------------------------------------------------------
+
+# One taxonomy for all providers. "hint" is what the user can do about it.
+ERROR_KINDS = {
+    "auth": "Check the API key for this provider (team settings).",
+    "validation": "Correct the highlighted field and submit again.",
+    "insufficient_credits": "Top up the provider account, or pick a cheaper model.",
+    "content_blocked": "The provider's moderation refused the prompt; rephrase it.",
+    "rate_limited": "The provider asked us to slow down; the job retries by itself.",
+    "unavailable": "The provider is unreachable or in maintenance; try again later.",
+    "server_error": "The provider had an internal error; try again.",
+    "timeout": "The provider did not answer in time.",
+    "not_found": "The provider does not know this job or endpoint.",
+    "failed": "The provider could not generate this image; try again or change the prompt.",
+    "bad_response": "The provider answered with something we could not read.",
+    "unknown_outcome": (
+        "The request may have reached the provider, so it was not sent again "
+        "(that could charge twice). Check the provider's dashboard, or retry."
+    ),
+    "download": "The result image could not be fetched or is not a valid image.",
+    "config": "The provider credential could not be used; ask a team owner to re-enter it.",
+}
+
+# Kinds where the request was refused before any work: safe to send again.
+RETRYABLE = {"rate_limited", "unavailable", "server_error"}
+
+
+class ProviderError(Exception):
+    def __init__(
+        self,
+        kind: str,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        field: str | None = None,
+        retry_after: float | None = None,
+        maybe_sent: bool = False,
+        details: dict | None = None,
+    ):
+        assert kind in ERROR_KINDS, kind
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.status = status
+        self.code = code or kind
+        self.field = field
+        self.retry_after = retry_after
+        # True when the request may have reached the provider (a read
+        # timeout, a dropped connection): resending could charge twice.
+        self.maybe_sent = maybe_sent
+        self.details = details or {}
+
+    @property
+    def hint(self) -> str:
+        return ERROR_KINDS[self.kind]
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind in RETRYABLE and not self.maybe_sent
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.message}"
+
+
+def kind_for_status(status: int) -> str:
+    if status in (401, 403):
+        return "auth"
+    if status in (400, 422):
+        return "validation"
+    if status == 402:
+        return "insufficient_credits"
+    if status == 404:
+        return "not_found"
+    if status == 429:
+        return "rate_limited"
+    if status in (455, 502, 503, 504):
+        return "unavailable"
+    if status >= 500:
+        return "server_error"
+    return "bad_response"
+
+
+def parse_retry_after(value: str | float | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a hint that may be seconds-from-now or an epoch."""
+    if value is None or value == "":
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        from email.utils import parsedate_to_datetime
+
+        try:
+            when = parsedate_to_datetime(str(value)).timestamp()
+        except (TypeError, ValueError):
+            return None
+        seconds = when - (now if now is not None else _now())
+        return max(seconds, 0.0)
+    if seconds > 1e9:  # an epoch timestamp, not a duration
+        seconds -= now if now is not None else _now()
+    return max(seconds, 0.0)
+
+
+def _now() -> float:
+    import time
+
+    return time.time()
+
+
+# --- Declared parameters -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Param:
+    """One model parameter, declared once. It drives the form field, its
+    validation, the request body, the cost estimate and "copy as code"."""
+
+    name: str
+    kind: str  # text, longtext, int, float, bool, choice
+    label: str = ""
+    required: bool = False
+    choices: tuple = ()  # values, or (value, label) pairs
+    min: float | None = None
+    max: float | None = None
+    default: Any = None
+    help: str = ""
+    field: str | None = None  # provider's field name; defaults to name
+    max_length: int | None = None
+    # Show (and send) only when another parameter has one of these values.
+    show_if: dict[str, tuple] | None = None
+
+    @property
+    def provider_field(self) -> str:
+        return self.field or self.name
+
+    @property
+    def title(self) -> str:
+        return self.label or self.name.replace("_", " ").capitalize()
+
+    def choice_pairs(self) -> list[tuple[Any, str]]:
+        return [c if isinstance(c, tuple) else (c, str(c)) for c in self.choices]
+
+    def applies(self, values: dict) -> bool:
+        if not self.show_if:
+            return True
+        return all(values.get(k) in allowed for k, allowed in self.show_if.items())
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    key: str  # our key, used in URLs
+    label: str
+    params: tuple[Param, ...]
+    path: str = ""  # submit path, relative to the base URL
+    credits: Callable[[dict], Decimal] | Decimal = Decimal("0")
+    description: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def param(self, name: str) -> Param:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def defaults(self) -> dict:
+        return {p.name: p.default for p in self.params if p.default is not None}
+
+    def body(self, params: dict) -> dict:
+        """Provider request fields for validated params (declared order)."""
+        out = {}
+        for p in self.params:
+            value = params.get(p.name)
+            if value is None or value == "" or not p.applies(params):
+                continue
+            out[p.provider_field] = value
+        return out
+
+    @property
+    def default_estimate(self) -> Decimal:
+        return self.estimate(self.defaults())
+
+    def estimate(self, params: dict) -> Decimal:
+        c = self.credits
+        return Decimal(c(params)) if callable(c) else Decimal(c)
+
+
+# --- Results --------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """What the provider says about a job right now.
+
+    state: "pending" (accepted, not started), "generating", "succeeded" or
+    "failed". For a synchronous provider submit() returns a finished Outcome.
+    """
+
+    state: str
+    job_id: str | None = None
+    image_urls: list[str] = field(default_factory=list)
+    # Images delivered inline (base64) instead of by URL: (bytes, content type)
+    image_bytes: list[bytes] = field(default_factory=list)
+    credits_used: Decimal | None = None
+    error: ProviderError | None = None
+    hint: str = ""  # e.g. "estimated 10s"
+    raw: Any = None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("succeeded", "failed")
+
+
+@dataclass
+class PreparedRequest:
+    """An exact request, without the key: used to send and for "copy as code"."""
+
+    method: str
+    url: str
+    json: dict | None = None
+    headers: dict = field(default_factory=dict)
+    auth_header: str = "Authorization"
+    auth_scheme: str = "Bearer "
+
+    def pretty_json(self) -> str:
+        return json.dumps(self.json, indent=2, ensure_ascii=False)
+
+
+def unique(urls) -> list[str]:
+    seen, out = set(), []
+    for u in urls:
+        if isinstance(u, str) and u and u not in seen:
+            seen.add(u)
+            out.append(u)
+    return out
+
+
+# --- The adapter base ---------------------------------------------------------------
+
+
+class Adapter:
+    key = ""
+    label = ""
+    mode = "async"  # or "sync"
+    default_base_url = ""
+    sandbox_prefix = ""  # the sandbox serves this provider under SANDBOX_URL + prefix
+    models: dict[str, ModelSpec] = {}
+    auth_header = "Authorization"
+    auth_scheme = "Bearer "
+    # Seconds: generous read timeout for synchronous generation.
+    timeout = httpx.Timeout(connect=10.0, read=120.0, write=30.0, pool=10.0)
+
+    def __init__(self, *, base_url: str, api_key: str, client: httpx.Client | None = None):
+        self.base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self.client = client or httpx.Client(timeout=self.timeout, follow_redirects=False)
+
+    def __repr__(self) -> str:  # never show the key
+        return f"<{type(self).__name__} {self.base_url}>"
+
+    @classmethod
+    def model(cls, key: str) -> ModelSpec:
+        try:
+            return cls.models[key]
+        except KeyError:
+            raise ProviderError("not_found", f"Unknown model {key!r} for {cls.label}.") from None
+
+    # Adapters implement these three.
+    def build_request(self, model: str, params: dict, *, callback_url: str | None = None) -> PreparedRequest:
+        raise NotImplementedError
+
+    def submit(self, model: str, params: dict, *, callback_url: str | None = None) -> Outcome:
+        raise NotImplementedError
+
+    def check(self, model: str, job_id: str) -> Outcome:
+        raise NotImplementedError
+
+    # Shared HTTP plumbing.
+    def send(self, req: PreparedRequest) -> httpx.Response:
+        headers = {**req.headers, req.auth_header: f"{req.auth_scheme}{self._api_key}"}
+        try:
+            return self.client.request(req.method, req.url, json=req.json, headers=headers)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as e:
+            raise ProviderError("unavailable", f"Could not connect to {self.label}: {type(e).__name__}.") from None
+        except httpx.TimeoutException as e:
+            raise ProviderError(
+                "timeout", f"{self.label} did not answer in time ({type(e).__name__}).", maybe_sent=True
+            ) from None
+        except httpx.HTTPError as e:
+            raise ProviderError(
+                "unavailable", f"Connection to {self.label} failed: {type(e).__name__}.", maybe_sent=True
+            ) from None
+
+    @staticmethod
+    def json_body(resp: httpx.Response) -> Any:
+        try:
+            return resp.json()
+        except ValueError:
+            return None

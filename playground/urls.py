@@ -1,0 +1,24 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from playground.core import views
+
+urlpatterns = [
+    path("", views.playground, name="playground"),
+    path("g/<uuid:uuid>/", views.generation, name="generation"),
+    path("generations/", views.gallery, name="gallery"),
+    path("images/<uuid:uuid>", views.image, name="image"),
+    path("images/<uuid:uuid>/thumb", views.image_thumb, name="image_thumb"),
+    path("credits/", views.credits, name="credits"),
+    path("team/", views.team, name="team"),
+    path("team/switch", views.switch_team, name="switch_team"),
+    path("team/members", views.add_member, name="add_member"),
+    path("team/members/<str:username>/remove", views.remove_member, name="remove_member"),
+    path("team/providers/<str:provider>", views.save_credential, name="save_credential"),
+    path("callbacks/<str:provider>/<str:token>", views.provider_callback, name="provider_callback"),
+    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("healthz", views.healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+]
