@@ -228,3 +228,8 @@ PROVIDER_ENV = {
 }
 # Seconds between status polls of an async provider (KIE documents 5 s).
 POLL_SECONDS = env.float("POLL_SECONDS", default=3.0)
+# Signed input-image URLs given to providers stay valid this long.
+INPUT_URL_TTL_SECONDS = env.int("INPUT_URL_TTL_SECONDS", default=3600)
+UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=20 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES + 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024

@@ -2,6 +2,7 @@
 its validation and the request body cannot drift apart."""
 
 from django import forms
+from django.core.exceptions import ValidationError
 
 from playground.providers.base import ModelSpec, Param
 
@@ -17,6 +18,11 @@ def field_for(p: Param) -> forms.Field:
         return forms.FloatField(min_value=p.min, max_value=p.max, **common)
     if p.kind == "bool":
         return forms.BooleanField(**{**common, "required": False})
+    if p.kind == "image":
+        return forms.FileField(
+            required=False, label=p.title, help_text=p.help or "PNG, JPEG or WebP.",
+            widget=forms.ClearableFileInput(attrs={"accept": "image/png,image/jpeg,image/webp"}),
+        )
     if p.kind == "choice":
         choices = p.choice_pairs()
         if not p.required and p.default is None:
@@ -35,16 +41,82 @@ def _coercer(p: Param):
 
 
 class ModelForm(forms.Form):
-    """Base for the generated forms; use form_for(spec)."""
+    """Base for the generated forms; use form_for(spec).
+
+    An image parameter is an upload (field NAME) or an image picked from the
+    gallery (hidden field NAME__ref holding an input image's id)."""
 
     spec: ModelSpec
 
+    def __init__(self, *args, team=None, owner=None, adult_allowed=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.team, self.owner = team, owner
+        self.picked = {}  # image param name -> InputImage chosen from the gallery
+        for p in self.spec.params:
+            if p.kind == "choice" and p.adult_values and not adult_allowed:
+                field = self.fields[p.name]
+                field.choices = [c for c in field.choices if c[0] not in p.adult_values]
+        for p in self.spec.image_params():
+            ref = self.data.get(f"{p.name}__ref") if self.is_bound else None
+            if ref and team is not None:
+                from .models import InputImage
+
+                try:
+                    self.picked[p.name] = InputImage.objects.filter(team=team, uuid=ref).first()
+                except ValidationError:
+                    self.picked[p.name] = None
+
+    def rows(self):
+        """(bound field, declared param, show-if JSON) for the template."""
+        import json
+
+        return [
+            {"field": self[p.name], "param": p,
+             "show_if": json.dumps({k: list(v) for k, v in p.show_if.items()}) if p.show_if else ""}
+            for p in self.spec.params
+        ]
+
+    def clean(self):
+        from django.conf import settings
+
+        from .downloads import DownloadError, check_image
+
+        data = super().clean()
+        values = {k: v for k, v in data.items() if v not in (None, "")}
+        for p in self.spec.image_params():
+            upload = data.get(p.name)
+            if upload:
+                if upload.size > settings.UPLOAD_MAX_BYTES:
+                    self.add_error(p.name, f"The file is larger than {settings.UPLOAD_MAX_BYTES // (1024 * 1024)} MB.")
+                    continue
+                raw = upload.read()
+                try:
+                    check_image(raw)
+                except DownloadError as e:
+                    self.add_error(p.name, str(e))
+                    continue
+                data[p.name] = raw
+            elif self.picked.get(p.name):
+                data[p.name] = self.picked[p.name]
+            elif p.name in self.picked:
+                self.add_error(p.name, "That image is not available to your team.")
+            elif p.required and p.applies(values):
+                self.add_error(p.name, "Upload an image or pick one from the gallery.")
+        return data
+
     def params(self) -> dict:
-        """Validated values, without empties and without fields that do not apply."""
+        """Validated values, without empties and without fields that do not apply.
+        Uploaded images are stored here and referenced by id."""
+        from .models import InputImage
+
         data = self.cleaned_data
         out = {}
         for p in self.spec.params:
             value = data.get(p.name)
+            if p.kind == "image" and value is not None and value != "":
+                if isinstance(value, bytes):
+                    value = InputImage.from_bytes(team=self.team, owner=self.owner, data=value)
+                value = str(value.uuid)
             if value is None or value == "":
                 continue
             if p.kind == "bool" and value is False and p.default in (None, False):

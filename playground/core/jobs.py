@@ -50,10 +50,17 @@ def enqueue(gen: Generation, delay: float = 0.0):
 def create(*, team, owner, provider: str, model: str, params: dict) -> Generation:
     from playground.providers import registry
 
+    from .models import InputImage
+
     spec = registry.get(provider).model(model)
+    refs = [params[p.name] for p in spec.image_params() if params.get(p.name)]
+    source = (
+        InputImage.objects.filter(team=team, uuid__in=refs, source__isnull=False).values_list("source", flat=True).first()
+        if refs else None
+    )
     gen = Generation.objects.create(
         team=team, owner=owner, provider=provider, model=model, params=params,
-        cost_estimate=spec.estimate(params),
+        cost_estimate=spec.estimate(params), source_image_id=source, is_adult=spec.is_adult(params),
     )
     enqueue(gen)
     return gen
@@ -105,7 +112,7 @@ def submit(gen: Generation) -> str:
         return "lost the race to submit"
     hook = callback_url(gen) if hasattr(adapter, "parse_callback") else None
     try:
-        outcome = adapter.submit(gen.model, gen.params, callback_url=hook)
+        outcome = adapter.submit(gen.model, gen.params, callback_url=hook, images=input_images(gen))
     except ProviderError as e:
         if e.retryable and gen.attempts < MAX_RETRIES:
             return retry_later(gen, Generation.SUBMITTING, e, back_to=Generation.QUEUED)
@@ -124,6 +131,22 @@ def submit(gen: Generation) -> str:
     if outcome.finished:
         return conclude(gen, outcome)
     return schedule_poll(gen)
+
+
+def input_images(gen: Generation) -> dict:
+    """The job's input images, looked up inside its own team only."""
+    from .models import InputImage
+
+    out = {}
+    for p in gen.spec.image_params():
+        ref = gen.params.get(p.name)
+        if not ref:
+            continue
+        img = InputImage.objects.filter(team=gen.team, uuid=ref).first()
+        if img is None:
+            raise ProviderError("validation", f"The input image for {p.title} no longer exists.", field=p.name)
+        out[p.name] = img.as_input()
+    return out
 
 
 def schedule_poll(gen: Generation, phase: str | None = None, delay: float | None = None) -> str:

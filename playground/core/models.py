@@ -144,9 +144,15 @@ class Generation(models.Model):
     error_code = models.CharField(max_length=60, blank=True)
     error_message = models.TextField(blank=True)
     error_field = models.CharField(max_length=60, blank=True)
+    # Adult content (an adult style was chosen): blurred in shared views.
+    is_adult = models.BooleanField(default=False)
     cost_estimate = models.DecimalField(max_digits=12, decimal_places=4, default=Decimal("0"))
     credits_used = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
     callback_token = models.CharField(max_length=64, default=secrets.token_urlsafe, unique=True, editable=False)
+    # The gallery image this generation took as input (pipelines: generate,
+    # then upscale the result, then remove its background).
+    source_image = models.ForeignKey("GenerationImage", models.SET_NULL, null=True, blank=True,
+                                     related_name="derived")
     # Result URLs a synchronous provider returned, kept so that a worker that
     # dies before downloading them can be replaced without resubmitting.
     result_urls = models.JSONField(default=list, blank=True)
@@ -272,3 +278,54 @@ class GenerationImage(models.Model):
 
     def thumbnail_url(self):
         return reverse("image_thumb", args=[self.uuid])
+
+
+class InputImage(models.Model):
+    """An image given to a model as input: uploaded (checked and re-encoded)
+    or picked from the gallery ("use as input")."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    team = models.ForeignKey(Team, models.CASCADE, related_name="input_images")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="input_images")
+    file = models.FileField(upload_to="inputs/", max_length=300)
+    content_type = models.CharField(max_length=40)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    bytes = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    source = models.ForeignKey(GenerationImage, models.SET_NULL, null=True, blank=True, related_name="reuses")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def signed_url(self) -> str:
+        """An unguessable URL that works without login until it expires, so
+        that a provider can fetch the image."""
+        from django.core import signing
+
+        token = signing.dumps(str(self.uuid), salt="input-image", compress=False)
+        return settings.PUBLIC_BASE_URL + reverse("input_image_public", args=[token])
+
+    def as_input(self):
+        from playground.providers.base import ImageInput
+
+        def load():
+            with self.file.open("rb") as fh:
+                return fh.read()
+
+        ext = self.file.name.rsplit(".", 1)[-1]
+        return ImageInput(url=self.signed_url(), content_type=self.content_type, load=load, name=f"input.{ext}")
+
+    @classmethod
+    def from_bytes(cls, *, team, owner, data: bytes, source=None) -> "InputImage":
+        from django.core.files.base import ContentFile
+
+        from .downloads import check_image
+
+        img = check_image(data)  # raises DownloadError with a clear message
+        obj = cls(team=team, owner=owner, content_type=img.content_type, width=img.width, height=img.height,
+                  bytes=len(img.data), sha256=img.sha256, source=source)
+        obj.file.save(f"{team.uuid}/{uuid.uuid4().hex}.{img.extension}", ContentFile(img.data), save=False)
+        obj.save()
+        return obj

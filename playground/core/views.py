@@ -3,7 +3,10 @@ from functools import wraps
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.core import signing
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count, Sum
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
@@ -18,7 +21,7 @@ from playground.providers import registry
 from . import jobs
 from .forms import CredentialForm, MemberForm, form_for
 from .middleware import SESSION_KEY
-from .models import Generation, GenerationImage, Membership, ProviderCredential, Team
+from .models import Generation, GenerationImage, InputImage, Membership, ProviderCredential, Team
 
 RECENT_JOBS = 12
 
@@ -75,8 +78,10 @@ def _pick(request):
 def playground(request):
     provider_key, adapter, spec = _pick(request)
     Form = form_for(spec)
+    form_kwargs = {"team": request.team, "owner": request.user, "adult_allowed": request.team.adult_content_enabled}
+    picked = _picked_input(request)
     if request.method == "POST":
-        form = Form(request.POST)
+        form = Form(request.POST, request.FILES, **form_kwargs)
         if form.is_valid():
             gen = jobs.create(team=request.team, owner=request.user, provider=provider_key,
                               model=spec.key, params=form.params())
@@ -86,19 +91,45 @@ def playground(request):
             return redirect(f"{reverse('playground')}?provider={provider_key}&model={spec.key}")
         if request.htmx:
             response = render(request, "playground.html#model-form",
-                              {"form": form, "spec": spec, "provider_key": provider_key, "adapter": adapter})
+                              {"form": form, "spec": spec, "provider_key": provider_key, "adapter": adapter,
+                               "picked": picked, "endpoint_source": _endpoint_source(request.team, provider_key)})
             return retarget(response, "#model-form")
     else:
-        form = Form()
+        form = Form(initial=_initial_from_query(request, spec), **form_kwargs)
     template = "playground.html"
     if request.htmx and request.GET.get("fragment") == "form":
         template += "#model-form"
     jobs_qs = _visible_generations(request).prefetch_related("images")[:RECENT_JOBS]
     return render(request, template, {
         "form": form, "spec": spec, "provider_key": provider_key, "adapter": adapter,
-        "providers": registry.adapter_classes(), "jobs": jobs_qs,
+        "providers": registry.adapter_classes(), "jobs": jobs_qs, "picked": picked,
         "endpoint_source": _endpoint_source(request.team, provider_key),
     })
+
+
+def _picked_input(request):
+    """An input image chosen with "use as input" (?input=UUID), team-checked."""
+    ref = request.GET.get("input") or request.POST.get("input")
+    if not ref:
+        return None
+    try:
+        return InputImage.objects.filter(team=request.team, uuid=ref).first()
+    except ValidationError:
+        return None
+
+
+def _initial_from_query(request, spec):
+    """Prefill from ?remix=GENERATION_UUID: the same parameters again."""
+    ref = request.GET.get("remix")
+    if not ref:
+        return {}
+    try:
+        gen = _visible_generations(request).filter(uuid=ref).first()
+    except ValidationError:
+        return {}
+    if gen is None or gen.model != spec.key:
+        return {}
+    return {k: v for k, v in gen.params.items() if spec.param(k).kind != "image"} if gen else {}
 
 
 def _endpoint_source(team, provider_key):
@@ -162,6 +193,45 @@ def _file_response(field, content_type, download, img):
     response = FileResponse(fh, content_type=content_type, as_attachment=bool(download), filename=name)
     response["Cache-Control"] = "private, max-age=3600"
     response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@require_POST
+@team_required
+def use_as_input(request, uuid):
+    """Turn a result into an input image, then pick a model that takes one."""
+    img = _image_or_404(request, uuid)
+    with img.file.open("rb") as fh:
+        data = fh.read()
+    try:
+        inp = InputImage.from_bytes(team=request.team, owner=request.user, data=data, source=img)
+    except Exception as e:  # DownloadError: the stored file is damaged
+        messages.error(request, f"That image cannot be used as input: {e}")
+        return redirect(img.generation.get_absolute_url())
+    query = f"input={inp.uuid}"
+    if request.POST.get("provider") and request.POST.get("model"):
+        query += f"&provider={request.POST['provider']}&model={request.POST['model']}"
+    return redirect(f"{reverse('playground')}?{query}")
+
+
+@team_required
+def input_image(request, uuid):
+    img = get_object_or_404(InputImage, uuid=uuid, team=request.team)
+    response = FileResponse(img.file.open("rb"), content_type=img.content_type)
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+def input_image_public(request, token):
+    """A signed, expiring URL for one input image, for providers to fetch.
+    No login: the signature is the permission (RELIABILITY 6, 8)."""
+    try:
+        ref = signing.loads(token, salt="input-image", max_age=settings.INPUT_URL_TTL_SECONDS)
+    except signing.BadSignature:
+        raise Http404("Link expired or invalid") from None
+    img = get_object_or_404(InputImage, uuid=ref)
+    response = FileResponse(img.file.open("rb"), content_type=img.content_type)
+    response["Cache-Control"] = "private, max-age=300"
     return response
 
 

@@ -145,6 +145,12 @@ class Param:
     max_length: int | None = None
     # Show (and send) only when another parameter has one of these values.
     show_if: dict[str, tuple] | None = None
+    # For kind "image": how the provider wants it: "url" (a signed URL the
+    # provider fetches), "url_list" (a one-item list of such URLs), or
+    # "data_url" (base64 inline, data:image/png;base64,...).
+    image_as: str = "url"
+    # For kind "choice": values that are adult content (gated per team).
+    adult_values: tuple = ()
 
     @property
     def provider_field(self) -> str:
@@ -182,15 +188,35 @@ class ModelSpec:
     def defaults(self) -> dict:
         return {p.name: p.default for p in self.params if p.default is not None}
 
-    def body(self, params: dict) -> dict:
-        """Provider request fields for validated params (declared order)."""
+    def body(self, params: dict, images: dict[str, "ImageInput"] | None = None) -> dict:
+        """Provider request fields for validated params (declared order).
+
+        Image parameters hold an input image's id in params; `images` maps
+        the parameter name to the ImageInput the job layer resolved."""
         out = {}
         for p in self.params:
             value = params.get(p.name)
             if value is None or value == "" or not p.applies(params):
                 continue
-            out[p.provider_field] = value
+            if p.kind == "image":
+                img = (images or {}).get(p.name)
+                if img is None:
+                    raise ProviderError("validation", f"The input image for {p.title} is missing.", field=p.name)
+                value = img.as_value(p.image_as)
+            # A dotted field ("appearance.age") goes into a nested object.
+            *parents, leaf = p.provider_field.split(".")
+            target = out
+            for part in parents:
+                target = target.setdefault(part, {})
+            target[leaf] = value
         return out
+
+    def is_adult(self, params: dict) -> bool:
+        """True when a parameter holds one of its declared adult values."""
+        return any(p.adult_values and params.get(p.name) in p.adult_values for p in self.params)
+
+    def image_params(self) -> list[Param]:
+        return [p for p in self.params if p.kind == "image"]
 
     @property
     def default_estimate(self) -> Decimal:
@@ -228,6 +254,34 @@ class Outcome:
 
 
 @dataclass
+class ImageInput:
+    """An input image as an adapter sees it: a signed, expiring URL the
+    provider can fetch, and the bytes for providers that want them inline."""
+
+    url: str
+    content_type: str
+    load: Callable[[], bytes]
+    name: str = "image.png"
+
+    def data(self) -> bytes:
+        return self.load()
+
+    def data_url(self) -> str:
+        import base64
+
+        return f"data:{self.content_type};base64,{base64.b64encode(self.data()).decode()}"
+
+    def as_value(self, how: str):
+        if how == "url":
+            return self.url
+        if how == "url_list":
+            return [self.url]
+        if how == "data_url":
+            return self.data_url()
+        raise ValueError(how)
+
+
+@dataclass
 class PreparedRequest:
     """An exact request, without the key: used to send and for "copy as code"."""
 
@@ -235,6 +289,9 @@ class PreparedRequest:
     url: str
     json: dict | None = None
     headers: dict = field(default_factory=dict)
+    # multipart/form-data instead of JSON: fields and (name, (filename, bytes, type)) files
+    data: dict | None = None
+    files: list | None = None
     auth_header: str = "Authorization"
     auth_scheme: str = "Bearer "
 
@@ -263,6 +320,9 @@ class Adapter:
     models: dict[str, ModelSpec] = {}
     auth_header = "Authorization"
     auth_scheme = "Bearer "
+    # Documented request limits per key, as (count, seconds) windows; the job
+    # layer holds them across all worker processes.
+    rate_limits: tuple[tuple[int, float], ...] = ()
     # Seconds: generous read timeout for synchronous generation.
     timeout = httpx.Timeout(connect=10.0, read=120.0, write=30.0, pool=10.0)
 
@@ -281,11 +341,14 @@ class Adapter:
         except KeyError:
             raise ProviderError("not_found", f"Unknown model {key!r} for {cls.label}.") from None
 
-    # Adapters implement these three.
-    def build_request(self, model: str, params: dict, *, callback_url: str | None = None) -> PreparedRequest:
+    # Adapters implement these three. `images` maps an image parameter's
+    # name to its ImageInput (see ModelSpec.body).
+    def build_request(self, model: str, params: dict, *, callback_url: str | None = None,
+                      images: dict[str, ImageInput] | None = None) -> PreparedRequest:
         raise NotImplementedError
 
-    def submit(self, model: str, params: dict, *, callback_url: str | None = None) -> Outcome:
+    def submit(self, model: str, params: dict, *, callback_url: str | None = None,
+               images: dict[str, ImageInput] | None = None) -> Outcome:
         raise NotImplementedError
 
     def check(self, model: str, job_id: str) -> Outcome:
@@ -295,6 +358,8 @@ class Adapter:
     def send(self, req: PreparedRequest) -> httpx.Response:
         headers = {**req.headers, req.auth_header: f"{req.auth_scheme}{self._api_key}"}
         try:
+            if req.files is not None or req.data is not None:
+                return self.client.request(req.method, req.url, data=req.data, files=req.files, headers=headers)
             return self.client.request(req.method, req.url, json=req.json, headers=headers)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as e:
             raise ProviderError("unavailable", f"Could not connect to {self.label}: {type(e).__name__}.") from None

@@ -74,9 +74,9 @@ class KieAdapter(Adapter):
     sandbox_prefix = "/kie"
     models = MODELS
 
-    def build_request(self, model, params, *, callback_url=None):
+    def build_request(self, model, params, *, callback_url=None, images=None):
         spec = self.model(model)
-        body = spec.body(params)
+        body = spec.body(params, images)
         if callback_url:
             body["callBackUrl"] = callback_url
         return PreparedRequest(
@@ -84,8 +84,8 @@ class KieAdapter(Adapter):
             headers={"Content-Type": "application/json", "Accept": "application/json"},
         )
 
-    def submit(self, model, params, *, callback_url=None):
-        resp = self.send(self.build_request(model, params, callback_url=callback_url))
+    def submit(self, model, params, *, callback_url=None, images=None):
+        resp = self.send(self.build_request(model, params, callback_url=callback_url, images=images))
         data = self._envelope(resp)
         task_id = (data or {}).get("taskId") if isinstance(data, dict) else None
         if not task_id:

@@ -25,6 +25,9 @@ from urllib.parse import parse_qs, urlencode
 
 log = logging.getLogger("playground.sandbox")
 
+# One module per provider, each with register(sandbox); served under /<name>/.
+PROVIDER_MODULES = ("kie",)
+
 
 def _env_float(name, default):
     try:
@@ -192,9 +195,10 @@ class Sandbox:
         self.callback_senders: dict[str, callable] = {}
         self._thread = None
         self._thread_lock = threading.Lock()
-        from . import kie
+        import importlib
 
-        kie.register(self)
+        for name in PROVIDER_MODULES:
+            importlib.import_module(f"{__package__}.{name}").register(self)
 
     # -- routing --
     def route(self, method: str, pattern: str, handler):
