@@ -233,3 +233,8 @@ INPUT_URL_TTL_SECONDS = env.int("INPUT_URL_TTL_SECONDS", default=3600)
 UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=20 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = UPLOAD_MAX_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# Transient provider errors (429, 5xx, connection errors) are retried this
+# many times, with capped exponential backoff and jitter, before a job fails.
+JOB_MAX_RETRIES = env.int("JOB_MAX_RETRIES", default=8)
+JOB_BACKOFF_BASE_SECONDS = env.float("JOB_BACKOFF_BASE_SECONDS", default=2.0)
+JOB_BACKOFF_CAP_SECONDS = env.float("JOB_BACKOFF_CAP_SECONDS", default=300.0)

@@ -7,6 +7,7 @@ from playground.core import views
 urlpatterns = [
     path("", views.playground, name="playground"),
     path("g/<uuid:uuid>/", views.generation, name="generation"),
+    path("g/<uuid:uuid>/cancel", views.cancel, name="cancel"),
     path("generations/", views.gallery, name="gallery"),
     path("images/<uuid:uuid>", views.image, name="image"),
     path("images/<uuid:uuid>/thumb", views.image_thumb, name="image_thumb"),

@@ -29,3 +29,16 @@
   document.addEventListener("DOMContentLoaded", function () { init(document); });
   document.addEventListener("htmx:afterSettle", function (e) { init(document); });
 })();
+
+// "Copy" buttons next to code snippets.
+document.addEventListener("click", function (e) {
+  var btn = e.target.closest("[data-copy]");
+  if (!btn) return;
+  var code = btn.parentElement.querySelector("code");
+  if (code && navigator.clipboard) {
+    navigator.clipboard.writeText(code.textContent).then(function () {
+      btn.textContent = "Copied";
+      setTimeout(function () { btn.textContent = "Copy"; }, 1500);
+    });
+  }
+});

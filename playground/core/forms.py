@@ -3,6 +3,7 @@ its validation and the request body cannot drift apart."""
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 
 from playground.providers.base import ModelSpec, Param
 
@@ -11,7 +12,13 @@ def field_for(p: Param) -> forms.Field:
     common = {"required": p.required, "label": p.title, "help_text": p.help, "initial": p.default}
     if p.kind in ("text", "longtext"):
         widget = forms.Textarea(attrs={"rows": 4}) if p.kind == "longtext" else forms.TextInput
-        return forms.CharField(max_length=p.max_length, strip=True, widget=widget, **common)
+        validators = []
+        if p.pattern:
+            validators.append(RegexValidator(rf"\A(?:{p.pattern})\Z", f"Enter a value like {p.choice_pairs()[0][0]}."
+                                             if p.choices else "Enter a valid value."))
+        if p.kind == "text" and p.choices:  # free text, with suggestions
+            widget = DatalistInput(p.choice_pairs())
+        return forms.CharField(max_length=p.max_length, strip=True, widget=widget, validators=validators, **common)
     if p.kind == "int":
         return forms.IntegerField(min_value=p.min, max_value=p.max, **common)
     if p.kind == "float":
@@ -29,6 +36,25 @@ def field_for(p: Param) -> forms.Field:
             choices = [("", "(provider default)")] + choices
         return forms.TypedChoiceField(choices=choices, coerce=_coercer(p), empty_value=None, **common)
     raise ValueError(f"unknown parameter kind {p.kind}")
+
+
+class DatalistInput(forms.TextInput):
+    """A text input with suggestions (<input list> + <datalist>): any value
+    is accepted, the listed ones are offered."""
+
+    def __init__(self, suggestions, attrs=None):
+        super().__init__(attrs)
+        self.suggestions = list(suggestions)
+
+    def render(self, name, value, attrs=None, renderer=None):
+        from django.utils.html import format_html, format_html_join
+
+        list_id = f"{(attrs or {}).get('id') or 'id_' + name}-suggestions"
+        html = super().render(name, value, {**(attrs or {}), "list": list_id}, renderer)
+        options = format_html_join("", '<option value="{}">{}</option>', (
+            (v, label if label != str(v) else "") for v, label in self.suggestions
+        ))
+        return format_html('{}<datalist id="{}">{}</datalist>', html, list_id, options)
 
 
 def _coercer(p: Param):

@@ -28,14 +28,13 @@ from django.utils import timezone
 
 from playground.providers.base import Outcome, ProviderError
 
+from . import ratelimit
 from .crypto import CredentialError
 from .downloads import DownloadError, check_image, fetch
 from .models import Endpoint, Generation, GenerationImage
 
 log = logging.getLogger("playground.jobs")
 
-MAX_RETRIES = 8  # transient failures (429, 5xx, connect errors) before giving up
-BACKOFF_CAP = 300.0
 
 
 def enqueue(gen: Generation, delay: float = 0.0):
@@ -73,8 +72,10 @@ def callback_url(gen: Generation) -> str:
 def backoff(attempt: int, hint: float | None = None) -> float:
     """Seconds to wait: the provider's hint if any, else capped exponential;
     plus jitter so that many jobs do not retry at the same instant."""
-    base = hint if hint is not None else min(BACKOFF_CAP, 2.0 * (2 ** attempt))
-    return min(BACKOFF_CAP, base) + random.uniform(0, max(0.5, base * 0.1))
+    cap = settings.JOB_BACKOFF_CAP_SECONDS
+    base = hint if hint is not None else min(cap, settings.JOB_BACKOFF_BASE_SECONDS * (2 ** attempt))
+    base = min(cap, base)
+    return base + random.uniform(0, max(0.1, base * 0.1))
 
 
 # --- the one entry point of the worker ------------------------------------------
@@ -107,6 +108,14 @@ def submit(gen: Generation) -> str:
     except CredentialError as e:
         return fail(gen, Generation.QUEUED, ProviderError("config", str(e)))
     adapter = endpoint.adapter()
+    wait = ratelimit.acquire(endpoint.rate_bucket(), adapter.rate_limits)
+    if wait is not None:
+        # Our own count of the documented limit says no: wait, send nothing.
+        delay = wait + random.uniform(0, 0.5)
+        if gen.transition(Generation.QUEUED, phase=f"waiting for rate limit, retrying in {delay:.0f} s",
+                          due_at=timezone.now() + timedelta(seconds=delay), lease_until=None):
+            enqueue(gen, delay)
+        return f"rate limited locally for {delay:.0f}s"
     if not gen.transition(Generation.QUEUED, status=Generation.SUBMITTING, phase="submitting",
                           endpoint_source=endpoint.source):
         return "lost the race to submit"
@@ -114,7 +123,7 @@ def submit(gen: Generation) -> str:
     try:
         outcome = adapter.submit(gen.model, gen.params, callback_url=hook, images=input_images(gen))
     except ProviderError as e:
-        if e.retryable and gen.attempts < MAX_RETRIES:
+        if e.retryable and gen.attempts < settings.JOB_MAX_RETRIES:
             return retry_later(gen, Generation.SUBMITTING, e, back_to=Generation.QUEUED)
         if e.maybe_sent:
             e = ProviderError("unknown_outcome", f"{e.message} The request may have reached the provider.",
@@ -171,7 +180,7 @@ def poll(gen: Generation) -> str:
     except CredentialError as e:
         return fail(gen, Generation.RUNNING, ProviderError("config", str(e)))
     except ProviderError as e:
-        if (e.retryable or e.kind == "timeout") and gen.attempts < MAX_RETRIES:
+        if (e.retryable or e.kind == "timeout") and gen.attempts < settings.JOB_MAX_RETRIES:
             return retry_later(gen, Generation.RUNNING, e)
         return fail(gen, Generation.RUNNING, e)
     if outcome.finished:

@@ -94,21 +94,29 @@ class Endpoint:
         return f"<Endpoint {self.provider} {self.source} {self.base_url}>"
 
     @classmethod
-    def resolve(cls, team: Team, provider: str) -> "Endpoint":
+    def resolve(cls, team: Team, provider: str, *, with_key: bool = True) -> "Endpoint":
+        """with_key=False finds where requests go without decrypting anything
+        (for "copy as code" and pages)."""
         adapter = registry.get(provider)
         cred = ProviderCredential.objects.filter(team=team, provider=provider).first()
         env = settings.PROVIDER_ENV.get(provider, {})
         if cred and cred.api_key_encrypted:
-            key = cred.api_key()  # raises CredentialError: fail closed
+            key = cred.api_key() if with_key else ""  # raises CredentialError: fail closed
             base = cred.base_url or env.get("base_url") or adapter.default_base_url
             return cls(provider, base, key, "team")
         if env.get("api_key"):
-            return cls(provider, env.get("base_url") or adapter.default_base_url, env["api_key"], "instance")
+            return cls(provider, env.get("base_url") or adapter.default_base_url, env["api_key"] if with_key else "",
+                       "instance")
         base = (cred.base_url if cred and cred.base_url else "") or settings.SANDBOX_URL + adapter.sandbox_prefix
-        return cls(provider, base, settings.SANDBOX_API_KEY, "sandbox")
+        return cls(provider, base, settings.SANDBOX_API_KEY if with_key else "", "sandbox")
 
     def adapter(self, **kwargs):
         return registry.get(self.provider)(base_url=self.base_url, api_key=self._api_key, **kwargs)
+
+    def rate_bucket(self) -> str:
+        from .ratelimit import bucket_id
+
+        return bucket_id(self.provider, self.base_url, self._api_key)
 
 
 class GenerationQuerySet(models.QuerySet):
@@ -159,6 +167,9 @@ class Generation(models.Model):
     attempts = models.PositiveIntegerField(default=0)  # transient failures retried so far
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
+    # Set when a user cancels a job the provider already has: providers have
+    # no cancel call, so it is still tracked and its result and charge kept.
+    canceled_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
     # Scheduling: the next step is due at due_at; a worker working on the job
@@ -206,6 +217,12 @@ class Generation(models.Model):
     @property
     def stage(self) -> str:
         """queued -> submitted -> generating -> done, as a user reads it."""
+        if self.canceled_at and self.status == self.SUCCEEDED:
+            return "canceled (finished anyway)"
+        if self.canceled_at and self.is_active:
+            return "canceled (still tracking)"
+        if self.status == self.QUEUED and self.phase.startswith("waiting"):
+            return self.phase
         if self.status == self.QUEUED:
             return "queued"
         if self.status == self.SUBMITTING:
@@ -224,6 +241,23 @@ class Generation(models.Model):
         from playground.providers.base import ERROR_KINDS
 
         return ERROR_KINDS.get(self.error_kind, "")
+
+    @property
+    def can_cancel(self) -> bool:
+        return self.is_active and not self.canceled_at
+
+    def cancel(self) -> str:
+        """Queued: nothing was sent, it just stops. Sent: the provider cannot be
+        told, so it is tracked quietly and shown as canceled."""
+        if self.transition(self.QUEUED, status=self.CANCELED, canceled_at=timezone.now(),
+                           finished_at=timezone.now(), phase="", lease_until=None):
+            return "canceled"
+        if Generation.objects.filter(pk=self.pk, status__in=(self.SUBMITTING, self.RUNNING),
+                                     canceled_at__isnull=True).update(canceled_at=timezone.now()) == 1:
+            self.refresh_from_db()
+            return "tracking"
+        self.refresh_from_db()
+        return "too late"
 
     # -- state changes: each one a conditional update --
     def transition(self, from_statuses, **changes) -> bool:
@@ -329,3 +363,17 @@ class InputImage(models.Model):
         obj.file.save(f"{team.uuid}/{uuid.uuid4().hex}.{img.extension}", ContentFile(img.data), save=False)
         obj.save()
         return obj
+
+
+class RateBucket(models.Model):
+    """One provider key at one endpoint (hashed); locked while slots are taken."""
+
+    key = models.CharField(max_length=64, unique=True)
+
+
+class RateSlot(models.Model):
+    bucket = models.CharField(max_length=64)
+    at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["bucket", "at"])]

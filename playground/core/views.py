@@ -103,6 +103,7 @@ def playground(request):
     return render(request, template, {
         "form": form, "spec": spec, "provider_key": provider_key, "adapter": adapter,
         "providers": registry.adapter_classes(), "jobs": jobs_qs, "picked": picked,
+        "remix_error": _remix_error(request),
         "endpoint_source": _endpoint_source(request.team, provider_key),
     })
 
@@ -129,7 +130,20 @@ def _initial_from_query(request, spec):
         return {}
     if gen is None or gen.model != spec.key:
         return {}
-    return {k: v for k, v in gen.params.items() if spec.param(k).kind != "image"} if gen else {}
+    names = {p.name for p in spec.params if p.kind != "image"}
+    return {k: v for k, v in gen.params.items() if k in names}
+
+
+def _remix_error(request):
+    """The failed job's validation error, to show on its form field again."""
+    ref = request.GET.get("remix")
+    if not ref:
+        return None
+    try:
+        gen = _visible_generations(request).filter(uuid=ref, status=Generation.FAILED).first()
+    except ValidationError:
+        return None
+    return {"field": gen.error_field, "message": gen.error_message} if gen and gen.error_field else None
 
 
 def _endpoint_source(team, provider_key):
@@ -145,15 +159,40 @@ def _endpoint_source(team, provider_key):
 @team_required
 def generation(request, uuid):
     gen = _generation_or_404(request, uuid)
-    template = "generation.html"
     if request.htmx:
-        template += "#card"
+        # The card alone, polled by htmx while the job runs.
+        response = render(request, "generation.html#card", {"gen": gen})
         if not gen.is_active and request.GET.get("poll"):
-            # The final card replaces the polling one, then polling stops.
-            response = render(request, template, {"gen": gen})
+            # The final card replaces the polling one, and polling stops.
             response.status_code = HttpResponseStopPolling.status_code
-            return response
-    return render(request, template, {"gen": gen})
+        return response
+    return render(request, "generation.html", {"gen": gen, "snippets": _snippets(gen), "inputs": _inputs_of(gen)})
+
+
+def _snippets(gen):
+    from .snippets import snippets
+
+    try:
+        return snippets(gen)
+    except Exception:  # a snippet must never break the page
+        return {}
+
+
+def _inputs_of(gen):
+    refs = [gen.params.get(p.name) for p in gen.spec.image_params() if gen.params.get(p.name)]
+    return InputImage.objects.filter(team=gen.team, uuid__in=refs) if refs else []
+
+
+@require_POST
+@team_required
+def cancel(request, uuid):
+    gen = _generation_or_404(request, uuid)
+    result = gen.cancel()
+    if request.htmx:
+        return render(request, "generation.html#card", {"gen": gen})
+    if result == "too late":
+        messages.info(request, "The job had already finished.")
+    return redirect(gen.get_absolute_url())
 
 
 @team_required

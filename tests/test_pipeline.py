@@ -1,0 +1,176 @@
+"""The job pipeline against the KIE sandbox: failures, expiry, crashes, races."""
+
+from datetime import timedelta
+import sqlite3
+
+from conftest import run_tasks, start_sandbox, use_sandbox
+from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
+import pytest
+
+from playground.core import jobs
+from playground.core.models import Generation, GenerationImage
+from playground.providers.base import Outcome
+
+SEEDREAM = {"provider": "kie", "model": "seedream-v4"}
+
+
+def make(team, user, prompt="a quiet harbour at dawn", **params):
+    return jobs.create(team=team, owner=user, **SEEDREAM, params={"prompt": prompt, **params})
+
+
+def sandbox_tasks(sb, prompt):
+    with sqlite3.connect(sb.app.config.db_path) as c:
+        return c.execute("SELECT count(*) FROM tasks WHERE params LIKE ?", (f'%"{prompt}"%',)).fetchone()[0]
+
+
+def test_it_keeps_params_and_the_providers_message_when_generation_fails(sandbox, team, user):
+    gen = make(team, user, "a red bicycle [fail]", seed=9)
+    run_tasks(until=gen)
+    assert gen.status == Generation.FAILED
+    assert gen.error_kind == "failed"
+    assert "Generation failed" in gen.error_message
+    assert gen.params == {"prompt": "a red bicycle [fail]", "seed": 9}
+    assert gen.provider_job_id.startswith("task_")
+    assert gen.credits_used is None  # failed jobs are not charged
+    assert not gen.images.exists()
+
+
+def test_it_fails_with_insufficient_credits_without_retrying(sandbox, team, user):
+    gen = make(team, user, "a blue kite [402]")
+    run_tasks(until=gen)
+    assert (gen.status, gen.error_kind, gen.attempts) == (Generation.FAILED, "insufficient_credits", 0)
+    assert gen.error_message == "Insufficient Credits"
+
+
+def test_it_waits_for_the_rate_limit_hint_then_succeeds(sandbox, team, user):
+    gen = make(team, user, "a green tractor [429-once]")
+    jobs.advance(gen.pk)
+    gen.refresh_from_db()
+    assert gen.status == Generation.QUEUED
+    assert gen.phase.startswith("waiting for rate limit, retrying in")
+    assert gen.due_at > timezone.now()
+    run_tasks(until=gen)
+    assert gen.status == Generation.SUCCEEDED
+
+
+def test_it_retries_server_errors_with_backoff_then_fails_clearly(sandbox, team, user, settings):
+    settings.JOB_MAX_RETRIES = 2
+    settings.JOB_BACKOFF_BASE_SECONDS = 0.05
+    gen = make(team, user, "a paper boat [500]")
+    run_tasks(until=gen)
+    assert gen.status == Generation.FAILED
+    assert gen.error_kind == "server_error"
+    assert gen.attempts == 2
+    assert sandbox_tasks(sandbox, "a paper boat [500]") == 0  # the provider never accepted it
+
+
+def test_it_asks_again_when_result_urls_expired_and_fails_clearly(team, user, settings, tmp_path):
+    sb = start_sandbox(tmp_path, url_ttl=-1)  # every URL is already expired
+    try:
+        use_sandbox(settings, sb)
+        settings.JOB_BACKOFF_BASE_SECONDS = 0.05
+        gen = make(team, user, "an old clock tower")
+        run_tasks(until=gen)
+    finally:
+        sb.stop()
+    assert gen.status == Generation.FAILED
+    assert gen.error_kind == "download"
+    assert "403" in gen.error_message
+    assert gen.attempts == 3  # asked the provider for fresh URLs three times
+    assert gen.provider_job_id  # kept, so the job can be found at the provider
+
+
+def test_it_gets_a_fresh_url_when_the_first_one_expired(sandbox, team, user):
+    gen = make(team, user, "a stone bridge")
+    jobs.advance(gen.pk)  # submit
+    gen.refresh_from_db()
+    expired = Outcome("succeeded", image_urls=[f"{sandbox.url}/kie/files/{gen.provider_job_id}/0.png?expires=1&sig=x"])
+    Generation.objects.filter(pk=gen.pk).update(lease_until=None)
+    assert "retry" in jobs.conclude(gen, expired)
+    run_tasks(until=gen)
+    assert gen.status == Generation.SUCCEEDED
+
+
+def test_a_job_whose_worker_died_while_submitting_is_not_sent_twice(sandbox, team, user, settings):
+    gen = make(team, user, "a windmill in a field")
+    DBTaskResult.objects.all().delete()  # the worker took the task and died
+    past = timezone.now() - timedelta(seconds=settings.JOB_SWEEP_GRACE_SECONDS + 5)
+    Generation.objects.filter(pk=gen.pk).update(status=Generation.SUBMITTING, due_at=past, lease_until=past)
+    assert jobs.sweep() == 1
+    run_tasks(until=gen)
+    assert gen.status == Generation.FAILED
+    assert gen.error_kind == "unknown_outcome"
+    assert "not sent again" in gen.error_hint
+    assert sandbox_tasks(sandbox, "a windmill in a field") == 0
+
+
+def test_a_job_whose_worker_died_after_submitting_is_resumed_by_the_sweep(sandbox, team, user, settings):
+    gen = make(team, user, "a snowy cabin")
+    jobs.advance(gen.pk)  # submitted; the provider job id is saved
+    DBTaskResult.objects.all().delete()  # ...and the scheduled poll is lost
+    past = timezone.now() - timedelta(seconds=settings.JOB_SWEEP_GRACE_SECONDS + 5)
+    Generation.objects.filter(pk=gen.pk).update(due_at=past, lease_until=past)
+    assert jobs.sweep() == 1
+    assert jobs.sweep() == 0  # enqueued once, not on every sweep
+    run_tasks(until=gen)
+    assert gen.status == Generation.SUCCEEDED
+    assert sandbox_tasks(sandbox, "a snowy cabin") == 1  # submitted exactly once
+
+
+def test_the_sweep_leaves_jobs_alone_while_their_worker_holds_them(sandbox, team, user):
+    gen = make(team, user, "a lantern")
+    Generation.objects.filter(pk=gen.pk).update(
+        status=Generation.SUBMITTING, due_at=timezone.now() - timedelta(hours=1),
+        lease_until=timezone.now() + timedelta(minutes=5),
+    )
+    assert jobs.sweep() == 0
+
+
+def test_two_workers_finishing_the_same_job_store_one_set_of_images(sandbox, team, user, settings, tmp_path):
+    gen = make(team, user, "a yellow tram")
+    jobs.advance(gen.pk)
+    DBTaskResult.objects.all().delete()
+    first = Generation.objects.get(pk=gen.pk)
+    second = Generation.objects.get(pk=gen.pk)
+    outcome = first.adapter_class(base_url=sandbox.url + "/kie", api_key="sandbox-key")
+    import time
+
+    time.sleep(0.4)
+    result = outcome.check("seedream-v4", first.provider_job_id)
+    assert result.state == "succeeded"
+    assert jobs.conclude(first, result) == "succeeded"
+    assert jobs.conclude(second, result) in ("another worker finished it", "job changed")
+    assert GenerationImage.objects.filter(generation=gen).count() == 1
+    files = list((tmp_path / "media" / "generations").rglob("*.png"))
+    assert len(files) == 1  # the loser's download was deleted
+
+
+def test_a_succeeded_job_is_not_touched_by_a_late_step(sandbox, team, user):
+    gen = make(team, user, "a teapot")
+    run_tasks(until=gen)
+    finished_at = gen.finished_at
+    assert jobs.advance(gen.pk) == "nothing to do"
+    gen.refresh_from_db()
+    assert gen.finished_at == finished_at
+
+
+def test_an_unreachable_provider_is_retried_then_reported(team, user, settings):
+    settings.SANDBOX_URL = "http://127.0.0.1:9"  # nothing listens there
+    settings.PROVIDER_ENV = {k: {"api_key": "", "base_url": ""} for k in settings.PROVIDERS}
+    settings.JOB_MAX_RETRIES = 1
+    settings.JOB_BACKOFF_BASE_SECONDS = 0.05
+    gen = make(team, user, "a mountain lake")
+    run_tasks(until=gen)
+    assert gen.status == Generation.FAILED
+    assert gen.error_kind == "unavailable"
+    assert "Could not connect" in gen.error_message
+
+
+@pytest.mark.parametrize("prompt,kind", [("a tulip field [455]", "unavailable"), ("a tulip field [creation-fail]", "failed")])
+def test_it_maps_provider_outcomes_to_clear_errors(sandbox, team, user, settings, prompt, kind):
+    settings.JOB_MAX_RETRIES = 0
+    gen = make(team, user, prompt)
+    run_tasks(until=gen)
+    assert (gen.status, gen.error_kind) == (Generation.FAILED, kind)
+    assert gen.error_message
