@@ -4,6 +4,7 @@ The embedded default is a single machine: SQLite in WAL mode, media on local
 disk, every provider pointed at its local sandbox. See README for the table.
 """
 
+import os
 from pathlib import Path
 import secrets
 import sys
@@ -105,6 +106,7 @@ TEMPLATES = [
         "DIRS": [BASE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
+            "builtins": ["template_partials.templatetags.partials"],
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
@@ -131,7 +133,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "PRAGMA foreign_keys=ON;"
         ),
     }
-    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-db.sqlite3")}
+    # A file, not memory, so that live-server and worker threads share it; one
+    # per test process, so that concurrent test runs do not collide.
+    DATABASES["default"]["TEST"] = {
+        "NAME": env.str("TEST_DB_NAME", default=str(DATA_DIR / f"test-db-{os.getpid()}.sqlite3"))
+    }
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -238,3 +244,7 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 JOB_MAX_RETRIES = env.int("JOB_MAX_RETRIES", default=8)
 JOB_BACKOFF_BASE_SECONDS = env.float("JOB_BACKOFF_BASE_SECONDS", default=2.0)
 JOB_BACKOFF_CAP_SECONDS = env.float("JOB_BACKOFF_CAP_SECONDS", default=300.0)
+
+if TESTING:
+    # Hashing passwords at full strength makes every user fixture slow.
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -151,6 +151,9 @@ class Param:
     image_as: str = "url"
     # For kind "choice": values that are adult content (gated per team).
     adult_values: tuple = ()
+    # For kind "text": a regular expression the whole value must match
+    # (e.g. r"\d+x\d+"). Choices on a "text" param are suggestions only.
+    pattern: str | None = None
 
     @property
     def provider_field(self) -> str:
@@ -312,6 +315,7 @@ def unique(urls) -> list[str]:
 
 
 class Adapter:
+    do_not_call_in_templates = True  # templates use the class itself
     key = ""
     label = ""
     mode = "async"  # or "sync"
