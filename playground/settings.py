@@ -222,6 +222,7 @@ DOWNLOAD_ALLOWED_PRIVATE_HOSTS = env.list(
 # One registry: provider key -> adapter class. Nothing else names a provider.
 PROVIDERS = {
     "kie": "playground.providers.kie.KieAdapter",
+    "kawai": "playground.providers.kawai.KawaiAdapter",
 }
 # Instance-wide credentials (a team's own credential overrides them). With no
 # key at all a provider talks to its sandbox.
@@ -248,3 +249,30 @@ JOB_BACKOFF_CAP_SECONDS = env.float("JOB_BACKOFF_CAP_SECONDS", default=300.0)
 if TESTING:
     # Hashing passwords at full strength makes every user fixture slow.
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# --- Kawai and other OpenAI-Images-compatible providers ------------------------
+# Estimated price per image, JSON: {model: {size: {quality: price}}}, "*"
+# matches anything (see playground/providers/kawai.py PRICES). Empty: built in.
+KAWAI_PRICES = env.json("KAWAI_PRICES", default={})
+# Model ids offered as suggestions in Kawai's free-text model field.
+KAWAI_MODELS = env.list("KAWAI_MODELS", default=[])
+# More providers that speak the OpenAI Images API, without code, JSON list:
+# [{"key": "openai", "label": "OpenAI", "base_url": "https://api.openai.com/v1",
+#   "multipart_images": true, "models": ["gpt-image-1", "dall-e-3"],
+#   "prices": {...optional, shaped like KAWAI_PRICES...}}]
+# Each gets <KEY>_API_KEY / <KEY>_BASE_URL like any provider; without a key it
+# talks to the Kawai sandbox. registry.py turns each entry into an adapter.
+OPENAI_COMPATIBLE_PROVIDERS = env.json("OPENAI_COMPATIBLE_PROVIDERS", default=[])
+if not isinstance(OPENAI_COMPATIBLE_PROVIDERS, list) or not all(
+    isinstance(e, dict) and isinstance(e.get("key"), str) and e.get("base_url") for e in OPENAI_COMPATIBLE_PROVIDERS
+):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        'OPENAI_COMPATIBLE_PROVIDERS must be a JSON list of objects with "key" and "base_url".'
+    )
+for _entry in OPENAI_COMPATIBLE_PROVIDERS:
+    PROVIDER_ENV[_entry["key"]] = {
+        "api_key": env.str(f"{_entry['key'].upper()}_API_KEY", default=""),
+        "base_url": env.str(f"{_entry['key'].upper()}_BASE_URL", default=""),
+    }
