@@ -16,6 +16,7 @@ urlpatterns = [
     path("inputs/public/<str:token>", views.input_image_public, name="input_image_public"),
     path("credits/", views.credits, name="credits"),
     path("team/", views.team, name="team"),
+    path("team/settings", views.team_settings, name="team_settings"),
     path("team/switch", views.switch_team, name="switch_team"),
     path("team/members", views.add_member, name="add_member"),
     path("team/members/<str:username>/remove", views.remove_member, name="remove_member"),

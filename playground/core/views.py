@@ -352,6 +352,22 @@ def save_credential(request, provider):
 
 @require_POST
 @owner_required
+def team_settings(request):
+    """Team name and the adult-content switch (off unless an owner enables it)."""
+    team = request.team
+    name = request.POST.get("name", "").strip()
+    if name:
+        team.name = name[:100]
+    team.adult_content_enabled = request.POST.get("adult_content_enabled") == "on"
+    team.save(update_fields=["name", "adult_content_enabled"])
+    messages.success(request, "Team settings saved." + (
+        " Adult styles are now offered; subjects are always validated as adults (18-70)."
+        if team.adult_content_enabled else ""))
+    return redirect("team")
+
+
+@require_POST
+@owner_required
 def add_member(request):
     form = MemberForm(request.POST)
     if form.is_valid():
