@@ -222,6 +222,7 @@ DOWNLOAD_ALLOWED_PRIVATE_HOSTS = env.list(
 # One registry: provider key -> adapter class. Nothing else names a provider.
 PROVIDERS = {
     "kie": "playground.providers.kie.KieAdapter",
+    "kvid": "playground.providers.kvid.KvidAdapter",
     "kawai": "playground.providers.kawai.KawaiAdapter",
 }
 # Instance-wide credentials (a team's own credential overrides them). With no
@@ -276,3 +277,5 @@ for _entry in OPENAI_COMPATIBLE_PROVIDERS:
         "api_key": env.str(f"{_entry['key'].upper()}_API_KEY", default=""),
         "base_url": env.str(f"{_entry['key'].upper()}_BASE_URL", default=""),
     }
+# kvid.ai credits per megapixel (1024 x 1024 px) for cost estimates; empty: the adapter's own rate.
+KVID_CREDITS_PER_MEGAPIXEL = env.str("KVID_CREDITS_PER_MEGAPIXEL", default="")
