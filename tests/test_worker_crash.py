@@ -1,0 +1,79 @@
+"""A real db_worker process killed with SIGKILL mid-job: nothing is lost,
+nothing is submitted twice (RELIABILITY 1, 2)."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+from conftest import start_sandbox, use_sandbox
+from django.conf import settings as django_settings
+from django.db import connection
+import pytest
+
+from playground.core import jobs
+from playground.core.models import Generation
+
+
+def database_url():
+    s = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{s['NAME']}"
+    return f"postgres://{s['USER']}:{s['PASSWORD']}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+def start_worker(sb, media_root):
+    env = {
+        **os.environ, "DATABASE_URL": database_url(), "SANDBOX_URL": sb.url, "SANDBOX_API_KEY": "sandbox-key",
+        "DOWNLOAD_ALLOWED_PRIVATE_HOSTS": sb.host, "POLL_SECONDS": "0.2", "MEDIA_ROOT": str(media_root),
+        "JOB_LEASE_SECONDS": "2", "TESTING": "false",
+    }
+    return subprocess.Popen(
+        [sys.executable, "manage.py", "db_worker", "--interval", "0.1", "--no-startup-delay", "--no-reload"],
+        cwd=django_settings.BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_killed_worker_loses_no_job_and_submits_nothing_twice(team, user, settings, tmp_path):
+    sb = start_sandbox(tmp_path, latency=2.5)
+    use_sandbox(settings, sb)
+    settings.JOB_LEASE_SECONDS = 2
+    settings.JOB_SWEEP_GRACE_SECONDS = 0
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    gen = jobs.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a clock tower"})
+    first = start_worker(sb, settings.MEDIA_ROOT)
+    second = None
+    try:
+        wait_for(lambda: Generation.objects.get(pk=gen.pk).status == Generation.RUNNING, 60, "the job to be submitted")
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(10)
+        gen.refresh_from_db()
+        assert gen.status == Generation.RUNNING and gen.provider_job_id
+        second = start_worker(sb, settings.MEDIA_ROOT)
+
+        def finished():
+            jobs.sweep()
+            return not Generation.objects.get(pk=gen.pk).is_active
+
+        wait_for(finished, 60, "the job to finish after the crash")
+    finally:
+        for proc in (first, second):
+            if proc and proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+        sb.stop()
+    gen.refresh_from_db()
+    assert gen.status == Generation.SUCCEEDED, gen.error_message
+    assert gen.images.count() == 1
+    with sqlite3.connect(sb.app.config.db_path) as c:
+        assert c.execute("SELECT count(*) FROM tasks").fetchone()[0] == 1
