@@ -224,6 +224,7 @@ PROVIDERS = {
     "kie": "playground.providers.kie.KieAdapter",
     "kvid": "playground.providers.kvid.KvidAdapter",
     "kawai": "playground.providers.kawai.KawaiAdapter",
+    "kwiki": "playground.providers.kwiki.KwikiAdapter",
 }
 # Instance-wide credentials (a team's own credential overrides them). With no
 # key at all a provider talks to its sandbox.

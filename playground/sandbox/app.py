@@ -26,7 +26,7 @@ from urllib.parse import parse_qs, urlencode
 log = logging.getLogger("playground.sandbox")
 
 # One module per provider, each with register(sandbox); served under /<name>/.
-PROVIDER_MODULES = ("kie", "kawai", "kvid")
+PROVIDER_MODULES = ("kie", "kawai", "kvid", "kwiki")
 
 
 def _env_float(name, default):

@@ -1,0 +1,214 @@
+"""Kwiki AI: synchronous text-to-image. One POST, one image, no status
+endpoint: the response carries the image URL (or the error).
+
+Contract: shared/providers/kwiki.md.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+from .base import (
+    Adapter,
+    ModelSpec,
+    Outcome,
+    Param,
+    PreparedRequest,
+    ProviderError,
+    kind_for_status,
+    parse_retry_after,
+)
+
+PROMPT_MAX = 1000
+AGE_MIN, AGE_MAX = 18, 70
+GENDERS = ("female", "male", "trans")
+NUDE = {"style": ("nude",)}  # appearance and snap caption apply only to the adult style
+
+
+def credits(params: dict) -> Decimal:
+    """fast = 1 credit, hires = 2; charged only on success."""
+    return Decimal(2) if params.get("quality") == "hires" else Decimal(1)
+
+
+def _look(name: str, label: str, suggestions: str = "") -> Param:
+    text = "Optional, free text (Kwiki accepts any value)."
+    return Param(name, "text", label=label, field=f"appearance.{name}", max_length=100, show_if=NUDE,
+                 help=f"{text} Suggested: {suggestions}." if suggestions else text)
+
+
+PARAMS = (
+    Param("prompt", "longtext", required=True, max_length=PROMPT_MAX, help="Describe the image (at most 1000 characters)."),
+    Param("quality", "choice", choices=(("fast", "Fast (1 credit)"), ("hires", "High resolution (2 credits)")),
+          default="fast"),
+    Param("style", "choice", choices=(("realistic", "Realistic"), ("anime", "Anime"), ("nude", "Nude (adult selfie mode)")),
+          default="realistic", adult_values=("nude",),
+          help="The adult style enables appearance and snap caption."),
+    Param("gender", "choice", field="appearance.gender", choices=(("female", "Female"), ("male", "Male"), ("trans", "Trans")),
+          show_if=NUDE, help="Kwiki's default is female."),
+    Param("age", "int", field="appearance.age", min=AGE_MIN, max=AGE_MAX, show_if=NUDE,
+          help="18 to 70: every subject is an adult."),
+    _look("ethnicity", "Ethnicity"),
+    _look("hair_style", "Hair style"),
+    _look("hair_color", "Hair color", "brunette, blonde, black, redhead, pink, silver"),
+    _look("eye_color", "Eye color"),
+    _look("body_type", "Body type"),
+    _look("breast_size", "Breast size"),
+    Param("snap_caption", "bool", label="Random caption", show_if=NUDE,
+          help="Add a random snapshot caption. Ignored when you write a caption below."),
+    Param("snap_caption_text", "text", label="Caption text", max_length=200, show_if=NUDE,
+          help="Optional: your own caption instead of a random one."),
+    Param("snap_caption_position", "choice", label="Caption position", choices=(("center", "Center"),),
+          default="center", show_if=NUDE, help="The docs only show center."),
+)
+# Declared as parameters, sent as one field: true or {"text", "position"}.
+CAPTION_PARAMS = ("snap_caption", "snap_caption_text", "snap_caption_position")
+
+MODELS = {
+    "generate": ModelSpec(
+        key="generate",
+        label="Text to image",
+        description="Synchronous: one request, one image. Fast 1 credit, high resolution 2.",
+        path="/api/v1/generate",
+        credits=credits,
+        params=PARAMS,
+    ),
+}
+
+# Error code -> our error kind (the HTTP status is the fallback).
+KINDS = {
+    "missing_api_key": "auth",
+    "invalid_api_key": "auth",
+    "invalid_request": "validation",
+    "validation_error": "validation",
+    "insufficient_credits": "insufficient_credits",
+    "content_blocked": "content_blocked",
+    "rate_limited": "rate_limited",
+    "internal_error": "server_error",
+    # "Not charged": the same request may be sent again.
+    "generation_failed": "unavailable",
+}
+
+
+class KwikiAdapter(Adapter):
+    key = "kwiki"
+    label = "Kwiki AI"
+    mode = "sync"
+    default_base_url = "https://kwikiai.com"
+    sandbox_prefix = "/kwiki"
+    models = MODELS
+    rate_limits = ((10, 60.0), (100, 3600.0))
+
+    def build_request(self, model, params, *, callback_url=None, images=None):
+        spec = self.model(model)
+        self.validate(spec, params)
+        body = spec.body({k: v for k, v in params.items() if k not in CAPTION_PARAMS}, images)
+        caption = self.snap_caption(spec, params)
+        if caption is not None:
+            body["snap_caption"] = caption
+        return PreparedRequest(
+            "POST", self.base_url + spec.path, json=body,
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+        )
+
+    @staticmethod
+    def snap_caption(spec: ModelSpec, params: dict):
+        if not spec.param("snap_caption").applies(params):
+            return None
+        text = (params.get("snap_caption_text") or "").strip()
+        if text:
+            return {"text": text, "position": params.get("snap_caption_position") or "center"}
+        return True if params.get("snap_caption") is True else None
+
+    @staticmethod
+    def validate(spec: ModelSpec, params: dict) -> None:
+        """Refuse what Kwiki would refuse, before anything is sent (the form
+        checks the same rules; this holds for any other caller too)."""
+        prompt = params.get("prompt")
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ProviderError("validation", "A prompt is required.", field="prompt")
+        if len(prompt) > PROMPT_MAX:
+            raise ProviderError("validation", f"The prompt is longer than {PROMPT_MAX} characters.", field="prompt")
+        for p in spec.params:
+            value = params.get(p.name)
+            if value is None or value == "" or not p.applies(params):
+                continue
+            if p.kind == "choice" and value not in [v for v, _ in p.choice_pairs()]:
+                allowed = ", ".join(str(v) for v, _ in p.choice_pairs())
+                raise ProviderError("validation", f"{p.title} must be one of: {allowed}.", field=p.name)
+            if p.kind == "int":
+                if isinstance(value, bool) or not isinstance(value, int) or not p.min <= value <= p.max:
+                    raise ProviderError(
+                        "validation", f"{p.title} must be a whole number from {p.min:g} to {p.max:g}.", field=p.name)
+            if p.kind in ("text", "longtext") and not isinstance(value, str):
+                raise ProviderError("validation", f"{p.title} must be text.", field=p.name)
+
+    def submit(self, model, params, *, callback_url=None, images=None):
+        resp = self.send(self.build_request(model, params, images=images))
+        return self.parse_generate(resp, self.model(model).estimate(params))
+
+    def check(self, model, job_id):
+        raise ProviderError(
+            "not_found",
+            "Kwiki AI is synchronous and has no status endpoint: the image URL comes only in the "
+            "response to the generation request.",
+        )
+
+    # -- responses --
+    def parse_generate(self, resp, estimate: Decimal | None = None) -> Outcome:
+        body = self.json_body(resp)
+        if resp.status_code != 200:
+            self.raise_error(resp, body)
+        if not isinstance(body, dict):
+            raise ProviderError("bad_response", "Kwiki AI answered 200 with a body that is not a JSON object.",
+                                status=200)
+        if body.get("status") not in (None, "completed"):
+            raise ProviderError("bad_response", f"Kwiki AI answered 200 with status {body.get('status')!r}.", status=200)
+        url = body.get("image_url")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ProviderError("bad_response", "Kwiki AI reports success but no image URL.", status=200)
+        used = body.get("credits_used")
+        try:
+            used = Decimal(str(used)) if used is not None and not isinstance(used, bool) else estimate
+        except InvalidOperation:
+            used = estimate
+        remaining = resp.headers.get("X-RateLimit-Remaining")
+        return Outcome(
+            "succeeded", job_id=str(body.get("id") or ""), image_urls=[url], credits_used=used, raw=body,
+            hint=f"{remaining} requests left in the rate-limit window" if remaining not in (None, "") else "",
+        )
+
+    def raise_error(self, resp, body) -> None:
+        body = body if isinstance(body, dict) else {}
+        code = str(body.get("error") or "")
+        status = resp.status_code
+        kind = KINDS.get(code) or kind_for_status(status)
+        message = str(body.get("message") or f"Kwiki AI answered HTTP {status}.")
+        details = {}
+        remaining = resp.headers.get("X-RateLimit-Remaining")
+        if remaining not in (None, ""):
+            details["rate_limit_remaining"] = remaining
+        field = None
+        retry = None
+        if kind == "validation" and body.get("field"):
+            field = self.param_for_field(str(body["field"]))
+        if kind == "insufficient_credits":
+            need, have = body.get("credits_required"), body.get("credits_available")
+            details.update(credits_required=need, credits_available=have)
+            if need is not None or have is not None:
+                message = f"{message} (needs {need} credits, {have} available)"
+        if kind == "rate_limited":
+            retry = parse_retry_after(body.get("retry_after"))
+            if retry is None:
+                retry = parse_retry_after(resp.headers.get("X-RateLimit-Reset") or resp.headers.get("Retry-After"))
+            if retry is None:
+                retry = 60.0
+        raise ProviderError(kind, message, status=status, code=code or str(status), field=field,
+                            retry_after=retry, details=details)
+
+    @staticmethod
+    def param_for_field(name: str) -> str:
+        """Kwiki's field name ("appearance.age") -> our parameter ("age")."""
+        for p in MODELS["generate"].params:
+            if p.provider_field == name:
+                return p.name
+        return name
