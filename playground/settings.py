@@ -280,3 +280,11 @@ for _entry in OPENAI_COMPATIBLE_PROVIDERS:
     }
 # kvid.ai credits per megapixel (1024 x 1024 px) for cost estimates; empty: the adapter's own rate.
 KVID_CREDITS_PER_MEGAPIXEL = env.str("KVID_CREDITS_PER_MEGAPIXEL", default="")
+
+# --- KIE.ai tables (playground/providers/kie.py) ------------------------------
+# Credits per model or option, JSON merged over the built-in table, e.g.
+# KIE_CREDITS='{"qwen:high": 9, "flux-kontext-max": 12}'. The figure is recorded on each job.
+KIE_CREDITS = env.json("KIE_CREDITS", default={})
+# Input-image field names the KIE contract leaves open, e.g. KIE_INPUT_FIELDS='{"recraft": "image"}'
+# (slots: nano-banana-edit, midjourney, recraft).
+KIE_INPUT_FIELDS = env.json("KIE_INPUT_FIELDS", default={})

@@ -7,6 +7,7 @@ Contract: shared/providers/kie.md.
 from __future__ import annotations
 
 from decimal import Decimal
+import re
 from urllib.parse import quote
 
 from .base import (
@@ -26,8 +27,13 @@ PROMPT = Param(
     help="Describe the image. Same seed + prompt gives the same image.",
 )
 SEED = Param("seed", "int", min=0, max=2**31 - 1, help="Optional. Leave empty for a random image.")
+# The Recraft utilities work on the image alone (contract, Ambiguities).
+UTILITY_PROMPT = Param(
+    "prompt", "text", max_length=500, label="Prompt (optional)",
+    help="Not needed: this utility works on the image alone. Kept with the job as a caption.",
+)
 
-SEEDREAM_SIZES = (
+SIZES = (
     ("square", "Square"),
     ("square_hd", "Square HD"),
     ("portrait_4_3", "Portrait 3:4"),
@@ -35,6 +41,66 @@ SEEDREAM_SIZES = (
     ("landscape_4_3", "Landscape 4:3"),
     ("landscape_16_9", "Landscape 16:9"),
 )
+SEEDREAM_SIZES = SIZES  # the name other code may know
+
+# --- Credits: one table --------------------------------------------------------
+# The contract's figures. Where it gives a range (Qwen 6-8, Flux Kontext 8-12,
+# Recraft 1-2 and 2-4) the option picks the entry. Any entry can be overridden
+# with the KIE_CREDITS environment variable (JSON), e.g.
+# KIE_CREDITS='{"qwen:high": 9, "midjourney": 30}'. 1 credit = $0.005.
+# The figure used is recorded on the job (cost_estimate, then credits_used).
+CREDITS = {
+    "seedream-v4": "3.5",
+    "nano-banana": "4",
+    "qwen:none": "6",
+    "qwen:regular": "7",
+    "qwen:high": "8",
+    "flux-kontext-pro": "8",
+    "flux-kontext-max": "12",
+    "gpt4o-image": "10",
+    "midjourney": "25",
+    "recraft-remove-background": "1",
+    "recraft-upscale": "2",
+}
+
+# Input-image fields the contract does not name: our best reading, each
+# overridable with KIE_INPUT_FIELDS (JSON), e.g. KIE_INPUT_FIELDS='{"recraft": "image"}'.
+INPUT_FIELDS = {
+    "nano-banana-edit": "image_urls",  # a list of URLs
+    "midjourney": "fileUrls",  # a list of URLs
+    "recraft": "imageUrl",  # one URL, as Flux Kontext takes it
+}
+
+
+def _overrides(name: str) -> dict:
+    try:
+        from django.conf import settings
+
+        return dict(getattr(settings, name, None) or {})
+    except Exception:  # Django not configured (a plain script): the built-in table
+        return {}
+
+
+def credits_table() -> dict[str, Decimal]:
+    out = {}
+    for entry, value in {**CREDITS, **_overrides("KIE_CREDITS")}.items():
+        try:
+            out[entry] = Decimal(str(value))
+        except ArithmeticError:
+            from django.core.exceptions import ImproperlyConfigured
+
+            raise ImproperlyConfigured(f"KIE_CREDITS: {entry!r} is not a number: {value!r}") from None
+    return out
+
+
+def input_fields() -> dict[str, str]:
+    return {**INPUT_FIELDS, **_overrides("KIE_INPUT_FIELDS")}
+
+
+def _priced(entry):
+    """A credits function: `entry` is a table key, or builds one from the params."""
+    return lambda params: credits_table()[entry(params) if callable(entry) else entry]
+
 
 MODELS = {
     "seedream-v4": ModelSpec(
@@ -42,10 +108,10 @@ MODELS = {
         label="Seedream V4",
         description="Fast and cheap, up to 4K.",
         path="/api/v1/seedream/generate",
-        credits=Decimal("3.5"),
+        credits=_priced("seedream-v4"),
         params=(
             PROMPT,
-            Param("image_size", "choice", label="Image size", choices=SEEDREAM_SIZES, default="square"),
+            Param("image_size", "choice", label="Image size", choices=SIZES, default="square"),
             Param(
                 "image_resolution", "choice", label="Resolution", choices=("1K", "2K", "4K"), default="1K",
                 help="Longer side: 1K = 1024 px, 2K = 2048 px, 4K = 4096 px.",
@@ -57,6 +123,164 @@ MODELS = {
             SEED,
         ),
     ),
+    "nano-banana": ModelSpec(
+        key="nano-banana",
+        label="Nano Banana",
+        description="Google's fast model, good at editing an image with words.",
+        path="/api/v1/nano-banana/generate",
+        credits=_priced("nano-banana"),
+        extra={"input_field": "nano-banana-edit"},
+        params=(
+            PROMPT,
+            Param(
+                "model", "choice", label="Mode", required=True, default="google/nano-banana",
+                choices=(("google/nano-banana", "Generate"), ("google/nano-banana-edit", "Edit an image")),
+                help="Edit: give an image and describe the change.",
+            ),
+            Param(
+                "image", "image", label="Image to edit", required=True, field=INPUT_FIELDS["nano-banana-edit"],
+                image_as="url_list", show_if={"model": ("google/nano-banana-edit",)},
+            ),
+            Param("width", "int", label="Width (px)", min=256, max=2048, default=1024, help="256-2048 pixels."),
+            Param("height", "int", label="Height (px)", min=256, max=2048, default=1024, help="256-2048 pixels."),
+            Param("steps", "int", label="Steps", min=20, max=60, default=30, help="More steps: more detail, slower (20-60)."),
+            SEED,
+        ),
+    ),
+    "qwen": ModelSpec(
+        key="qwen",
+        label="Qwen",
+        description="Good at text inside images, including Chinese.",
+        path="/api/v1/qwen/generate",
+        credits=_priced(lambda p: f"qwen:{p.get('acceleration_level') or 'none'}"),
+        params=(
+            PROMPT,
+            Param("image_size", "choice", label="Image size", choices=SIZES, default="square_hd"),
+            Param(
+                "num_inference_steps", "int", label="Steps", min=1, max=50, default=30,
+                help="More steps: more detail, slower (1-50).",
+            ),
+            Param(
+                "acceleration_level", "choice", label="Acceleration", default="none",
+                choices=(("none", "None"), ("regular", "Regular"), ("high", "High")),
+                help="Faster generation, some loss of detail; each level has its own price (6, 7, 8 credits).",
+            ),
+            SEED,
+        ),
+    ),
+    "flux-kontext": ModelSpec(
+        key="flux-kontext",
+        label="Flux Kontext",
+        description="Professional editing: give an image and describe the change, or generate from text.",
+        path="/api/v1/flux/kontext/generate",
+        credits=_priced(lambda p: p.get("model") or "flux-kontext-pro"),
+        params=(
+            PROMPT,
+            Param(
+                "model", "choice", label="Model", required=True, default="flux-kontext-pro",
+                choices=(("flux-kontext-pro", "Kontext Pro (8 credits)"), ("flux-kontext-max", "Kontext Max (12 credits)")),
+                help="Max: better at detail and lettering, and dearer.",
+            ),
+            Param(
+                "aspect_ratio", "choice", label="Aspect ratio", field="aspectRatio", default="16:9",
+                choices=("21:9", "16:9", "4:3", "1:1", "3:4", "9:16"),
+            ),
+            Param(
+                "image", "image", label="Image to edit (optional)", field="imageUrl", image_as="url",
+                help="Optional. With an image, the prompt describes how to change it (editing mode).",
+            ),
+            Param(
+                "prompt_upsampling", "bool", label="Prompt upsampling", field="promptUpsampling", default=False,
+                help="Let the model expand a short prompt.",
+            ),
+            SEED,
+        ),
+    ),
+    "gpt4o-image": ModelSpec(
+        key="gpt4o-image",
+        label="GPT-4o image",
+        description="Clean text in images; one job can return several variants.",
+        path="/api/v1/gpt4o-image/generate",
+        credits=_priced("gpt4o-image"),
+        params=(
+            PROMPT,
+            Param(
+                "size", "choice", label="Aspect ratio", required=True, default="1:1",
+                choices=(("1:1", "Square 1:1"), ("3:2", "Landscape 3:2"), ("2:3", "Portrait 2:3")),
+            ),
+            Param(
+                "n_variants", "choice", label="Variants", field="nVariants", choices=(1, 2, 4), default=1,
+                help="Images per job; all of them are kept.",
+            ),
+            Param("is_enhance", "bool", label="Enhance prompt", field="isEnhance", default=False,
+                  help="Let the model refine the prompt first."),
+            Param(
+                "image", "image", label="Reference image (optional)", field="filesUrl", image_as="url_list",
+                help="Optional: an image to edit or to take as reference.",
+            ),
+            SEED,
+        ),
+    ),
+    "midjourney": ModelSpec(
+        key="midjourney",
+        label="Midjourney",
+        description="Artistic; each job returns a grid of four images. Slow.",
+        path="/api/v1/mj/generate",
+        credits=_priced("midjourney"),
+        extra={"input_field": "midjourney"},
+        params=(
+            PROMPT,
+            Param(
+                "task_type", "choice", label="Task", field="taskType", required=True, default="mj_txt2img",
+                choices=(("mj_txt2img", "Text to image"), ("mj_img2img", "Image to image")),
+                help=(
+                    "Midjourney can also animate an image (mj_video), but that returns a video "
+                    "and this playground stores and compares images, so it is not offered."
+                ),
+            ),
+            Param(
+                "image", "image", label="Source image", required=True, field=INPUT_FIELDS["midjourney"],
+                image_as="url_list", show_if={"task_type": ("mj_img2img",)},
+            ),
+            Param(
+                "version", "choice", label="Version", default="7",
+                choices=(("7", "V7"), ("6.1", "V6.1"), ("Niji6", "Niji 6 (anime)")),
+            ),
+            Param(
+                "speed", "choice", label="Speed", default="Fast",
+                choices=(("Relax", "Relax (slowest)"), ("Fast", "Fast"), ("Turbo", "Turbo")),
+            ),
+            Param("stylization", "int", label="Stylization", min=0, max=1000, default=100,
+                  help="How strongly Midjourney applies its own style (0-1000)."),
+            Param("weirdness", "int", label="Weirdness", min=0, max=3000, default=0,
+                  help="Unusual, experimental results (0-3000)."),
+            SEED,
+        ),
+    ),
+    "recraft-remove-background": ModelSpec(
+        key="recraft-remove-background",
+        label="Recraft remove background",
+        description="Utility: returns the image as a PNG with a transparent background.",
+        path="/api/v1/recraft/remove-background",
+        credits=_priced("recraft-remove-background"),
+        extra={"input_field": "recraft"},
+        params=(
+            Param("image", "image", label="Image", required=True, field=INPUT_FIELDS["recraft"], image_as="url"),
+            UTILITY_PROMPT,
+        ),
+    ),
+    "recraft-upscale": ModelSpec(
+        key="recraft-upscale",
+        label="Recraft upscale 2x",
+        description="Utility: returns the image at twice its width and height.",
+        path="/api/v1/recraft/upscale",
+        credits=_priced("recraft-upscale"),
+        extra={"input_field": "recraft"},
+        params=(
+            Param("image", "image", label="Image", required=True, field=INPUT_FIELDS["recraft"], image_as="url"),
+            UTILITY_PROMPT,
+        ),
+    ),
 }
 
 
@@ -64,6 +288,17 @@ def service_of(path: str) -> str:
     """'/api/v1/flux/kontext/generate' -> 'flux/kontext'."""
     parts = path.strip("/").split("/")
     return "/".join(parts[2:-1])
+
+
+def field_named_in(spec: ModelSpec, message: str) -> str | None:
+    """The parameter a validation message is about ("steps must be between
+    20 and 60" -> "steps"), so that the form can highlight it."""
+    names = {p.provider_field: p.name for p in spec.params}
+    slot = spec.extra.get("input_field")
+    if slot and INPUT_FIELDS[slot] in names:
+        names[input_fields()[slot]] = names[INPUT_FIELDS[slot]]
+    found = [(m.start(), names[f]) for f in names for m in [re.search(rf"\b{re.escape(f)}\b", message)] if m]
+    return min(found)[1] if found else None
 
 
 class KieAdapter(Adapter):
@@ -77,6 +312,11 @@ class KieAdapter(Adapter):
     def build_request(self, model, params, *, callback_url=None, images=None):
         spec = self.model(model)
         body = spec.body(params, images)
+        slot = spec.extra.get("input_field")
+        if slot:  # an input-image field the contract leaves unnamed: configurable
+            default, wanted = INPUT_FIELDS[slot], input_fields()[slot]
+            if wanted != default and default in body:
+                body[wanted] = body.pop(default)
         if callback_url:
             body["callBackUrl"] = callback_url
         return PreparedRequest(
@@ -86,7 +326,12 @@ class KieAdapter(Adapter):
 
     def submit(self, model, params, *, callback_url=None, images=None):
         resp = self.send(self.build_request(model, params, callback_url=callback_url, images=images))
-        data = self._envelope(resp)
+        try:
+            data = self._envelope(resp)
+        except ProviderError as e:
+            if e.kind == "validation" and not e.field:
+                e.field = field_named_in(self.model(model), e.message)
+            raise
         task_id = (data or {}).get("taskId") if isinstance(data, dict) else None
         if not task_id:
             raise ProviderError("bad_response", "KIE.ai accepted the task but returned no taskId.", status=resp.status_code)
