@@ -1,16 +1,65 @@
-"""The one place that maps a provider key to its adapter class (settings.PROVIDERS)."""
+"""The one place that maps a provider key to its adapter class:
+settings.PROVIDERS (key -> dotted path), plus one OpenAI-Images-compatible
+adapter per entry of settings.OPENAI_COMPATIBLE_PROVIDERS (no code needed)."""
 
 from functools import cache
+import re
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from .base import Adapter
 
+KEY_RE = re.compile(r"[a-z][a-z0-9_]{0,39}")
+
 
 @cache
 def adapter_classes() -> dict[str, type[Adapter]]:
-    return {key: import_string(path) for key, path in settings.PROVIDERS.items()}
+    classes = {key: import_string(path) for key, path in settings.PROVIDERS.items()}
+    for entry in getattr(settings, "OPENAI_COMPATIBLE_PROVIDERS", ()):
+        cls = openai_compatible(entry)
+        if cls.key in classes:
+            raise ImproperlyConfigured(f"OPENAI_COMPATIBLE_PROVIDERS: provider key {cls.key!r} is already taken.")
+        classes[cls.key] = cls
+    return classes
+
+
+def openai_compatible(entry: dict) -> type[Adapter]:
+    """An adapter class for a server that speaks the OpenAI Images API: the
+    Kawai adapter with this entry's key, label, base URL, request format,
+    known model ids and (optional) price table. Without a key it talks to
+    the Kawai sandbox."""
+    from .kawai import KawaiAdapter
+
+    key = entry.get("key")
+    if not isinstance(key, str) or not KEY_RE.fullmatch(key):
+        raise ImproperlyConfigured(
+            f"OPENAI_COMPATIBLE_PROVIDERS: key {key!r} must be lowercase letters, digits or _ (at most 40)."
+        )
+    base_url = entry.get("base_url")
+    if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+        raise ImproperlyConfigured(f"OPENAI_COMPATIBLE_PROVIDERS: {key}: base_url must be an http(s) URL.")
+    models = entry.get("models") or ()
+    prices = entry.get("prices")
+    if isinstance(models, str) or not all(isinstance(m, str) for m in models) or (
+        prices is not None and not isinstance(prices, dict)
+    ):
+        raise ImproperlyConfigured(
+            f"OPENAI_COMPATIBLE_PROVIDERS: {key}: models must be a list of ids, prices an object."
+        )
+    name = "".join(part.capitalize() for part in key.split("_")) + "Adapter"
+    return type(name, (KawaiAdapter,), {
+        "__module__": __name__,
+        "key": key,
+        "label": str(entry.get("label") or key),
+        "default_base_url": base_url.rstrip("/"),
+        "sandbox_prefix": KawaiAdapter.sandbox_prefix,
+        "multipart_images": bool(entry.get("multipart_images", False)),
+        "known_models": tuple(models),
+        "prices": prices,
+        "prices_setting": None,
+    })
 
 
 def get(key: str) -> type[Adapter]:
