@@ -104,9 +104,6 @@ def test_it_shows_a_validation_error_next_to_the_field_and_creates_no_job(page, 
     assert not page.problems, page.problems
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "views.playground retargets the invalid form to #model-form but the form's hx-swap='afterbegin' still "
-    "applies, so the new form is nested inside the old one; it needs reswap(response, 'outerHTML')"))
 def test_it_replaces_the_form_with_the_invalid_one_instead_of_nesting_it(page, worker, team):
     submit_with_too_many_steps(page)
     expect(page.locator("#model-form")).to_have_count(1, timeout=1000)  # the swap is already done

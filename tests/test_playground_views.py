@@ -45,6 +45,7 @@ def test_bad_input_shows_an_error_on_its_field_and_creates_no_job(client_in, san
     response = client_in.post(URL, {"prompt": "", "image_size": "huge", "image_resolution": "1K",
                                     "num_inference_steps": "99"}, **HTMX)
     assert response["HX-Retarget"] == "#model-form"
+    assert response["HX-Reswap"] == "outerHTML"  # replaces the form, not nested inside it
     html = response.content.decode()
     assert "This field is required." in html
     assert "Ensure this value is less than or equal to 50." in html

@@ -14,7 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
-from django_htmx.http import HttpResponseStopPolling, retarget
+from django_htmx.http import HttpResponseStopPolling, reswap, retarget
 
 from playground.providers import registry
 
@@ -93,7 +93,7 @@ def playground(request):
             response = render(request, "playground.html#model-form",
                               {"form": form, "spec": spec, "provider_key": provider_key, "adapter": adapter,
                                "picked": picked, "endpoint_source": _endpoint_source(request.team, provider_key)})
-            return retarget(response, "#model-form")
+            return reswap(retarget(response, "#model-form"), "outerHTML")
     else:
         form = Form(initial=_initial_from_query(request, spec), **form_kwargs)
     template = "playground.html"
