@@ -96,8 +96,10 @@ class ModelForm(forms.Form):
         """(bound field, declared param, show-if JSON) for the template."""
         import json
 
+        images = self.spec.image_params()
+        first_image = images[0].name if images else None
         return [
-            {"field": self[p.name], "param": p,
+            {"field": self[p.name], "param": p, "takes_picked": p.name == first_image,
              "show_if": json.dumps({k: list(v) for k, v in p.show_if.items()}) if p.show_if else ""}
             for p in self.spec.params
         ]

@@ -62,8 +62,12 @@ def _generation_or_404(request, uuid):
 
 
 def _pick(request):
-    """The provider and model picked in the query string (or the first ones)."""
+    """The provider and model picked in the query string (or the first ones;
+    with an input image picked, the first model that takes one)."""
     providers = registry.adapter_classes()
+    if request.GET.get("input") and not request.GET.get("provider"):
+        for key, mkey, _ in _image_models():
+            return key, providers[key], providers[key].models[mkey]
     provider_key = request.GET.get("provider") or request.POST.get("provider") or next(iter(providers))
     if provider_key not in providers:
         raise Http404("Unknown provider")
@@ -166,7 +170,8 @@ def generation(request, uuid):
             # The final card replaces the polling one, and polling stops.
             response.status_code = HttpResponseStopPolling.status_code
         return response
-    return render(request, "generation.html", {"gen": gen, "snippets": _snippets(gen), "inputs": _inputs_of(gen)})
+    return render(request, "generation.html", {"gen": gen, "snippets": _snippets(gen), "inputs": _inputs_of(gen),
+                                               "image_models": _image_models()})
 
 
 def _snippets(gen):
@@ -248,9 +253,21 @@ def use_as_input(request, uuid):
         messages.error(request, f"That image cannot be used as input: {e}")
         return redirect(img.generation.get_absolute_url())
     query = f"input={inp.uuid}"
-    if request.POST.get("provider") and request.POST.get("model"):
-        query += f"&provider={request.POST['provider']}&model={request.POST['model']}"
+    target = request.POST.get("target", "")
+    provider, _, model = target.partition(":")
+    if (provider, model) in {(p, m) for p, m, _ in _image_models()}:
+        query += f"&provider={provider}&model={model}"
     return redirect(f"{reverse('playground')}?{query}")
+
+
+def _image_models():
+    """(provider key, model key, label) of every model that takes an input image."""
+    return [
+        (key, mkey, f"{cls.label} - {spec.label}")
+        for key, cls in registry.adapter_classes().items()
+        for mkey, spec in cls.models.items()
+        if spec.image_params()
+    ]
 
 
 @team_required

@@ -8,6 +8,8 @@ STEPS = ["queued", "submitted", "generating", "done"]
 @register.filter
 def duration(td) -> str:
     seconds = int(td.total_seconds()) if td is not None else 0
+    if seconds < 1:
+        return "<1s"
     if seconds < 60:
         return f"{seconds}s"
     minutes, seconds = divmod(seconds, 60)
