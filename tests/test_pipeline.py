@@ -50,6 +50,8 @@ def test_it_waits_for_the_rate_limit_hint_then_succeeds(sandbox, team, user):
     assert gen.status == Generation.QUEUED
     assert gen.phase.startswith("waiting for rate limit, retrying in")
     assert gen.due_at > timezone.now()
+    assert gen.stage == "waiting"
+    assert gen.note.startswith("waiting for rate limit, retrying in ")  # counts down on the card
     run_tasks(until=gen)
     assert gen.status == Generation.SUCCEEDED
 
@@ -174,3 +176,46 @@ def test_it_maps_provider_outcomes_to_clear_errors(sandbox, team, user, settings
     run_tasks(until=gen)
     assert (gen.status, gen.error_kind) == (Generation.FAILED, kind)
     assert gen.error_message
+
+
+class WorkerDied(BaseException):
+    """Stands for the process dying at a given line (not an Exception, so no
+    handler in the pipeline can catch it)."""
+
+
+def test_inline_images_survive_a_worker_dying_before_the_download_step(sandbox, team, user, settings, monkeypatch):
+    settings.JOB_LEASE_SECONDS = 1
+    settings.JOB_SWEEP_GRACE_SECONDS = 0
+    gen = jobs.create(team=team, owner=user, provider="kawai", model="generations",
+                      params={"prompt": "two lemons", "n": 2, "response_format": "b64_json"})
+    real_conclude = jobs.conclude
+
+    def die(*args, **kwargs):
+        raise WorkerDied()
+
+    monkeypatch.setattr(jobs, "conclude", die)
+    with pytest.raises(WorkerDied):
+        jobs.advance(gen.pk)
+    gen.refresh_from_db()
+    assert gen.status == Generation.RUNNING
+    assert [u.split("/")[0] for u in gen.result_urls] == ["staged:staging"] * 2  # the bytes are already stored
+    monkeypatch.setattr(jobs, "conclude", real_conclude)
+    import time
+
+    time.sleep(1.1)  # the dead worker's lease runs out
+    DBTaskResult.objects.all().delete()
+    assert jobs.sweep() == 1
+    run_tasks(until=gen)
+    assert gen.status == Generation.SUCCEEDED
+    assert gen.images.count() == 2
+
+
+def test_a_provider_cannot_point_a_staged_image_at_another_job(sandbox, team, user):
+    gen = make(team, user, "a plum")
+    jobs.advance(gen.pk)
+    gen.refresh_from_db()
+    Generation.objects.filter(pk=gen.pk).update(lease_until=None)
+    outcome = Outcome("succeeded", image_urls=["staged:generations/other-team/secret.png"])
+    jobs.conclude(gen, outcome)
+    gen.refresh_from_db()
+    assert (gen.status, gen.error_kind) == (Generation.FAILED, "download")

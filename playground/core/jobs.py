@@ -129,6 +129,8 @@ def submit(gen: Generation) -> str:
             e = ProviderError("unknown_outcome", f"{e.message} The request may have reached the provider.",
                               code=e.code)
         return fail(gen, Generation.SUBMITTING, e)
+    if outcome.image_bytes:
+        outcome = stage_inline_images(gen, outcome)
     now = timezone.now()
     if not gen.transition(
         Generation.SUBMITTING, status=Generation.RUNNING, provider_job_id=outcome.job_id or "",
@@ -140,6 +142,32 @@ def submit(gen: Generation) -> str:
     if outcome.finished:
         return conclude(gen, outcome)
     return schedule_poll(gen)
+
+
+STAGED = "staged:"
+
+
+def stage_inline_images(gen: Generation, outcome: Outcome) -> Outcome:
+    """Images returned inline (base64) are written to storage at once and
+    referenced like URLs, so that a worker dying before the download step
+    loses nothing: the next one picks them up from storage."""
+    names = [
+        default_storage.save(f"staging/{gen.uuid}/{i}.bin", ContentFile(data))
+        for i, data in enumerate(outcome.image_bytes)
+    ]
+    return Outcome(outcome.state, job_id=outcome.job_id, credits_used=outcome.credits_used, raw=outcome.raw,
+                   image_urls=list(outcome.image_urls) + [STAGED + n for n in names])
+
+
+def _read(gen: Generation, url: str) -> bytes:
+    if url.startswith(STAGED):
+        name = url[len(STAGED):]
+        # Only this job's own staging folder: a provider cannot name a path.
+        if not name.startswith(f"staging/{gen.uuid}/") or ".." in name:
+            raise DownloadError("Refused a staged image outside this job.")
+        with default_storage.open(name, "rb") as fh:
+            return fh.read()
+    return fetch(url)
 
 
 def input_images(gen: Generation) -> dict:
@@ -196,7 +224,7 @@ def retry_later(gen: Generation, from_status: str, err: ProviderError, back_to: 
     if err.kind == "rate_limited":
         phase = f"waiting for rate limit, retrying in {delay:.0f} s"
     else:
-        phase = f"{err.message} - retrying in {delay:.0f} s"
+        phase = f"{err.message[:140].rstrip('.')}, retrying in {delay:.0f} s"
     if gen.transition(
         from_status, status=back_to or from_status, phase=phase[:200], attempts=F("attempts") + 1,
         due_at=timezone.now() + timedelta(seconds=delay), lease_until=None,
@@ -210,7 +238,7 @@ def conclude(gen: Generation, outcome: Outcome) -> str:
     if outcome.state == "failed":
         return fail(gen, Generation.RUNNING, outcome.error or ProviderError("failed", "The provider reports failure."))
     try:
-        checked = [check_image(fetch(url)) for url in outcome.image_urls]
+        checked = [check_image(_read(gen, url)) for url in outcome.image_urls]
         checked += [check_image(data) for data in outcome.image_bytes]
     except DownloadError as e:
         if e.expired and gen.provider_job_id and not gen.result_urls and gen.attempts < 3:
@@ -250,6 +278,9 @@ def finish(gen: Generation, checked, outcome: Outcome) -> str:
     if not won:
         _delete(saved)
         return "another worker finished it"
+    for url in outcome.image_urls:
+        if url.startswith(STAGED):
+            default_storage.delete(url[len(STAGED):])
     return "succeeded"
 
 

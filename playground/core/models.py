@@ -221,8 +221,8 @@ class Generation(models.Model):
             return "canceled (finished anyway)"
         if self.canceled_at and self.is_active:
             return "canceled (still tracking)"
-        if self.status == self.QUEUED and self.phase.startswith("waiting"):
-            return self.phase
+        if self.is_active and ", retrying in " in self.phase:
+            return "waiting" if self.phase.startswith("waiting for rate limit") else "retrying"
         if self.status == self.QUEUED:
             return "queued"
         if self.status == self.SUBMITTING:
@@ -230,6 +230,15 @@ class Generation(models.Model):
         if self.status == self.RUNNING:
             return self.phase or "submitted"
         return self.get_status_display().lower()
+
+    @property
+    def note(self) -> str:
+        """What the job is waiting for, with a live countdown (the card is
+        polled every second)."""
+        if not self.is_active or ", retrying in " not in self.phase:
+            return ""
+        left = max(0, round((self.due_at - timezone.now()).total_seconds()))
+        return f"{self.phase.split(', retrying in ')[0]}, retrying in {left} s"
 
     @property
     def elapsed(self) -> timedelta:

@@ -99,7 +99,12 @@ def playground(request):
                                "picked": picked, "endpoint_source": _endpoint_source(request.team, provider_key)})
             return reswap(retarget(response, "#model-form"), "outerHTML")
     else:
-        form = Form(initial=_initial_from_query(request, spec), **form_kwargs)
+        initial = _initial_from_query(request, spec)
+        images = spec.image_params()
+        if picked and images and images[0].show_if:
+            # e.g. Nano Banana: switch to the edit variant, where the image applies.
+            initial.update({k: v[0] for k, v in images[0].show_if.items()})
+        form = Form(initial=initial, **form_kwargs)
     template = "playground.html"
     if request.htmx and request.GET.get("fragment") == "form":
         template += "#model-form"
