@@ -27,7 +27,8 @@ class Command(BaseCommand):
         specs = {
             "web": [py, "-m", "gunicorn", "playground.wsgi", "--bind", f"{host}:{port}",
                     "--workers", str(settings.WEB_WORKERS), "--threads", "4", "--worker-class", "gthread",
-                    "--access-logfile", "-", "--graceful-timeout", "5", "--timeout", "60"],
+                    "--access-logfile", "-", "--graceful-timeout", "5", "--timeout", "60",
+                    "--no-control-socket"],
             "sweeper": [*manage, "sweep", "--loop"],
         }
         for i in range(workers):
@@ -36,7 +37,8 @@ class Command(BaseCommand):
         if not no_sandbox:
             specs["sandbox"] = [py, "-m", "gunicorn", "playground.sandbox.wsgi", "--bind",
                                 f"{settings.SANDBOX_HOST}:{settings.SANDBOX_PORT}", "--workers", "1",
-                                "--threads", "16", "--worker-class", "gthread", "--graceful-timeout", "2"]
+                                "--threads", "16", "--worker-class", "gthread", "--graceful-timeout", "2",
+                                "--no-control-socket"]
         children = {name: self.start(name, cmd) for name, cmd in specs.items()}
         stopping = False
 
