@@ -139,7 +139,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "NAME": env.str("TEST_DB_NAME", default=str(DATA_DIR / f"test-db-{os.getpid()}.sqlite3"))
     }
 else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+    # Persistent connections, except in tests: live-server threads would keep
+    # theirs open and block dropping the test database.
+    DATABASES["default"].setdefault("CONN_MAX_AGE", 0 if TESTING else env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -204,7 +206,8 @@ WEB_WORKERS = env.int("WEB_WORKERS", default=2)
 # --- Downloads and uploads (RELIABILITY 6) -----------------------------------
 DOWNLOAD_MAX_BYTES = env.int("DOWNLOAD_MAX_BYTES", default=40 * 1024 * 1024)
 DOWNLOAD_TIMEOUT_SECONDS = env.float("DOWNLOAD_TIMEOUT_SECONDS", default=60.0)
-IMAGE_MAX_PIXELS = env.int("IMAGE_MAX_PIXELS", default=64_000_000)
+# 4096 x 4096 (KIE 4K) fits; decoding costs ~4 bytes a pixel, so keep it modest.
+IMAGE_MAX_PIXELS = env.int("IMAGE_MAX_PIXELS", default=25_000_000)
 
 # --- Sandbox ----------------------------------------------------------------
 SANDBOX_HOST = env.str("SANDBOX_HOST", default="127.0.0.1")

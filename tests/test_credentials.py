@@ -88,3 +88,27 @@ def test_the_key_never_reaches_logs_or_task_arguments(sandbox, saved, team, user
     run_tasks(until=gen)
     assert gen.error_kind == "auth"  # the sandbox does not know this key
     assert SECRET not in caplog.text and SECRET not in str(args) and SECRET not in gen.error_message
+
+
+def test_a_base_url_pointing_inside_our_network_is_refused(client_in, team):
+    for url in ("http://169.254.169.254/latest", "http://127.0.0.1:5432", "http://10.1.2.3/v1"):
+        client_in.post(reverse("save_credential", args=["kie"]), {"api_key": SECRET, "base_url": url})
+        assert not ProviderCredential.objects.filter(team=team).exists(), url
+
+
+def test_a_base_url_that_turns_private_later_stops_jobs_before_any_call(sandbox, saved, team, user):
+    # Saved while public, it now resolves inside: the job fails closed.
+    ProviderCredential.objects.filter(pk=saved.pk).update(base_url="http://127.0.0.1:9/internal")
+    gen = jobs.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a fig"})
+    run_tasks(until=gen)
+    assert (gen.status, gen.error_kind) == (Generation.FAILED, "config")
+    assert "refused" in gen.error_message
+
+
+def test_a_provider_echoing_the_key_does_not_put_it_on_the_page(team):
+    from playground.providers.base import ProviderError
+
+    endpoint = Endpoint("kie", "https://api.kie.ai", SECRET, "team")
+    err = endpoint.scrubbed(ProviderError("auth", f"Incorrect API key provided: Bearer {SECRET}"))
+    assert SECRET not in err.message and SECRET not in str(err)
+    assert "[key removed]" in err.message

@@ -219,3 +219,68 @@ def test_a_provider_cannot_point_a_staged_image_at_another_job(sandbox, team, us
     jobs.conclude(gen, outcome)
     gen.refresh_from_db()
     assert (gen.status, gen.error_kind) == (Generation.FAILED, "download")
+
+
+def test_a_dropped_connection_during_a_status_check_is_retried(sandbox, team, user, settings, monkeypatch):
+    import httpx
+
+    settings.JOB_BACKOFF_BASE_SECONDS = 0.05
+    gen = make(team, user, "a copper kettle")
+    jobs.advance(gen.pk)
+    calls = {"n": 0}
+    real = httpx.Client.request
+
+    def flaky(self, method, url, *args, **kwargs):
+        if "record-info" in str(url) and calls["n"] < 2:
+            calls["n"] += 1
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+        return real(self, method, url, *args, **kwargs)
+
+    monkeypatch.setattr(httpx.Client, "request", flaky)
+    run_tasks(until=gen)
+    assert gen.status == Generation.SUCCEEDED and calls["n"] == 2
+
+
+def test_a_storage_failure_after_the_provider_finished_is_retried_not_failed(sandbox, team, user, settings, monkeypatch):
+    from django.core.files.storage import default_storage
+
+    settings.JOB_BACKOFF_BASE_SECONDS = 0.05
+    gen = make(team, user, "a brass compass")
+    real_save = default_storage.save
+    state = {"failures": 1}
+
+    def disk_full(name, content, *a, **kw):
+        if state["failures"]:
+            state["failures"] -= 1
+            raise OSError(28, "No space left on device")
+        return real_save(name, content, *a, **kw)
+
+    monkeypatch.setattr(default_storage, "save", disk_full)
+    run_tasks(until=gen)
+    assert gen.status == Generation.SUCCEEDED
+    assert gen.attempts == 1 and gen.images.count() == 1
+
+
+def test_an_internal_error_while_submitting_is_never_resent(sandbox, team, user, monkeypatch):
+    from playground.core import jobs as jobs_module
+
+    gen = make(team, user, "a glass marble")
+
+    def broken(*a, **kw):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(jobs_module, "callback_url", broken)
+    run_tasks(until=gen)
+    assert (gen.status, gen.error_kind) == (Generation.FAILED, "unknown_outcome")
+
+
+def test_a_replayed_callback_does_not_cut_a_rate_limit_wait_short(sandbox, team, user):
+    gen = make(team, user, "a silver spoon")
+    jobs.advance(gen.pk)
+    gen.refresh_from_db()
+    wait_until = timezone.now() + timedelta(seconds=60)
+    Generation.objects.filter(pk=gen.pk).update(phase="waiting for rate limit, retrying in 60 s", due_at=wait_until)
+    gen.refresh_from_db()
+    assert jobs.nudge(gen) is False
+    gen.refresh_from_db()
+    assert gen.due_at == wait_until

@@ -134,3 +134,21 @@ def test_credits_page_totals_successful_generations_only(client_in, sandbox, tea
     html = client_in.get(reverse("credits")).content.decode()
     assert "Total: 3.5 credits" in html
     assert "1 failed" in html
+
+
+def test_a_double_click_creates_one_job_and_the_next_submit_gets_a_fresh_token(client_in, sandbox):
+    page = client_in.get(URL).content.decode()
+    import re
+
+    token = re.search(r'name="submit_token" id="submit-token" value="([0-9a-f-]+)"', page).group(1)
+    data = {"prompt": "a tin robot", "image_size": "square", "image_resolution": "1K",
+            "num_inference_steps": "30", "submit_token": token}
+    first = client_in.post(URL, data, **HTMX).content.decode()
+    second = client_in.post(URL, data, **HTMX).content.decode()
+    assert Generation.objects.count() == 1
+    gen = Generation.objects.get()
+    assert f'id="job-{gen.uuid}"' in first and f'id="job-{gen.uuid}"' in second
+    fresh = re.search(r'id="submit-token" value="([0-9a-f-]+)" hx-swap-oob="true"', first).group(1)
+    assert fresh != token
+    client_in.post(URL, {**data, "submit_token": fresh}, **HTMX)
+    assert Generation.objects.count() == 2

@@ -96,11 +96,11 @@ def test_only_allowed_image_types_within_the_pixel_cap_pass_and_are_reencoded():
     assert (checked.format, checked.width, checked.height) == ("PNG", 40, 30)
     with pytest.raises(DownloadError, match="over the limit"):
         check_image(png(300, 300), max_pixels=10_000)
-    with pytest.raises(DownloadError, match="not a valid image"):
+    with pytest.raises(DownloadError, match="not a PNG, JPEG or WebP"):
         check_image(b"<svg xmlns='http://www.w3.org/2000/svg'></svg>")
     gif = io.BytesIO()
     Image.new("RGB", (8, 8)).save(gif, "GIF")
-    with pytest.raises(DownloadError, match="GIF images are not accepted"):
+    with pytest.raises(DownloadError, match="not a PNG, JPEG or WebP"):
         check_image(gif.getvalue())
     with pytest.raises(DownloadError):
         check_image(png()[:60])  # truncated
@@ -109,3 +109,37 @@ def test_only_allowed_image_types_within_the_pixel_cap_pass_and_are_reencoded():
 def test_reencoding_drops_trailing_payloads():
     data = png() + b"<script>alert(1)</script>"
     assert b"<script>" not in check_image(data).data
+
+
+def test_a_server_trickling_its_headers_cannot_hold_a_worker_past_the_time_cap():
+    import socket
+    import time
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+    stop = threading.Event()
+
+    def trickle():
+        conn, _ = srv.accept()
+        conn.recv(4096)
+        for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 10_000:
+            if stop.is_set():
+                break
+            try:
+                conn.send(bytes([byte]))
+            except OSError:
+                break
+            time.sleep(0.05)
+        conn.close()
+
+    threading.Thread(target=trickle, daemon=True).start()
+    start = time.monotonic()
+    try:
+        with pytest.raises(DownloadError, match="longer than"):
+            fetch(f"http://127.0.0.1:{port}/x.png", allowed_private=[f"127.0.0.1:{port}"], timeout=1.0)
+    finally:
+        stop.set()
+        srv.close()
+    assert time.monotonic() - start < 3

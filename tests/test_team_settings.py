@@ -28,3 +28,8 @@ def test_owners_add_and_remove_members_and_keep_one_owner(client_in, team, user,
     assert team.role_of(user) == "owner"  # the last owner stays
     client_in.post(reverse("remove_member", args=["mallory"]))
     assert team.role_of(other_user) is None
+
+
+def test_the_last_owner_cannot_demote_themselves(client_in, team, user):
+    client_in.post(reverse("add_member"), {"username": "alice", "role": "member"})
+    assert team.role_of(user) == "owner"

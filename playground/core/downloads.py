@@ -18,6 +18,7 @@ import socket
 import time
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
+import httpcore
 import httpx
 from django.conf import settings
 from PIL import Image, UnidentifiedImageError
@@ -28,9 +29,10 @@ MAX_REDIRECTS = 5
 
 
 class DownloadError(Exception):
-    def __init__(self, message: str, *, expired: bool = False):
+    def __init__(self, message: str, *, expired: bool = False, unresolved: bool = False):
         super().__init__(message)
         self.expired = expired
+        self.unresolved = unresolved
 
 
 def _is_public(ip: ipaddress._BaseAddress) -> bool:
@@ -47,7 +49,7 @@ def _resolve(host: str, port: int) -> list[str]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as e:
-        raise DownloadError(f"Cannot resolve host {host!r}.") from e
+        raise DownloadError(f"Cannot resolve host {host!r}.", unresolved=True) from e
     return list(dict.fromkeys(info[4][0] for info in infos))
 
 
@@ -81,12 +83,60 @@ def check_url(url: str, allowed_private=None) -> tuple[str, str, str]:
     return urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, "")), host_header, host
 
 
+class _DeadlineStream(httpcore.NetworkStream):
+    """Every read and write gets at most the time left until the deadline, so
+    a server trickling its headers or body one byte at a time cannot hold a
+    worker past the download's time cap."""
+
+    def __init__(self, stream, deadline):
+        self._stream, self._deadline = stream, deadline
+
+    def _left(self, timeout):
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise httpcore.ReadTimeout("download deadline reached")
+        return left if timeout is None else min(timeout, left)
+
+    def read(self, max_bytes, timeout=None):
+        return self._stream.read(max_bytes, self._left(timeout))
+
+    def write(self, buffer, timeout=None):
+        self._stream.write(buffer, self._left(timeout))
+
+    def close(self):
+        self._stream.close()
+
+    def start_tls(self, ssl_context, server_hostname=None, timeout=None):
+        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname, self._left(timeout)), self._deadline)
+
+    def get_extra_info(self, info):
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.SyncBackend):
+    def __init__(self, deadline):
+        self._deadline = deadline
+
+    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise httpcore.ConnectTimeout("download deadline reached")
+        stream = super().connect_tcp(host, port, min(timeout or left, left), local_address, socket_options)
+        return _DeadlineStream(stream, self._deadline)
+
+
+def _deadline_client(deadline: float, read_timeout: float) -> httpx.Client:
+    client = httpx.Client(timeout=httpx.Timeout(read_timeout), follow_redirects=False)
+    client._transport._pool._network_backend = _DeadlineBackend(deadline)
+    return client
+
+
 def fetch(url: str, *, max_bytes=None, timeout=None, allowed_private=None, client: httpx.Client | None = None) -> bytes:
     max_bytes = max_bytes or settings.DOWNLOAD_MAX_BYTES
     timeout = timeout or settings.DOWNLOAD_TIMEOUT_SECONDS
     deadline = time.monotonic() + timeout
     own = client is None
-    client = client or httpx.Client(timeout=httpx.Timeout(min(timeout, 30.0)), follow_redirects=False)
+    client = client or _deadline_client(deadline, min(timeout, 30.0))
     try:
         for _ in range(MAX_REDIRECTS + 1):
             target, host_header, sni = check_url(url, allowed_private)
@@ -117,6 +167,10 @@ def fetch(url: str, *, max_bytes=None, timeout=None, allowed_private=None, clien
                         if time.monotonic() > deadline:
                             raise DownloadError(f"The download took longer than {timeout:.0f} s.")
                     return bytes(buf)
+            except httpx.TimeoutException:
+                if time.monotonic() >= deadline:
+                    raise DownloadError(f"The download took longer than {timeout:.0f} s.") from None
+                raise DownloadError("The image server stopped answering.") from None
             except httpx.HTTPError as e:
                 raise DownloadError(f"The download failed: {type(e).__name__}.") from None
         raise DownloadError("Too many redirects.")
@@ -150,10 +204,10 @@ def check_image(data: bytes, *, max_pixels=None, thumb_size=512) -> CheckedImage
     """Decode within limits and re-encode; raise DownloadError otherwise."""
     max_pixels = max_pixels or settings.IMAGE_MAX_PIXELS
     try:
-        with Image.open(io.BytesIO(data)) as probe:
+        with Image.open(io.BytesIO(data), formats=list(ALLOWED_FORMATS)) as probe:
             fmt = probe.format
             w, h = probe.size
-            if fmt not in ALLOWED_FORMATS:
+            if fmt not in ALLOWED_FORMATS:  # pragma: no cover - Image.open refuses them first
                 raise DownloadError(f"{fmt or 'Unknown'} images are not accepted (PNG, JPEG or WebP).")
             if w * h > max_pixels:
                 raise DownloadError(f"The image has {w}x{h} pixels, over the limit of {max_pixels}.")
@@ -175,6 +229,8 @@ def check_image(data: bytes, *, max_pixels=None, thumb_size=512) -> CheckedImage
             thumb.save(tbuf, "WEBP", quality=80)
     except DownloadError:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+    except UnidentifiedImageError:
+        raise DownloadError("The file is not a PNG, JPEG or WebP image.") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise DownloadError(f"The file is not a valid image ({type(e).__name__}).") from None
     return CheckedImage(out.getvalue(), fmt, w, h, tbuf.getvalue())

@@ -88,7 +88,7 @@ class ModelForm(forms.Form):
                 from .models import InputImage
 
                 try:
-                    self.picked[p.name] = InputImage.objects.filter(team=team, uuid=ref).first()
+                    self.picked[p.name] = InputImage.objects.filter(team=team, owner=owner, uuid=ref).first()
                 except ValidationError:
                     self.picked[p.name] = None
 
@@ -117,13 +117,11 @@ class ModelForm(forms.Form):
                 if upload.size > settings.UPLOAD_MAX_BYTES:
                     self.add_error(p.name, f"The file is larger than {settings.UPLOAD_MAX_BYTES // (1024 * 1024)} MB.")
                     continue
-                raw = upload.read()
                 try:
-                    check_image(raw)
+                    data[p.name] = check_image(upload.read())  # decoded once, kept re-encoded
                 except DownloadError as e:
                     self.add_error(p.name, str(e))
                     continue
-                data[p.name] = raw
             elif self.picked.get(p.name):
                 data[p.name] = self.picked[p.name]
             elif p.name in self.picked:
@@ -142,8 +140,8 @@ class ModelForm(forms.Form):
         for p in self.spec.params:
             value = data.get(p.name)
             if p.kind == "image" and value is not None and value != "":
-                if isinstance(value, bytes):
-                    value = InputImage.from_bytes(team=self.team, owner=self.owner, data=value)
+                if not isinstance(value, InputImage):
+                    value = InputImage.from_checked(team=self.team, owner=self.owner, img=value)
                 value = str(value.uuid)
             if value is None or value == "":
                 continue

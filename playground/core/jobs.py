@@ -21,12 +21,12 @@ import uuid
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 
-from playground.providers.base import Outcome, ProviderError
+from playground.providers.base import POLL_RETRYABLE, Outcome, ProviderError
 
 from . import ratelimit
 from .crypto import CredentialError
@@ -46,7 +46,13 @@ def enqueue(gen: Generation, delay: float = 0.0):
     return task.enqueue(gen.pk)
 
 
-def create(*, team, owner, provider: str, model: str, params: dict) -> Generation:
+def create(*, team, owner, provider: str, model: str, params: dict, client_token=None) -> Generation:
+    """A new job. client_token (one per form render) makes a double click or
+    a resent POST create it once: the second call returns the first job."""
+    if client_token:
+        existing = Generation.objects.filter(owner=owner, client_token=client_token).first()
+        if existing:
+            return existing
     from playground.providers import registry
 
     from .models import InputImage
@@ -57,11 +63,16 @@ def create(*, team, owner, provider: str, model: str, params: dict) -> Generatio
         InputImage.objects.filter(team=team, uuid__in=refs, source__isnull=False).values_list("source", flat=True).first()
         if refs else None
     )
-    gen = Generation.objects.create(
-        team=team, owner=owner, provider=provider, model=model, params=params,
-        cost_estimate=spec.estimate(params), source_image_id=source, is_adult=spec.is_adult(params),
-    )
-    enqueue(gen)
+    try:
+        with transaction.atomic():  # the job and its first task, or neither
+            gen = Generation.objects.create(
+                team=team, owner=owner, provider=provider, model=model, params=params,
+                cost_estimate=spec.estimate(params), source_image_id=source, is_adult=spec.is_adult(params),
+                client_token=client_token,
+            )
+            enqueue(gen)
+    except IntegrityError:  # the same form, submitted twice at the same moment
+        return Generation.objects.get(owner=owner, client_token=client_token)
     return gen
 
 
@@ -97,16 +108,26 @@ def advance(generation_id: int) -> str:
                 "whether the provider received it.",
             ))
         return poll(gen)
-    except Exception as e:  # a bug must not leave the job held: fail it visibly
+    except Exception as e:  # e.g. a full disk: never leave the job held, never lose a paid result
         log.exception("generation %s: unexpected error", gen.uuid)
-        return fail(gen, Generation.ACTIVE, ProviderError("server_error", f"Internal error in the playground: {type(e).__name__}."))
+        gen.refresh_from_db()
+        err = ProviderError("internal", f"Internal error in the playground: {type(e).__name__}.")
+        if gen.status == Generation.SUBMITTING:
+            # The provider may have the job (and charge for it): never resend.
+            return fail(gen, Generation.SUBMITTING, ProviderError(
+                "unknown_outcome", f"{err.message} It happened while sending the job to the provider."))
+        if gen.status == Generation.RUNNING and gen.attempts < settings.JOB_MAX_RETRIES:
+            # The provider has the job: keep asking it, the result may still be saved.
+            return retry_later(gen, Generation.RUNNING, err)
+        return fail(gen, Generation.ACTIVE, err)
 
 
 def submit(gen: Generation) -> str:
     try:
         endpoint = Endpoint.resolve(gen.team, gen.provider)
-    except CredentialError as e:
-        return fail(gen, Generation.QUEUED, ProviderError("config", str(e)))
+        endpoint.check_base_url()
+    except (CredentialError, ProviderError) as e:
+        return fail(gen, Generation.QUEUED, e if isinstance(e, ProviderError) else ProviderError("config", str(e)))
     adapter = endpoint.adapter()
     wait = ratelimit.acquire(endpoint.rate_bucket(), adapter.rate_limits)
     if wait is not None:
@@ -123,12 +144,15 @@ def submit(gen: Generation) -> str:
     try:
         outcome = adapter.submit(gen.model, gen.params, callback_url=hook, images=input_images(gen))
     except ProviderError as e:
+        e = endpoint.scrubbed(e)
         if e.retryable and gen.attempts < settings.JOB_MAX_RETRIES:
             return retry_later(gen, Generation.SUBMITTING, e, back_to=Generation.QUEUED)
         if e.maybe_sent:
             e = ProviderError("unknown_outcome", f"{e.message} The request may have reached the provider.",
                               code=e.code)
         return fail(gen, Generation.SUBMITTING, e)
+    if outcome.error is not None:
+        outcome.error = endpoint.scrubbed(outcome.error)
     if outcome.image_bytes:
         outcome = stage_inline_images(gen, outcome)
     now = timezone.now()
@@ -203,14 +227,18 @@ def poll(gen: Generation) -> str:
     if not gen.provider_job_id:
         return fail(gen, Generation.RUNNING, ProviderError("bad_response", "The provider returned no job id."))
     try:
-        adapter = Endpoint.resolve(gen.team, gen.provider).adapter()
-        outcome = adapter.check(gen.model, gen.provider_job_id)
-    except CredentialError as e:
-        return fail(gen, Generation.RUNNING, ProviderError("config", str(e)))
+        endpoint = Endpoint.resolve(gen.team, gen.provider)
+        endpoint.check_base_url()
+    except (CredentialError, ProviderError) as e:
+        return fail(gen, Generation.RUNNING, e if isinstance(e, ProviderError) else ProviderError("config", str(e)))
+    try:
+        outcome = endpoint.adapter().check(gen.model, gen.provider_job_id)
     except ProviderError as e:
-        if (e.retryable or e.kind == "timeout") and gen.attempts < settings.JOB_MAX_RETRIES:
-            return retry_later(gen, Generation.RUNNING, e)
-        return fail(gen, Generation.RUNNING, e)
+        if e.kind in POLL_RETRYABLE and gen.attempts < settings.JOB_MAX_RETRIES:
+            return retry_later(gen, Generation.RUNNING, endpoint.scrubbed(e))
+        return fail(gen, Generation.RUNNING, endpoint.scrubbed(e))
+    if outcome.error is not None:
+        outcome.error = endpoint.scrubbed(outcome.error)
     if outcome.finished:
         return conclude(gen, outcome)
     if timezone.now() - (gen.submitted_at or gen.created_at) > timedelta(seconds=settings.JOB_MAX_SECONDS):
@@ -324,7 +352,9 @@ def nudge(gen: Generation) -> bool:
     """A callback arrived: check with the provider soon. Changes nothing else."""
     if gen.status != Generation.RUNNING:
         return False
-    if Generation.objects.filter(pk=gen.pk, status=Generation.RUNNING).update(due_at=timezone.now()) == 1:
+    # Not during a backoff (a replayed callback must not cut a rate-limit wait short).
+    waiting = Q(phase__contains=", retrying in ")
+    if Generation.objects.filter(pk=gen.pk, status=Generation.RUNNING).exclude(waiting).update(due_at=timezone.now()) == 1:
         enqueue(gen)
         return True
     return False

@@ -107,11 +107,34 @@ class Endpoint:
         if env.get("api_key"):
             return cls(provider, env.get("base_url") or adapter.default_base_url, env["api_key"] if with_key else "",
                        "instance")
-        base = (cred.base_url if cred and cred.base_url else "") or settings.SANDBOX_URL + adapter.sandbox_prefix
+        base = settings.SANDBOX_URL + adapter.sandbox_prefix
         return cls(provider, base, settings.SANDBOX_API_KEY if with_key else "", "sandbox")
 
     def adapter(self, **kwargs):
         return registry.get(self.provider)(base_url=self.base_url, api_key=self._api_key, **kwargs)
+
+    def scrubbed(self, err):
+        """The error with this key removed from its message: a provider may
+        echo the key back (RELIABILITY 7)."""
+        key = self._api_key
+        if key and len(key) >= 4 and key in err.message:
+            err.message = err.message.replace(key, "[key removed]")
+            err.args = (err.message,)
+        return err
+
+    def check_base_url(self):
+        """A team's own base URL must not point inside our network (the
+        sandbox excepted): a request to it is made from our servers."""
+        if self.source != "team" or self.base_url.startswith(settings.SANDBOX_URL):
+            return
+        from playground.providers.base import ProviderError
+
+        from .downloads import DownloadError, check_url
+
+        try:
+            check_url(self.base_url)
+        except DownloadError as e:
+            raise ProviderError("config", f"The team's base URL for this provider is refused: {e}") from None
 
     def rate_bucket(self) -> str:
         from .ratelimit import bucket_id
@@ -157,6 +180,8 @@ class Generation(models.Model):
     cost_estimate = models.DecimalField(max_digits=12, decimal_places=4, default=Decimal("0"))
     credits_used = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
     callback_token = models.CharField(max_length=64, default=secrets.token_urlsafe, unique=True, editable=False)
+    # One per rendered form: a double click or a resent POST creates one job.
+    client_token = models.UUIDField(null=True, blank=True, editable=False)
     # The gallery image this generation took as input (pipelines: generate,
     # then upscale the result, then remove its background).
     source_image = models.ForeignKey("GenerationImage", models.SET_NULL, null=True, blank=True,
@@ -182,6 +207,7 @@ class Generation(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["team", "owner", "-created_at"])]
+        constraints = [models.UniqueConstraint(fields=["owner", "client_token"], name="one_job_per_form_submit")]
 
     def __str__(self):
         return f"{self.provider}/{self.model} {self.uuid} {self.status}"
@@ -362,11 +388,15 @@ class InputImage(models.Model):
 
     @classmethod
     def from_bytes(cls, *, team, owner, data: bytes, source=None) -> "InputImage":
-        from django.core.files.base import ContentFile
-
         from .downloads import check_image
 
-        img = check_image(data)  # raises DownloadError with a clear message
+        # raises DownloadError with a clear message
+        return cls.from_checked(team=team, owner=owner, img=check_image(data), source=source)
+
+    @classmethod
+    def from_checked(cls, *, team, owner, img, source=None) -> "InputImage":
+        from django.core.files.base import ContentFile
+
         obj = cls(team=team, owner=owner, content_type=img.content_type, width=img.width, height=img.height,
                   bytes=len(img.data), sha256=img.sha256, source=source)
         obj.file.save(f"{team.uuid}/{uuid.uuid4().hex}.{img.extension}", ContentFile(img.data), save=False)

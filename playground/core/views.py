@@ -1,4 +1,5 @@
 from decimal import Decimal
+import uuid as uuid_mod
 from functools import wraps
 
 from django.contrib import messages
@@ -88,15 +89,18 @@ def playground(request):
         form = Form(request.POST, request.FILES, **form_kwargs)
         if form.is_valid():
             gen = jobs.create(team=request.team, owner=request.user, provider=provider_key,
-                              model=spec.key, params=form.params())
+                              model=spec.key, params=form.params(), client_token=_client_token(request))
             if request.htmx:
-                # The new card goes on top of the job column; the form stays as it is.
-                return render(request, "generation.html#card", {"gen": gen, "fresh": True})
+                # The new card goes on top of the job column; the form stays as
+                # it is, with a fresh submit token (out of band).
+                return render(request, "playground.html#created", {"gen": gen, "fresh": True,
+                                                                     "submit_token": uuid_mod.uuid4()})
             return redirect(f"{reverse('playground')}?provider={provider_key}&model={spec.key}")
         if request.htmx:
             response = render(request, "playground.html#model-form",
                               {"form": form, "spec": spec, "provider_key": provider_key, "adapter": adapter,
-                               "picked": picked, "endpoint_source": _endpoint_source(request.team, provider_key)})
+                               "picked": picked, "endpoint_source": _endpoint_source(request.team, provider_key),
+                               "submit_token": request.POST.get("submit_token", "")})
             return reswap(retarget(response, "#model-form"), "outerHTML")
     else:
         initial = _initial_from_query(request, spec)
@@ -112,9 +116,16 @@ def playground(request):
     return render(request, template, {
         "form": form, "spec": spec, "provider_key": provider_key, "adapter": adapter,
         "providers": registry.adapter_classes(), "jobs": jobs_qs, "picked": picked,
-        "remix_error": _remix_error(request),
+        "remix_error": _remix_error(request), "submit_token": uuid_mod.uuid4(),
         "endpoint_source": _endpoint_source(request.team, provider_key),
     })
+
+
+def _client_token(request):
+    try:
+        return uuid_mod.UUID(request.POST.get("submit_token", ""))
+    except ValueError:
+        return None
 
 
 def _picked_input(request):
@@ -123,7 +134,7 @@ def _picked_input(request):
     if not ref:
         return None
     try:
-        return InputImage.objects.filter(team=request.team, uuid=ref).first()
+        return InputImage.objects.filter(team=request.team, owner=request.user, uuid=ref).first()
     except ValidationError:
         return None
 
@@ -277,7 +288,7 @@ def _image_models():
 
 @team_required
 def input_image(request, uuid):
-    img = get_object_or_404(InputImage, uuid=uuid, team=request.team)
+    img = get_object_or_404(InputImage, uuid=uuid, team=request.team, owner=request.user)
     response = FileResponse(img.file.open("rb"), content_type=img.content_type)
     response["Cache-Control"] = "private, max-age=3600"
     return response
@@ -358,6 +369,17 @@ def save_credential(request, provider):
     if not form.is_valid():
         messages.error(request, "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
         return redirect("team")
+    base_url = form.cleaned_data["base_url"]
+    if base_url and not base_url.startswith(settings.SANDBOX_URL):
+        from .downloads import DownloadError, check_url
+
+        try:
+            check_url(base_url)
+        except DownloadError as e:
+            if not e.unresolved:
+                messages.error(request, f"{registry.get(provider).label}: base URL refused: {e}")
+                return redirect("team")
+            messages.warning(request, f"{e} The base URL is saved and checked again at every call.")
     cred, _ = ProviderCredential.objects.get_or_create(team=request.team, provider=provider)
     if form.cleaned_data["remove"]:
         cred.delete()
@@ -396,6 +418,10 @@ def add_member(request):
         user = get_user_model().objects.filter(username=form.cleaned_data["username"]).first()
         if user is None:
             messages.error(request, f"No user named {form.cleaned_data['username']!r}.")
+        elif (form.cleaned_data["role"] != Membership.OWNER and request.team.role_of(user) == Membership.OWNER
+              and request.team.memberships.filter(role=Membership.OWNER).count() == 1):
+            messages.error(request, "A team keeps at least one owner.")
+            return redirect("team")
         else:
             Membership.objects.update_or_create(team=request.team, user=user,
                                                 defaults={"role": form.cleaned_data["role"]})

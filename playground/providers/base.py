@@ -35,11 +35,18 @@ ERROR_KINDS = {
         "(that could charge twice). Check the provider's dashboard, or retry."
     ),
     "download": "The result image could not be fetched or is not a valid image.",
-    "config": "The provider credential could not be used; ask a team owner to re-enter it.",
+    "config": "The provider credential or base URL could not be used; ask a team owner to check it.",
+    "internal": (
+        "Something failed inside the playground (not at the provider); the job was retried. "
+        "The provider may still have charged for it: check its dashboard before retrying."
+    ),
 }
 
 # Kinds where the request was refused before any work: safe to send again.
 RETRYABLE = {"rate_limited", "unavailable", "server_error"}
+# A status check changes nothing at the provider: these are worth repeating
+# even when the request may have been received.
+POLL_RETRYABLE = RETRYABLE | {"timeout"}
 
 
 class ProviderError(Exception):
