@@ -195,18 +195,13 @@ def _read(gen: Generation, url: str) -> bytes:
 
 
 def input_images(gen: Generation) -> dict:
-    """The job's input images, looked up inside its own team only."""
-    from .models import InputImage
-
+    """The job's input images as the adapter wants them."""
     out = {}
-    for p in gen.spec.image_params():
-        ref = gen.params.get(p.name)
-        if not ref:
-            continue
-        img = InputImage.objects.filter(team=gen.team, uuid=ref).first()
+    for name, img in gen.input_images().items():
         if img is None:
-            raise ProviderError("validation", f"The input image for {p.title} no longer exists.", field=p.name)
-        out[p.name] = img.as_input()
+            title = gen.spec.param(name).title
+            raise ProviderError("validation", f"The input image for {title} no longer exists.", field=name)
+        out[name] = img.as_input()
     return out
 
 

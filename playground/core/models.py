@@ -277,6 +277,15 @@ class Generation(models.Model):
 
         return ERROR_KINDS.get(self.error_kind, "")
 
+    def input_images(self) -> dict:
+        """{image parameter: InputImage or None}, looked up in the job's own team."""
+        out = {}
+        for p in self.spec.image_params():
+            ref = self.params.get(p.name)
+            if ref:
+                out[p.name] = InputImage.objects.filter(team=self.team, uuid=ref).first()
+        return out
+
     @property
     def can_cancel(self) -> bool:
         return self.is_active and not self.canceled_at

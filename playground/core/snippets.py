@@ -8,20 +8,15 @@ import shlex
 
 from playground.providers.base import ImageInput, PreparedRequest
 
-from .models import Endpoint, Generation, InputImage
+from .models import Endpoint, Generation
 
 
 def _placeholder_images(gen: Generation) -> dict:
-    out = {}
-    for p in gen.spec.image_params():
-        ref = gen.params.get(p.name)
-        if not ref:
-            continue
-        img = InputImage.objects.filter(team=gen.team, uuid=ref).first()
-        url = img.signed_url() if img else "https://example.com/your-image.png"
-        ctype = img.content_type if img else "image/png"
-        out[p.name] = _Placeholder(url=url, content_type=ctype, load=lambda: b"", name="image.png")
-    return out
+    return {
+        name: _Placeholder(url=img.signed_url() if img else "https://example.com/your-image.png",
+                           content_type=img.content_type if img else "image/png", load=lambda: b"")
+        for name, img in gen.input_images().items()
+    }
 
 
 class _Placeholder(ImageInput):

@@ -200,8 +200,7 @@ def _snippets(gen):
 
 
 def _inputs_of(gen):
-    refs = [gen.params.get(p.name) for p in gen.spec.image_params() if gen.params.get(p.name)]
-    return InputImage.objects.filter(team=gen.team, uuid__in=refs) if refs else []
+    return [img for img in gen.input_images().values() if img is not None]
 
 
 @require_POST
