@@ -31,7 +31,7 @@ from playground.providers.base import POLL_RETRYABLE, Outcome, ProviderError
 from . import ratelimit
 from .crypto import CredentialError
 from .downloads import DownloadError, check_image, fetch
-from .models import Endpoint, Generation, GenerationImage
+from .models import Charge, Endpoint, Generation, GenerationImage
 
 log = logging.getLogger("playground.jobs")
 
@@ -288,6 +288,12 @@ def finish(gen: Generation, checked, outcome: Outcome) -> str:
                 lease_until=None, credits_used=outcome.credits_used if outcome.credits_used is not None else gen.cost_estimate,
             )
             if won:
+                reported = outcome.credits_used is not None
+                Charge.objects.create(
+                    team_id=gen.team_id, user_id=gen.owner_id, generation=gen, provider=gen.provider, model=gen.model,
+                    credits=outcome.credits_used if reported else gen.cost_estimate,
+                    basis=Charge.REPORTED if reported else Charge.ESTIMATE,
+                )
                 GenerationImage.objects.bulk_create([
                     GenerationImage(
                         generation=gen, index=i, file=name, thumbnail=thumb, content_type=img.content_type,

@@ -425,3 +425,24 @@ class RateSlot(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["bucket", "at"])]
+
+
+class Charge(models.Model):
+    """The ledger: one row per charged generation, written in the same
+    transaction that marks it succeeded. The unique generation makes a second
+    charge impossible, whoever tries (RELIABILITY 3). Failed jobs have none."""
+
+    REPORTED, ESTIMATE = "reported", "estimate"
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    team = models.ForeignKey(Team, models.CASCADE, related_name="charges")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="charges")
+    generation = models.OneToOneField(Generation, models.CASCADE, related_name="charge")
+    provider = models.CharField(max_length=40)
+    model = models.CharField(max_length=60)
+    credits = models.DecimalField(max_digits=12, decimal_places=4)
+    basis = models.CharField(max_length=10, choices=[(REPORTED, "reported by the provider"), (ESTIMATE, "price-table estimate")])
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]

@@ -22,7 +22,7 @@ from playground.providers import registry
 from . import jobs
 from .forms import CredentialForm, MemberForm, form_for
 from .middleware import SESSION_KEY
-from .models import Generation, GenerationImage, InputImage, Membership, ProviderCredential, Team
+from .models import Charge, Generation, GenerationImage, InputImage, Membership, ProviderCredential, Team
 
 RECENT_JOBS = 12
 
@@ -308,25 +308,22 @@ def input_image_public(request, token):
 
 @team_required
 def credits(request):
-    gens = _visible_generations(request)
-    done = gens.filter(status=Generation.SUCCEEDED)
-    by_model = (
-        done.values("provider", "model")
-        .annotate(n=Count("id"), credits=Sum("credits_used"))
-        .order_by("-credits")
-    )
+    """The viewer's ledger in the current team: one charge per successful job."""
+    charges = Charge.objects.filter(team=request.team, user=request.user)
+    by_model = charges.values("provider", "model").annotate(n=Count("id"), credits=Sum("credits")).order_by("-credits")
     rows = []
     for row in by_model:
         try:
             adapter = registry.get(row["provider"])
             label = f"{adapter.label} - {adapter.model(row['model']).label}"
-        except Exception:
+        except LookupError:
             label = f"{row['provider']} - {row['model']}"
         rows.append({**row, "label": label})
-    total = done.aggregate(total=Sum("credits_used"))["total"] or Decimal("0")
+    total = charges.aggregate(total=Sum("credits"))["total"] or Decimal("0")
     return render(request, "credits.html", {
-        "rows": rows, "total": total, "failed": gens.filter(status=Generation.FAILED).count(),
-        "recent": done.order_by("-finished_at")[:20],
+        "rows": rows, "total": total,
+        "failed": _visible_generations(request).filter(status=Generation.FAILED).count(),
+        "recent": charges.select_related("generation")[:20],
     })
 
 

@@ -1,0 +1,55 @@
+"""One finish, one charge; failed jobs are not charged (RELIABILITY 3)."""
+
+from conftest import run_tasks
+from decimal import Decimal
+from django.db import IntegrityError, transaction
+import pytest
+
+from playground.core import jobs
+from playground.core.models import Charge, Generation
+
+
+def test_a_successful_job_is_charged_once_with_the_basis_recorded(sandbox, team, user):
+    gen = jobs.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a maple leaf"})
+    run_tasks(until=gen)
+    charge = Charge.objects.get()
+    assert (charge.generation, charge.credits, charge.basis) == (gen, Decimal("3.5"), Charge.ESTIMATE)
+    assert isinstance(charge.credits, Decimal)
+
+
+def test_reported_credits_win_over_the_estimate(sandbox, team, user):
+    gen = jobs.create(team=team, owner=user, provider="kwiki", model="generate",
+                      params={"prompt": "a maple leaf", "quality": "hires"})
+    run_tasks(until=gen)
+    charge = Charge.objects.get(generation=gen)
+    assert (charge.credits, charge.basis) == (Decimal("2"), Charge.REPORTED)
+
+
+def test_failed_jobs_are_not_charged(sandbox, team, user):
+    gen = jobs.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a leaf [fail]"})
+    run_tasks(until=gen)
+    assert gen.status == Generation.FAILED
+    assert not Charge.objects.exists()
+
+
+def test_a_second_charge_for_the_same_job_cannot_be_written(sandbox, team, user):
+    gen = jobs.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "an acorn"})
+    run_tasks(until=gen)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Charge.objects.create(team=team, user=user, generation=gen, provider="kie", model="seedream-v4",
+                              credits=Decimal("3.5"), basis=Charge.ESTIMATE)
+    assert Charge.objects.filter(generation=gen).count() == 1
+
+
+def test_two_finishers_write_one_charge(sandbox, team, user):
+    gen = jobs.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a pinecone"})
+    jobs.advance(gen.pk)
+    a, b = Generation.objects.get(pk=gen.pk), Generation.objects.get(pk=gen.pk)
+    import time
+
+    time.sleep(0.4)
+    adapter = a.adapter_class(base_url=sandbox.url + "/kie", api_key="sandbox-key")
+    outcome = adapter.check("seedream-v4", a.provider_job_id)
+    results = {jobs.conclude(a, outcome), jobs.conclude(b, outcome)}
+    assert "succeeded" in results
+    assert Charge.objects.filter(generation=gen).count() == 1
