@@ -139,6 +139,21 @@ def test_it_generates_with_a_sync_provider_and_offers_the_adult_style_only_when_
     assert not page.problems, page.problems
 
 
+def test_it_hides_the_fields_that_do_not_apply(page, team):
+    """data-show-if fields are hidden by app.js (the hidden attribute), not
+    just disabled: a user must not face greyed-out adult appearance fields
+    (or an unused aspect ratio) they cannot fill."""
+    log_in(page)
+    open_model(page, "Kwiki AI", "Text to image")
+    for label in ("Gender", "Age", "Hair color", "Breast size", "Caption text"):
+        expect(page.get_by_label(label, exact=True)).to_be_hidden()
+    open_model(page, "kvid.ai", "Nano Banana: text to image")
+    expect(page.get_by_label("Width")).to_be_hidden()
+    page.get_by_label("Size", exact=True).select_option("custom")
+    expect(page.get_by_label("Width")).to_be_visible()
+    expect(page.get_by_label("Aspect ratio")).to_be_hidden()
+
+
 # --- asynchronous: kvid.ai ----------------------------------------------------------------
 
 
