@@ -91,7 +91,7 @@ def test_it_generates_with_a_sync_provider_and_offers_the_adult_style_only_when_
     open_model(page, "Kwiki AI", "Text to image")
     assert "nude" not in style_options(page), "adult style offered while the team has adult content off"
     assert style_options(page) == ["realistic", "anime"]
-    expect(page.get_by_label("Age", exact=True)).to_be_disabled()  # adult-only fields are off too
+    expect(page.get_by_label("Age", exact=True)).to_be_hidden()  # adult-only fields are not shown either
 
     prompt_box(page).fill("a teapot on a wooden table, morning light")
     page.get_by_label("Quality").select_option("hires")
@@ -118,7 +118,7 @@ def test_it_generates_with_a_sync_provider_and_offers_the_adult_style_only_when_
 
     open_model(page, "Kwiki AI", "Text to image")
     assert "nude" in style_options(page)
-    expect(page.get_by_label("Age", exact=True)).to_be_disabled()  # until the adult style is chosen
+    expect(page.get_by_label("Age", exact=True)).to_be_hidden()  # until the adult style is chosen
     page.get_by_label("Style", exact=True).select_option("nude")
     for label in ("Gender", "Age", "Hair color", "Random caption"):
         expect(page.get_by_label(label, exact=True)).to_be_visible()
@@ -172,8 +172,8 @@ def test_it_follows_an_async_job_through_its_stages_and_shows_every_image(page, 
     open_model(page, "kvid.ai", "Nano Banana: text to image")
     prompt_box(page).fill("a paper boat on a calm lake")
     page.get_by_label("Size", exact=True).select_option("custom")
-    expect(page.get_by_label("Aspect ratio")).to_be_disabled()
-    expect(page.get_by_label("Width")).to_be_enabled()
+    expect(page.get_by_label("Aspect ratio")).to_be_hidden()
+    expect(page.get_by_label("Width")).to_be_visible()
     page.get_by_label("Width").fill("768")
     page.get_by_label("Height").fill("512")
     page.get_by_label("Images", exact=True).fill("2")
