@@ -6,6 +6,7 @@ from playground.core import views
 
 urlpatterns = [
     path("", views.playground, name="playground"),
+    path("estimate", views.estimate, name="estimate"),
     path("g/<uuid:uuid>/", views.generation, name="generation"),
     path("g/<uuid:uuid>/cancel", views.cancel, name="cancel"),
     path("generations/", views.gallery, name="gallery"),

@@ -94,7 +94,9 @@ def test_it_generates_with_a_sync_provider_and_offers_the_adult_style_only_when_
     expect(page.get_by_label("Age", exact=True)).to_be_hidden()  # adult-only fields are not shown either
 
     prompt_box(page).fill("a teapot on a wooden table, morning light")
+    expect(page.get_by_test_id("estimate")).to_have_text("1 credit")
     page.get_by_label("Quality").select_option("hires")
+    expect(page.get_by_test_id("estimate")).to_have_text("2 credits")  # follows the choice
     page.evaluate(WATCH_JOB_CARD)
     page.get_by_role("button", name="Generate").click()
     card = page.locator("#jobs article.job")
@@ -234,7 +236,7 @@ def test_it_edits_an_uploaded_image_and_sends_the_result_on_to_variations(page, 
     picked = page.get_by_role("img", name="Picked input image")
     expect(picked).to_be_visible()
     expect(picked).to_have_js_property("complete", True)
-    expect(page.get_by_role("radio", name="use this image")).to_be_checked()
+    expect(page.get_by_text("This image is used.")).to_be_visible()
     page.get_by_label("Size", exact=True).fill("256x256")
     page.get_by_role("button", name="Generate").click()
     newest = page.locator("#jobs article.job").first

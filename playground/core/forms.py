@@ -100,6 +100,7 @@ class ModelForm(forms.Form):
         first_image = images[0].name if images else None
         return [
             {"field": self[p.name], "param": p, "takes_picked": p.name == first_image,
+             "default_label": _default_label(p),
              "show_if": json.dumps({k: list(v) for k, v in p.show_if.items()}) if p.show_if else ""}
             for p in self.spec.params
         ]
@@ -149,6 +150,17 @@ class ModelForm(forms.Form):
                 continue
             out[p.name] = value
         return {k: v for k, v in out.items() if self.spec.param(k).applies(out)}
+
+
+def _default_label(p: Param) -> str:
+    """The default as a user reads it: a choice's label, yes/no, the number."""
+    if p.default is None or p.default == "" or p.kind == "image":
+        return ""
+    if p.kind == "choice":
+        return dict(p.choice_pairs()).get(p.default, str(p.default))
+    if p.kind == "bool":
+        return "on" if p.default else "off"
+    return str(p.default)
 
 
 def form_for(spec: ModelSpec) -> type[ModelForm]:

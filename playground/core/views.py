@@ -100,6 +100,7 @@ def playground(request):
             response = render(request, "playground.html#model-form",
                               {"form": form, "spec": spec, "provider_key": provider_key, "adapter": adapter,
                                "picked": picked, "endpoint_source": _endpoint_source(request.team, provider_key),
+                               "estimate": spec.default_estimate,
                                "submit_token": request.POST.get("submit_token", "")})
             return reswap(retarget(response, "#model-form"), "outerHTML")
     else:
@@ -116,9 +117,25 @@ def playground(request):
     return render(request, template, {
         "form": form, "spec": spec, "provider_key": provider_key, "adapter": adapter,
         "providers": registry.adapter_classes(), "jobs": jobs_qs, "picked": picked,
-        "remix_error": _remix_error(request), "submit_token": uuid_mod.uuid4(),
+        "remix_error": _remix_error(request), "submit_token": uuid_mod.uuid4(), "estimate": spec.default_estimate,
         "endpoint_source": _endpoint_source(request.team, provider_key),
     })
+
+
+@team_required
+def estimate(request):
+    """The cost estimate for the values in the form right now (htmx)."""
+    provider_key, adapter, spec = _pick(request)
+    form = form_for(spec)(request.GET, team=request.team, owner=request.user,
+                          adult_allowed=request.team.adult_content_enabled)
+    form.is_valid()  # partial input is fine: use the fields that are valid so far
+    values = {**spec.defaults(), **{k: v for k, v in form.cleaned_data.items()
+                                    if v not in (None, "") and spec.param(k).kind != "image"}}
+    try:
+        credits = spec.estimate(values)
+    except Exception:  # an estimate must never break the form
+        credits = spec.default_estimate
+    return render(request, "playground.html#estimate", {"estimate": credits})
 
 
 def _client_token(request):
@@ -186,7 +203,10 @@ def generation(request, uuid):
             # The final card replaces the polling one, and polling stops.
             response.status_code = HttpResponseStopPolling.status_code
         return response
+    images = {p.name for p in gen.spec.image_params()}
+    shown = {k: ("input image (shown below)" if k in images else v) for k, v in gen.params.items()}
     return render(request, "generation.html", {"gen": gen, "snippets": _snippets(gen), "inputs": _inputs_of(gen),
+                                               "shown_params": shown,
                                                "image_models": _image_models()})
 
 

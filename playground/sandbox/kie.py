@@ -332,8 +332,11 @@ def register(sandbox):
         wait = store.hit(f"kie:{sandbox.key_hash(key)}", sandbox.config.rate_limits.get("kie", RATE_LIMITS))
         if wait is not None:
             return _err(429, "Rate limited: too many requests", {"Retry-After": str(max(1, round(wait)))})
-        if "429" in marks or ("429-once" in marks and store.hit(f"once:{key}:{prompt}", [(1, 3600)]) is None):
+        if "429" in marks:
             return _err(429, "Rate limited: too many requests", {"Retry-After": "1"})
+        if "429-once" in marks and store.hit(f"once:{key}:{prompt}", [(1, 3600)]) is None:
+            # Long enough to watch the card count down.
+            return _err(429, "Rate limited: too many requests", {"Retry-After": "3"})
         if "402" in marks:
             return _err(402, "Insufficient Credits")
         if "455" in marks:
