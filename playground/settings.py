@@ -195,7 +195,7 @@ LOGGING = {
 
 # --- Jobs -------------------------------------------------------------------
 # How long a worker may hold a job before the recovery sweep assumes it died.
-JOB_LEASE_SECONDS = env.int("JOB_LEASE_SECONDS", default=300)
+JOB_LEASE_SECONDS = env.int("JOB_LEASE_SECONDS", default=600)
 # How late a scheduled step may be before the sweep enqueues it again.
 JOB_SWEEP_GRACE_SECONDS = env.int("JOB_SWEEP_GRACE_SECONDS", default=60)
 # Give up on an async provider job after this long.
@@ -240,8 +240,9 @@ PROVIDER_ENV = {
     }
     for key in PROVIDERS
 }
-# Seconds between status polls of an async provider (KIE documents 5 s).
-POLL_SECONDS = env.float("POLL_SECONDS", default=3.0)
+# Seconds between status polls of an async provider; empty: each provider's
+# own cadence (KIE documents 5 s). Jobs running over 2 minutes poll every 15 s.
+POLL_SECONDS = env.float("POLL_SECONDS", default=None)
 # Signed input-image URLs given to providers stay valid this long.
 INPUT_URL_TTL_SECONDS = env.int("INPUT_URL_TTL_SECONDS", default=3600)
 UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=20 * 1024 * 1024)
@@ -252,6 +253,9 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 JOB_MAX_RETRIES = env.int("JOB_MAX_RETRIES", default=8)
 JOB_BACKOFF_BASE_SECONDS = env.float("JOB_BACKOFF_BASE_SECONDS", default=2.0)
 JOB_BACKOFF_CAP_SECONDS = env.float("JOB_BACKOFF_CAP_SECONDS", default=300.0)
+# A provider's own rate-limit hint is waited out, however long, until the job
+# has existed this long (Kwiki's hourly limit can mean an hour).
+JOB_RATE_LIMIT_MAX_WAIT_SECONDS = env.int("JOB_RATE_LIMIT_MAX_WAIT_SECONDS", default=2 * 3600)
 
 if TESTING:
     # Hashing passwords at full strength makes every user fixture slow.

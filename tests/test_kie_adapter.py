@@ -211,8 +211,8 @@ def test_it_asks_each_models_service_for_the_status(model, status_path):
     ("flux-kontext", {"model": "flux-kontext-max"}, "12"),
     ("gpt4o-image", {"n_variants": 4}, "10"),
     ("midjourney", {}, "25"),
-    ("recraft-remove-background", {}, "1"),
-    ("recraft-upscale", {}, "2"),
+    ("recraft-remove-background", {}, "2"),  # the top of the documented 1-2
+    ("recraft-upscale", {}, "4"),  # the top of the documented 2-4
 ])
 def test_it_prices_each_model_and_option_from_the_table(model, params, credits):
     assert KieAdapter.model(model).estimate(params) == Decimal(credits)

@@ -103,7 +103,7 @@ def test_it_chains_generate_then_upscale_then_remove_background(app_url, team, u
     bigger = upscale.images.get()
     assert upscale.source_image == generated
     assert (bigger.width, bigger.height) == (2 * generated.width, 2 * generated.height)
-    assert upscale.credits_used == Decimal("2")
+    assert upscale.credits_used == Decimal("4")
 
     as_input = InputImage.from_bytes(team=team, owner=user, data=bigger.file.open("rb").read(), source=bigger)
     cutout = make(team, user, "recraft-remove-background", image=str(as_input.uuid))
@@ -117,7 +117,7 @@ def test_it_chains_generate_then_upscale_then_remove_background(app_url, team, u
     alpha = clear.getchannel("A")
     assert alpha.getpixel((0, 0)) == 0  # background gone
     assert alpha.getextrema() == (0, 255)  # the subject stays
-    assert cutout.credits_used == Decimal("1")
+    assert cutout.credits_used == Decimal("2")
 
 
 def test_it_records_the_credit_figure_of_the_table_at_the_time_of_the_job(sandbox, settings, team, user):

@@ -284,3 +284,97 @@ def test_a_replayed_callback_does_not_cut_a_rate_limit_wait_short(sandbox, team,
     assert jobs.nudge(gen) is False
     gen.refresh_from_db()
     assert gen.due_at == wait_until
+
+
+def test_a_transient_download_failure_is_retried_not_fatal(sandbox, team, user, settings):
+    """The provider has made (and charged for) the image: a 503 from its CDN is retried."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    settings.JOB_BACKOFF_BASE_SECONDS = 0.05
+    png = __import__("io").BytesIO()
+    __import__("PIL.Image").Image.new("RGB", (20, 20), "olive").save(png, "PNG")
+    hits = []
+
+    class Flaky(BaseHTTPRequestHandler):
+        def do_GET(self):
+            hits.append(self.path)
+            if len(hits) == 1:
+                self.send_response(503)
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.end_headers()
+            self.wfile.write(png.getvalue())
+
+        def log_message(self, *a):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    host = f"127.0.0.1:{server.server_port}"
+    settings.DOWNLOAD_ALLOWED_PRIVATE_HOSTS = [sandbox.host, host]
+    try:
+        gen = jobs.create(team=team, owner=user, provider="kwiki", model="generate", params={"prompt": "an olive"})
+        DBTaskResult.objects.all().delete()
+        Generation.objects.filter(pk=gen.pk).update(status=Generation.RUNNING, result_urls=[f"http://{host}/x.png"])
+        gen.refresh_from_db()
+        assert "retry" in jobs.poll(gen)
+        run_tasks(until=gen)
+    finally:
+        server.shutdown()
+    assert gen.status == Generation.SUCCEEDED and len(hits) == 2
+
+
+def test_a_result_arriving_after_the_lease_ran_out_is_taken_back(sandbox, team, user, monkeypatch):
+    """A slow provider answers after the sweep failed the job as 'unknown
+    outcome': the known result wins and nothing paid is thrown away."""
+    from playground.providers.kie import KieAdapter
+
+    gen = make(team, user, "a slow snail")
+    real_submit = KieAdapter.submit
+
+    def slow_submit(self, *args, **kwargs):
+        outcome = real_submit(self, *args, **kwargs)
+        # Meanwhile the lease ran out and another worker gave up on the job:
+        Generation.objects.filter(pk=gen.pk).update(
+            status=Generation.FAILED, error_kind="unknown_outcome", error_message="worker vanished")
+        return outcome
+
+    monkeypatch.setattr(KieAdapter, "submit", slow_submit)
+    jobs.advance(gen.pk)
+    monkeypatch.setattr(KieAdapter, "submit", real_submit)
+    run_tasks(until=gen)
+    assert gen.status == Generation.SUCCEEDED and gen.error_kind == ""
+    assert sandbox_tasks(sandbox, "a slow snail") == 1
+
+
+def test_a_good_status_answer_resets_the_retry_budget(sandbox, team, user, settings):
+    gen = make(team, user, "a lighthouse keeper's cat")
+    jobs.advance(gen.pk)
+    Generation.objects.filter(pk=gen.pk).update(attempts=5, lease_until=None)
+    gen.refresh_from_db()
+    assert jobs.poll(gen).startswith("poll in")
+    gen.refresh_from_db()
+    assert gen.attempts == 0
+
+
+def test_a_rate_limit_hint_longer_than_the_backoff_cap_is_honoured(sandbox, team, user, settings):
+    from playground.providers.base import ProviderError
+
+    settings.JOB_BACKOFF_CAP_SECONDS = 300
+    gen = make(team, user, "an hourglass")
+    Generation.objects.filter(pk=gen.pk).update(status=Generation.SUBMITTING)
+    gen.refresh_from_db()
+    jobs.retry_later(gen, Generation.SUBMITTING, ProviderError("rate_limited", "hourly limit", retry_after=3000),
+                     back_to=Generation.QUEUED)
+    gen.refresh_from_db()
+    assert gen.status == Generation.QUEUED and gen.attempts == 0
+    assert (gen.due_at - timezone.now()).total_seconds() > 2900
+    settings.JOB_RATE_LIMIT_MAX_WAIT_SECONDS = 600  # beyond the allowed total wait: fail clearly
+    Generation.objects.filter(pk=gen.pk).update(status=Generation.SUBMITTING)
+    gen.refresh_from_db()
+    jobs.retry_later(gen, Generation.SUBMITTING, ProviderError("rate_limited", "hourly limit", retry_after=3000))
+    gen.refresh_from_db()
+    assert (gen.status, gen.error_kind) == (Generation.FAILED, "rate_limited")

@@ -29,10 +29,12 @@ MAX_REDIRECTS = 5
 
 
 class DownloadError(Exception):
-    def __init__(self, message: str, *, expired: bool = False, unresolved: bool = False):
+    def __init__(self, message: str, *, expired: bool = False, unresolved: bool = False, transient: bool = False):
         super().__init__(message)
         self.expired = expired
         self.unresolved = unresolved
+        # A server error, a timeout or a dropped connection: worth trying again.
+        self.transient = transient
 
 
 def _is_public(ip: ipaddress._BaseAddress) -> bool:
@@ -155,6 +157,7 @@ def fetch(url: str, *, max_bytes=None, timeout=None, allowed_private=None, clien
                         raise DownloadError(
                             f"The image URL answered HTTP {resp.status_code}.",
                             expired=resp.status_code in (403, 404, 410),
+                            transient=resp.status_code in (408, 425, 429) or resp.status_code >= 500,
                         )
                     declared = resp.headers.get("content-length")
                     if declared and declared.isdigit() and int(declared) > max_bytes:
@@ -169,10 +172,10 @@ def fetch(url: str, *, max_bytes=None, timeout=None, allowed_private=None, clien
                     return bytes(buf)
             except httpx.TimeoutException:
                 if time.monotonic() >= deadline:
-                    raise DownloadError(f"The download took longer than {timeout:.0f} s.") from None
-                raise DownloadError("The image server stopped answering.") from None
+                    raise DownloadError(f"The download took longer than {timeout:.0f} s.", transient=True) from None
+                raise DownloadError("The image server stopped answering.", transient=True) from None
             except httpx.HTTPError as e:
-                raise DownloadError(f"The download failed: {type(e).__name__}.") from None
+                raise DownloadError(f"The download failed: {type(e).__name__}.", transient=True) from None
         raise DownloadError("Too many redirects.")
     finally:
         if own:

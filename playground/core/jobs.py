@@ -160,12 +160,40 @@ def submit(gen: Generation) -> str:
         Generation.SUBMITTING, status=Generation.RUNNING, provider_job_id=outcome.job_id or "",
         submitted_at=now, phase="submitted" if not outcome.finished else "downloading",
         result_urls=outcome.image_urls if outcome.state == "succeeded" else [],
-        due_at=now + timedelta(seconds=settings.POLL_SECONDS), attempts=0,
-    ):
+        credits_used=outcome.credits_used,  # as reported, kept for a resumed download
+        due_at=now + timedelta(seconds=poll_delay(gen, adapter)), attempts=0,
+    ) and not rescue_after_lost_lease(gen, outcome, now):
         return "job changed while submitting"
     if outcome.finished:
         return conclude(gen, outcome)
-    return schedule_poll(gen)
+    return schedule_poll(gen, delay=poll_delay(gen, adapter))
+
+
+def rescue_after_lost_lease(gen: Generation, outcome: Outcome, now) -> bool:
+    """The provider answered after our lease ran out, and the sweep already
+    failed the job as "unknown outcome". Now the outcome is known: take the
+    job back rather than throw a paid result away."""
+    n = Generation.objects.filter(
+        pk=gen.pk, status=Generation.FAILED, error_kind="unknown_outcome", provider_job_id="",
+    ).update(
+        status=Generation.RUNNING, provider_job_id=outcome.job_id or "", submitted_at=now, finished_at=None,
+        result_urls=outcome.image_urls if outcome.state == "succeeded" else [], credits_used=outcome.credits_used,
+        error_kind="", error_code="", error_message="", error_field="", phase="downloading", lease_until=None,
+        attempts=0, due_at=now, updated_at=now,
+    )
+    if n:
+        log.warning("generation %s: the provider answered after the lease ran out; job taken back", gen.uuid)
+        gen.refresh_from_db()
+    return n == 1
+
+
+def poll_delay(gen: Generation, adapter) -> float:
+    """The provider's cadence (POLL_SECONDS overrides it), slower for long jobs."""
+    delay = settings.POLL_SECONDS if settings.POLL_SECONDS is not None else adapter.poll_seconds
+    started = gen.submitted_at or gen.created_at
+    if started and timezone.now() - started > timedelta(minutes=2):
+        delay = max(delay, 15.0)
+    return delay
 
 
 STAGED = "staged:"
@@ -205,9 +233,9 @@ def input_images(gen: Generation) -> dict:
     return out
 
 
-def schedule_poll(gen: Generation, phase: str | None = None, delay: float | None = None) -> str:
-    delay = settings.POLL_SECONDS if delay is None else delay
-    changes = {"due_at": timezone.now() + timedelta(seconds=delay), "lease_until": None}
+def schedule_poll(gen: Generation, phase: str | None = None, delay: float = 3.0) -> str:
+    # A good status answer: the retry budget is for consecutive failures.
+    changes = {"due_at": timezone.now() + timedelta(seconds=delay), "lease_until": None, "attempts": 0}
     if phase:
         changes["phase"] = phase
     if gen.transition(Generation.RUNNING, **changes):
@@ -218,7 +246,7 @@ def schedule_poll(gen: Generation, phase: str | None = None, delay: float | None
 
 def poll(gen: Generation) -> str:
     if gen.result_urls:  # a synchronous result whose download was interrupted
-        return conclude(gen, Outcome("succeeded", image_urls=list(gen.result_urls)))
+        return conclude(gen, Outcome("succeeded", image_urls=list(gen.result_urls), credits_used=gen.credits_used))
     if not gen.provider_job_id:
         return fail(gen, Generation.RUNNING, ProviderError("bad_response", "The provider returned no job id."))
     try:
@@ -226,8 +254,9 @@ def poll(gen: Generation) -> str:
         endpoint.check_base_url()
     except (CredentialError, ProviderError) as e:
         return fail(gen, Generation.RUNNING, e if isinstance(e, ProviderError) else ProviderError("config", str(e)))
+    adapter = endpoint.adapter()
     try:
-        outcome = endpoint.adapter().check(gen.model, gen.provider_job_id)
+        outcome = adapter.check(gen.model, gen.provider_job_id)
     except ProviderError as e:
         if e.kind in POLL_RETRYABLE and gen.attempts < settings.JOB_MAX_RETRIES:
             return retry_later(gen, Generation.RUNNING, endpoint.scrubbed(e))
@@ -239,17 +268,28 @@ def poll(gen: Generation) -> str:
     if timezone.now() - (gen.submitted_at or gen.created_at) > timedelta(seconds=settings.JOB_MAX_SECONDS):
         return fail(gen, Generation.RUNNING, ProviderError(
             "timeout", f"The provider did not finish within {settings.JOB_MAX_SECONDS // 60} minutes."))
-    return schedule_poll(gen, phase=outcome.state if outcome.state == "generating" else "submitted")
+    return schedule_poll(gen, phase=outcome.state if outcome.state == "generating" else "submitted",
+                         delay=poll_delay(gen, adapter))
 
 
 def retry_later(gen: Generation, from_status: str, err: ProviderError, back_to: str | None = None) -> str:
-    delay = backoff(gen.attempts, err.retry_after)
+    attempts = F("attempts") + 1
+    if err.kind == "rate_limited" and err.retry_after is not None:
+        # The provider said how long: wait that long (an hour for Kwiki's hourly
+        # limit), which is no failure. Bounded by the job's total waiting time.
+        if timezone.now() + timedelta(seconds=err.retry_after) - gen.created_at > timedelta(
+                seconds=settings.JOB_RATE_LIMIT_MAX_WAIT_SECONDS):
+            return fail(gen, from_status, err)
+        delay = err.retry_after + random.uniform(0, max(0.5, err.retry_after * 0.1))
+        attempts = F("attempts")
+    else:
+        delay = backoff(gen.attempts, err.retry_after)
     if err.kind == "rate_limited":
         phase = f"waiting for rate limit, retrying in {delay:.0f} s"
     else:
         phase = f"{err.message[:140].rstrip('.')}, retrying in {delay:.0f} s"
     if gen.transition(
-        from_status, status=back_to or from_status, phase=phase[:200], attempts=F("attempts") + 1,
+        from_status, status=back_to or from_status, phase=phase[:200], attempts=attempts,
         due_at=timezone.now() + timedelta(seconds=delay), lease_until=None,
     ):
         enqueue(gen, delay)
@@ -267,6 +307,9 @@ def conclude(gen: Generation, outcome: Outcome) -> str:
         if e.expired and gen.provider_job_id and not gen.result_urls and gen.attempts < 3:
             # Result URLs expire: ask the provider again for fresh ones.
             return retry_later(gen, Generation.RUNNING, ProviderError("download", f"{e} Asking for a fresh URL."))
+        if e.transient and gen.attempts < settings.JOB_MAX_RETRIES:
+            # The provider has made (and charged for) the image: keep trying to fetch it.
+            return retry_later(gen, Generation.RUNNING, ProviderError("download", str(e)))
         return fail(gen, Generation.RUNNING, ProviderError("download", str(e)))
     if not checked:
         return fail(gen, Generation.RUNNING, ProviderError("bad_response", "The provider returned no image."))

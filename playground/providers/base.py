@@ -125,6 +125,20 @@ def parse_retry_after(value: str | float | None, *, now: float | None = None) ->
     return max(seconds, 0.0)
 
 
+def retry_hint(resp, body=None) -> float | None:
+    """A 429's wait hint, wherever the provider put it: a body retry_after,
+    or the Retry-After or X-RateLimit-Reset header (seconds or epoch)."""
+    if isinstance(body, dict) and body.get("retry_after") not in (None, ""):
+        hint = parse_retry_after(body.get("retry_after"))
+        if hint is not None:
+            return hint
+    for header in ("Retry-After", "X-RateLimit-Reset"):
+        hint = parse_retry_after(resp.headers.get(header))
+        if hint is not None:
+            return hint
+    return None
+
+
 def _now() -> float:
     import time
 
@@ -334,6 +348,8 @@ class Adapter:
     # Documented request limits per key, as (count, seconds) windows; the job
     # layer holds them across all worker processes.
     rate_limits: tuple[tuple[int, float], ...] = ()
+    # Seconds between status checks (an async provider's documented cadence).
+    poll_seconds = 3.0
     # Seconds: generous read timeout for synchronous generation.
     timeout = httpx.Timeout(connect=10.0, read=120.0, write=30.0, pool=10.0)
 

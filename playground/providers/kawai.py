@@ -218,8 +218,11 @@ class KawaiAdapter(Adapter):
             if not isinstance(item, dict):
                 continue
             if isinstance(item.get("b64_json"), str) and item["b64_json"]:
+                data = item["b64_json"]
+                if data.startswith("data:") and "," in data:  # a data URL instead of bare base64
+                    data = data.split(",", 1)[1]
                 try:
-                    blobs.append(base64.b64decode(item["b64_json"], validate=True))
+                    blobs.append(base64.b64decode(data, validate=True))
                 except (binascii.Error, ValueError):
                     raise ProviderError("bad_response", f"{self.label} sent an image that is not valid base64.") from None
             elif isinstance(item.get("url"), str) and item["url"]:

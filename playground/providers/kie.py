@@ -20,6 +20,7 @@ from .base import (
     kind_for_status,
     parse_retry_after,
     unique,
+    retry_hint,
 )
 
 PROMPT = Param(
@@ -59,8 +60,10 @@ CREDITS = {
     "flux-kontext-max": "12",
     "gpt4o-image": "10",
     "midjourney": "25",
-    "recraft-remove-background": "1",
-    "recraft-upscale": "2",
+    # The contract gives ranges (1-2, 2-4) and KIE reports no cost: estimate
+    # at the top of the range so that the ledger never under-counts.
+    "recraft-remove-background": "2",
+    "recraft-upscale": "4",
 }
 
 # Input-image fields the contract does not name: our best reading, each
@@ -306,6 +309,7 @@ class KieAdapter(Adapter):
     label = "KIE.ai"
     mode = "async"
     default_base_url = "https://api.kie.ai"
+    poll_seconds = 5.0  # the documented cadence
     sandbox_prefix = "/kie"
     models = MODELS
 
@@ -408,6 +412,8 @@ class KieAdapter(Adapter):
     def _envelope(self, resp):
         body = self.json_body(resp)
         code = body.get("code") if isinstance(body, dict) else None
+        if isinstance(code, str) and code.strip().isdigit():
+            code = body["code"] = int(code)  # "200" as a string: the same code
         if resp.status_code != 200 or (code is not None and code != 200):
             self._raise(resp, body)
         if not isinstance(body, dict):
@@ -419,7 +425,7 @@ class KieAdapter(Adapter):
         status = code if isinstance(code, int) and code != 200 else resp.status_code
         msg = (body.get("msg") or body.get("message")) if isinstance(body, dict) else None
         msg = str(msg or f"HTTP {resp.status_code}")
-        retry = parse_retry_after(resp.headers.get("Retry-After") or resp.headers.get("X-RateLimit-Reset"))
+        retry = retry_hint(resp, body)
         if status == 429 and retry is None:
             retry = 10.0
         raise ProviderError(kind_for_status(status), msg, status=status, code=str(status), retry_after=retry)

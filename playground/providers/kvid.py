@@ -24,6 +24,7 @@ from .base import (
     kind_for_status,
     parse_retry_after,
     unique,
+    retry_hint,
 )
 
 # The public price is per megapixel but not documented: estimate with this
@@ -244,7 +245,10 @@ class KvidAdapter(Adapter):
         outcome = self.parse_status(self.send(self.status_request(model, job_id)), job_id)
         if outcome.state != "completed":
             return outcome
-        return self.parse_result(self.send(self.result_request(model, job_id)), job_id)
+        resp = self.send(self.result_request(model, job_id))
+        if resp.status_code in (409, 425):  # "completed" but the result is not ready yet
+            return Outcome("generating", job_id=job_id, raw=self.json_body(resp))
+        return self.parse_result(resp, job_id)
 
     def parse_status(self, resp, job_id: str = "") -> Outcome:
         """An Outcome; state "completed" means: now fetch the result."""
@@ -345,7 +349,7 @@ class KvidAdapter(Adapter):
             kind = kind_for_status(status) if status >= 300 else "bad_response"
         if kind == "validation" and field is None:
             field = self._field_in(message)
-        retry = parse_retry_after(resp.headers.get("Retry-After")) if kind == "rate_limited" else None
+        retry = retry_hint(resp, body) if kind == "rate_limited" else None
         message = str(message or f"kvid.ai answered HTTP {status}.")
         return ProviderError(kind, message, status=status, code=code or str(status), field=field, retry_after=retry)
 

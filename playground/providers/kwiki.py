@@ -211,4 +211,9 @@ class KwikiAdapter(Adapter):
         for p in MODELS["generate"].params:
             if p.provider_field == name:
                 return p.name
-        return name
+        # snap_caption.text -> snap_caption_text; a bare object -> its first field
+        flat = name.replace(".", "_")
+        names = [p.name for p in MODELS["generate"].params]
+        if flat in names:
+            return flat
+        return next((n for n in names if n.startswith(flat + "_") or n == name.split(".")[-1]), name)
