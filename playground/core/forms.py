@@ -182,7 +182,3 @@ class CredentialForm(forms.Form):
 class MemberForm(forms.Form):
     username = forms.CharField(max_length=150)
     role = forms.ChoiceField(choices=[("member", "Member"), ("owner", "Owner")])
-
-
-class TeamForm(forms.Form):
-    name = forms.CharField(max_length=100)

@@ -140,7 +140,7 @@ def submit(gen: Generation) -> str:
     if not gen.transition(Generation.QUEUED, status=Generation.SUBMITTING, phase="submitting",
                           endpoint_source=endpoint.source):
         return "lost the race to submit"
-    hook = callback_url(gen) if hasattr(adapter, "parse_callback") else None
+    hook = callback_url(gen) if adapter.callbacks else None
     try:
         outcome = adapter.submit(gen.model, gen.params, callback_url=hook, images=input_images(gen))
     except ProviderError as e:

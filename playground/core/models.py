@@ -142,14 +142,6 @@ class Endpoint:
         return bucket_id(self.provider, self.base_url, self._api_key)
 
 
-class GenerationQuerySet(models.QuerySet):
-    def for_team(self, team):
-        return self.filter(team=team)
-
-    def active(self):
-        return self.filter(status__in=Generation.ACTIVE)
-
-
 class Generation(models.Model):
     QUEUED, SUBMITTING, RUNNING = "queued", "submitting", "running"
     SUCCEEDED, FAILED, CANCELED = "succeeded", "failed", "canceled"
@@ -201,8 +193,6 @@ class Generation(models.Model):
     # holds it until lease_until. The recovery sweep looks at both.
     due_at = models.DateTimeField(default=timezone.now, db_index=True)
     lease_until = models.DateTimeField(null=True, blank=True)
-
-    objects = GenerationQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]

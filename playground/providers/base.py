@@ -348,6 +348,8 @@ class Adapter:
     # Documented request limits per key, as (count, seconds) windows; the job
     # layer holds them across all worker processes.
     rate_limits: tuple[tuple[int, float], ...] = ()
+    # Whether the provider POSTs to a callback URL when a job ends (a hint only).
+    callbacks = False
     # Seconds between status checks (an async provider's documented cadence).
     poll_seconds = 3.0
     # Seconds: generous read timeout for synchronous generation.

@@ -310,6 +310,7 @@ class KieAdapter(Adapter):
     mode = "async"
     default_base_url = "https://api.kie.ai"
     poll_seconds = 5.0  # the documented cadence
+    callbacks = True  # callBackUrl
     sandbox_prefix = "/kie"
     models = MODELS
 
