@@ -18,6 +18,7 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseStopPolling, reswap, retarget
 
 from playground.providers import registry
+from playground.providers.base import ProviderError
 
 from . import jobs
 from .forms import CredentialForm, MemberForm, form_for
@@ -336,7 +337,7 @@ def credits(request):
         try:
             adapter = registry.get(row["provider"])
             label = f"{adapter.label} - {adapter.model(row['model']).label}"
-        except LookupError:
+        except (LookupError, ProviderError):  # a provider or model no longer configured
             label = f"{row['provider']} - {row['model']}"
         rows.append({**row, "label": label})
     total = charges.aggregate(total=Sum("credits"))["total"] or Decimal("0")
