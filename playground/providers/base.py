@@ -386,10 +386,16 @@ class Adapter:
     # Shared HTTP plumbing.
     def send(self, req: PreparedRequest) -> httpx.Response:
         headers = {**req.headers, req.auth_header: f"{req.auth_scheme}{self._api_key}"}
+        from playground.core.egress import EgressRefused
+
         try:
             if req.files is not None or req.data is not None:
-                return self.client.request(req.method, req.url, data=req.data, files=req.files, headers=headers)
-            return self.client.request(req.method, req.url, json=req.json, headers=headers)
+                return self.client.request(req.method, req.url, data=req.data, files=req.files, headers=headers,
+                                           timeout=self.timeout)
+            return self.client.request(req.method, req.url, json=req.json, headers=headers, timeout=self.timeout)
+        except EgressRefused as e:
+            # Refused before anything (the key included) was sent.
+            raise ProviderError("config", f"The base URL for {self.label} is refused: {e}") from None
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as e:
             raise ProviderError("unavailable", f"Could not connect to {self.label}: {type(e).__name__}.") from None
         except httpx.TimeoutException as e:
