@@ -133,3 +133,12 @@ def test_proxies_from_the_environment_are_not_used(monkeypatch, other_host):
     assert "non-public" in str(e.value)
     assert other_host.requests == []
     assert not isinstance(e.value, httpx.ProxyError)
+
+
+def test_team_adapters_share_one_guarded_client_and_keep_their_own_timeouts(sandbox):
+    from playground.providers.kawai import KawaiAdapter
+
+    a = Endpoint("kawai", "https://api.example.com", KEY, "team").adapter()
+    b = Endpoint("kie", "https://api.example.com", KEY, "team").adapter()
+    assert a.client is b.client
+    assert a._request_timeout == KawaiAdapter.timeout and a._request_timeout.read == 300.0

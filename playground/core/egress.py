@@ -268,6 +268,7 @@ def provider_client() -> httpx.Client:
         client = _clients.get("provider")
         if client is None:
             client = _clients["provider"] = guarded_client(provider_allowed)
+            client.shared_by_adapters = True  # adapters pass their own timeouts
         return client
 
 

@@ -359,6 +359,9 @@ class Adapter:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
         self.client = client or httpx.Client(timeout=self.timeout, follow_redirects=False)
+        # A client shared by all adapters (team base URLs) gets this
+        # adapter's timeouts on each request; any other keeps its own.
+        self._request_timeout = self.timeout if getattr(client, "shared_by_adapters", False) else httpx.USE_CLIENT_DEFAULT
 
     def __repr__(self) -> str:  # never show the key
         return f"<{type(self).__name__} {self.base_url}>"
@@ -391,8 +394,9 @@ class Adapter:
         try:
             if req.files is not None or req.data is not None:
                 return self.client.request(req.method, req.url, data=req.data, files=req.files, headers=headers,
-                                           timeout=self.timeout)
-            return self.client.request(req.method, req.url, json=req.json, headers=headers, timeout=self.timeout)
+                                           timeout=self._request_timeout)
+            return self.client.request(req.method, req.url, json=req.json, headers=headers,
+                                       timeout=self._request_timeout)
         except EgressRefused as e:
             # Refused before anything (the key included) was sent.
             raise ProviderError("config", f"The base URL for {self.label} is refused: {e}") from None
