@@ -142,3 +142,13 @@ def test_team_adapters_share_one_guarded_client_and_keep_their_own_timeouts(sand
     b = Endpoint("kie", "https://api.example.com", KEY, "team").adapter()
     assert a.client is b.client
     assert a._request_timeout == KawaiAdapter.timeout and a._request_timeout.read == 300.0
+
+
+@pytest.mark.parametrize("url", ["http://@example.com/x.png", "http://user@example.com/x.png"])
+def test_a_download_url_with_any_userinfo_is_refused(url):
+    from playground.core.downloads import DownloadError, check_url, fetch
+
+    with pytest.raises(DownloadError, match="credentials"):
+        check_url(url, allowed_private=[])
+    with pytest.raises(DownloadError, match="credentials"):
+        fetch(url, allowed_private=[])

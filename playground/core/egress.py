@@ -382,7 +382,9 @@ def provider_text(text: str | None, key: str, limit: int = PROVIDER_MESSAGE_MAX)
     """Provider text fit to store or show: the key scrubbed, then capped."""
     if text is None:
         return None
-    text = scrub(str(text), key)
+    # Cut a huge body first (scrubbing is linear, but needn't read a
+    # megabyte); what the cut leaves of a key at the end is cut below.
+    text = scrub(str(text)[: limit * 4], key)
     if len(text) > limit:
         text = text[: limit - 1].rstrip() + "…"
     return text
