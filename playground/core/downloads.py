@@ -3,7 +3,7 @@
 Result URLs come from outside, so a download cannot be turned inward: only
 http(s); every resolved address must be public unless host:port is a
 configured sandbox host; the connection goes to the address that was checked
-(no DNS rebinding); every redirect is checked again; bytes and time are
+(no DNS rebinding: see egress.py); every redirect is checked again; bytes and time are
 capped. The bytes must decode as an allowed image type within a pixel cap,
 and are re-encoded before anyone sees them.
 """
@@ -13,15 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 import hashlib
 import io
-import ipaddress
-import socket
 import time
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
-import httpcore
 import httpx
 from django.conf import settings
 from PIL import Image, UnidentifiedImageError
+
+from .egress import EgressRefused, download_allowed, guarded_client, is_public, resolve_checked
 
 ALLOWED_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}
@@ -37,100 +36,42 @@ class DownloadError(Exception):
         self.transient = transient
 
 
-def _is_public(ip: ipaddress._BaseAddress) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address):
-        mapped = ip.ipv4_mapped or ip.sixtofour
-        if mapped is not None:
-            return _is_public(mapped)
-        if ip.teredo:
-            return False
-    return ip.is_global and not (ip.is_multicast or ip.is_reserved or ip.is_loopback or ip.is_link_local)
+_is_public = is_public  # the one definition of "public" lives in egress
 
 
-def _resolve(host: str, port: int) -> list[str]:
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as e:
-        raise DownloadError(f"Cannot resolve host {host!r}.", unresolved=True) from e
-    return list(dict.fromkeys(info[4][0] for info in infos))
-
-
-def check_url(url: str, allowed_private=None) -> tuple[str, str, str]:
-    """Return (url to connect to, Host header, SNI host) or raise DownloadError."""
-    allowed_private = {h.lower() for h in (allowed_private if allowed_private is not None else settings.DOWNLOAD_ALLOWED_PRIVATE_HOSTS)}
+def _split(url: str):
+    """scheme, host, port of an outside URL, or DownloadError."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         raise DownloadError(f"Refused a {parts.scheme or 'schemeless'} URL: only http and https are downloaded.")
     host = parts.hostname
     if not host:
         raise DownloadError("Refused a URL without a host.")
-    if parts.username or parts.password:
+    if "@" in parts.netloc:
         raise DownloadError("Refused a URL with credentials in it.")
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         raise DownloadError("Refused a URL with an invalid port.") from None
-    addresses = _resolve(host, port)
-    if not addresses:
-        raise DownloadError(f"Host {host!r} has no address.")
-    private_ok = f"{host.lower()}:{port}" in allowed_private
-    for addr in addresses:
-        ip = ipaddress.ip_address(addr.split("%")[0])
-        if not private_ok and not _is_public(ip):
-            raise DownloadError(f"Refused {host}: it resolves to a non-public address.")
-    ip = addresses[0]
+    return parts, host, port
+
+
+def check_url(url: str, allowed_private=None) -> tuple[str, str, str]:
+    """Return (url to connect to, Host header, SNI host) or raise DownloadError.
+
+    A check ahead of time (for messages at save time); fetch() and provider
+    calls are checked again by the guarded connection itself."""
+    allowed = allowed_private if allowed_private is not None else settings.DOWNLOAD_ALLOWED_PRIVATE_HOSTS
+    parts, host, port = _split(url)
+    try:
+        infos = resolve_checked(host, port, allowed)
+    except EgressRefused as e:
+        raise DownloadError(str(e), unresolved=e.unresolved) from None
+    ip = infos[0][4][0]
     ip_host = f"[{ip}]" if ":" in ip else ip
     netloc = f"{ip_host}:{port}"
     host_header = parts.netloc.rsplit("@", 1)[-1]
     return urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, "")), host_header, host
-
-
-class _DeadlineStream(httpcore.NetworkStream):
-    """Every read and write gets at most the time left until the deadline, so
-    a server trickling its headers or body one byte at a time cannot hold a
-    worker past the download's time cap."""
-
-    def __init__(self, stream, deadline):
-        self._stream, self._deadline = stream, deadline
-
-    def _left(self, timeout):
-        left = self._deadline - time.monotonic()
-        if left <= 0:
-            raise httpcore.ReadTimeout("download deadline reached")
-        return left if timeout is None else min(timeout, left)
-
-    def read(self, max_bytes, timeout=None):
-        return self._stream.read(max_bytes, self._left(timeout))
-
-    def write(self, buffer, timeout=None):
-        self._stream.write(buffer, self._left(timeout))
-
-    def close(self):
-        self._stream.close()
-
-    def start_tls(self, ssl_context, server_hostname=None, timeout=None):
-        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname, self._left(timeout)), self._deadline)
-
-    def get_extra_info(self, info):
-        return self._stream.get_extra_info(info)
-
-
-class _DeadlineBackend(httpcore.SyncBackend):
-    def __init__(self, deadline):
-        self._deadline = deadline
-
-    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
-        left = self._deadline - time.monotonic()
-        if left <= 0:
-            raise httpcore.ConnectTimeout("download deadline reached")
-        stream = super().connect_tcp(host, port, min(timeout or left, left), local_address, socket_options)
-        return _DeadlineStream(stream, self._deadline)
-
-
-def _deadline_client(deadline: float, read_timeout: float) -> httpx.Client:
-    client = httpx.Client(timeout=httpx.Timeout(read_timeout), follow_redirects=False)
-    client._transport._pool._network_backend = _DeadlineBackend(deadline)
-    return client
 
 
 def fetch(url: str, *, max_bytes=None, timeout=None, allowed_private=None, client: httpx.Client | None = None) -> bytes:
@@ -138,15 +79,17 @@ def fetch(url: str, *, max_bytes=None, timeout=None, allowed_private=None, clien
     timeout = timeout or settings.DOWNLOAD_TIMEOUT_SECONDS
     deadline = time.monotonic() + timeout
     own = client is None
-    client = client or _deadline_client(deadline, min(timeout, 30.0))
+    if own:
+        allowed = list(allowed_private) if allowed_private is not None else None
+        # The connection itself resolves once, checks every address and
+        # connects to a checked one; every redirect is a new check.
+        client = guarded_client(lambda: allowed if allowed is not None else download_allowed(),
+                                deadline=deadline, timeout=min(timeout, 30.0))
     try:
         for _ in range(MAX_REDIRECTS + 1):
-            target, host_header, sni = check_url(url, allowed_private)
+            _split(url)
             try:
-                with client.stream(
-                    "GET", target, headers={"Host": host_header, "Accept": "image/*"},
-                    extensions={"sni_hostname": sni},
-                ) as resp:
+                with client.stream("GET", url, headers={"Accept": "image/*"}) as resp:
                     if resp.is_redirect:
                         location = resp.headers.get("location")
                         if not location:
@@ -170,6 +113,8 @@ def fetch(url: str, *, max_bytes=None, timeout=None, allowed_private=None, clien
                         if time.monotonic() > deadline:
                             raise DownloadError(f"The download took longer than {timeout:.0f} s.")
                     return bytes(buf)
+            except EgressRefused as e:
+                raise DownloadError(str(e), unresolved=e.unresolved) from None
             except httpx.TimeoutException:
                 if time.monotonic() >= deadline:
                     raise DownloadError(f"The download took longer than {timeout:.0f} s.", transient=True) from None

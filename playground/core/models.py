@@ -111,29 +111,40 @@ class Endpoint:
         return cls(provider, base, settings.SANDBOX_API_KEY if with_key else "", "sandbox")
 
     def adapter(self, **kwargs):
+        if self.source == "team" and "client" not in kwargs:
+            # A team-supplied base URL: every connection is checked where it
+            # is made (one lookup, a checked address; RELIABILITY 6).
+            from .egress import provider_client
+
+            kwargs["client"] = provider_client()
         return registry.get(self.provider)(base_url=self.base_url, api_key=self._api_key, **kwargs)
 
     def scrubbed(self, err):
-        """The error with this key removed from its message: a provider may
-        echo the key back (RELIABILITY 7)."""
+        """The error with this key removed from its message, code and field
+        in any spelling (a provider may echo the key back, upper-cased or
+        broken up), and the message capped (RELIABILITY 7)."""
+        from .egress import provider_text
+
         key = self._api_key
-        if key and len(key) >= 4 and key in err.message:
-            err.message = err.message.replace(key, "[key removed]")
-            err.args = (err.message,)
+        err.message = provider_text(err.message, key) or ""
+        err.args = (err.message,)
+        err.code = provider_text(err.code, key, 60)
+        err.field = provider_text(err.field, key, 60)
         return err
 
     def check_base_url(self):
         """A team's own base URL must not point inside our network (the
-        sandbox excepted): a request to it is made from our servers."""
-        if self.source != "team" or self.base_url.startswith(settings.SANDBOX_URL):
+        sandbox excepted, compared by scheme, host and port): a request to
+        it is made from our servers. Checked again at connect time."""
+        if self.source != "team":
             return
         from playground.providers.base import ProviderError
 
-        from .downloads import DownloadError, check_url
+        from .egress import EgressRefused, check_base_url
 
         try:
-            check_url(self.base_url)
-        except DownloadError as e:
+            check_base_url(self.base_url)
+        except EgressRefused as e:
             raise ProviderError("config", f"The team's base URL for this provider is refused: {e}") from None
 
     def rate_bucket(self) -> str:

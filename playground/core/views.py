@@ -387,12 +387,12 @@ def save_credential(request, provider):
         messages.error(request, "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
         return redirect("team")
     base_url = form.cleaned_data["base_url"]
-    if base_url and not base_url.startswith(settings.SANDBOX_URL):
-        from .downloads import DownloadError, check_url
+    if base_url:
+        from .egress import EgressRefused, check_base_url
 
         try:
-            check_url(base_url)
-        except DownloadError as e:
+            check_base_url(base_url)
+        except EgressRefused as e:
             if not e.unresolved:
                 messages.error(request, f"{registry.get(provider).label}: base URL refused: {e}")
                 return redirect("team")

@@ -359,6 +359,9 @@ class Adapter:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
         self.client = client or httpx.Client(timeout=self.timeout, follow_redirects=False)
+        # A client shared by all adapters (team base URLs) gets this
+        # adapter's timeouts on each request; any other keeps its own.
+        self._request_timeout = self.timeout if getattr(client, "shared_by_adapters", False) else httpx.USE_CLIENT_DEFAULT
 
     def __repr__(self) -> str:  # never show the key
         return f"<{type(self).__name__} {self.base_url}>"
@@ -386,10 +389,17 @@ class Adapter:
     # Shared HTTP plumbing.
     def send(self, req: PreparedRequest) -> httpx.Response:
         headers = {**req.headers, req.auth_header: f"{req.auth_scheme}{self._api_key}"}
+        from playground.core.egress import EgressRefused
+
         try:
             if req.files is not None or req.data is not None:
-                return self.client.request(req.method, req.url, data=req.data, files=req.files, headers=headers)
-            return self.client.request(req.method, req.url, json=req.json, headers=headers)
+                return self.client.request(req.method, req.url, data=req.data, files=req.files, headers=headers,
+                                           timeout=self._request_timeout)
+            return self.client.request(req.method, req.url, json=req.json, headers=headers,
+                                       timeout=self._request_timeout)
+        except EgressRefused as e:
+            # Refused before anything (the key included) was sent.
+            raise ProviderError("config", f"The base URL for {self.label} is refused: {e}") from None
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as e:
             raise ProviderError("unavailable", f"Could not connect to {self.label}: {type(e).__name__}.") from None
         except httpx.TimeoutException as e:
