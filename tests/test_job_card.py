@@ -13,7 +13,6 @@ import pytest
 
 from playground.core import jobs
 from playground.core.models import Generation
-from playground.core.templatetags.playground import credits_text, steps
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
@@ -39,6 +38,8 @@ def make_due(gen):
     (Decimal("2"), "2 credits"), (Decimal("0"), "0 credits"), (Decimal("3.5000"), "3.5 credits"), (None, "-"),
 ])
 def test_an_amount_reads_with_its_unit_singular_only_for_exactly_one(value, shown):
+    from playground.core.templatetags.playground import credits_text
+
     assert credits_text(value) == shown
 
 
@@ -130,6 +131,8 @@ def test_a_job_canceled_while_being_sent_and_then_refused_is_not_sent_again(clie
 
 
 def states(gen):
+    from playground.core.templatetags.playground import steps
+
     return [(s["name"], s["state"]) for s in steps(gen)]
 
 
