@@ -200,3 +200,45 @@ def test_the_credits_page_never_scrolls_sideways_and_every_row_links_to_its_job(
     no_prompt.click()
     expect(page).to_have_url(re.compile(re.escape(upscale.get_absolute_url()) + "$"))
     assert not page.problems, page.problems
+
+
+# --- a transparent result: a checkerboard behind it -------------------------------------------
+
+
+@SIZES
+def test_a_transparent_result_shows_a_checkerboard_behind_it(page, worker, team, user, size):
+    from io import BytesIO
+
+    from PIL import Image, ImageDraw
+
+    from playground.core.models import InputImage
+
+    page.set_viewport_size(size)
+    source = Image.new("RGB", (256, 256), (30, 160, 60))  # a plain background, removed by the provider
+    ImageDraw.Draw(source).rectangle((96, 96, 160, 160), fill=(200, 40, 40))
+    buf = BytesIO()
+    source.save(buf, "PNG")
+    inp = InputImage.from_bytes(team=team, owner=user, data=buf.getvalue())
+    gen = jobs.create(team=team, owner=user, provider="kie", model="recraft-remove-background",
+                      params={"image": str(inp.uuid)})
+    wait_finished(gen)
+    assert gen.status == Generation.SUCCEEDED, gen.error_message
+    log_in(page)
+    page.goto(gen.get_absolute_url())
+    img = page.locator("section.full-images img")
+    expect(img).to_have_js_property("complete", True)
+    shown = Image.open(BytesIO(img.screenshot())).convert("RGB")
+    w, h = shown.size
+    corner = {shown.getpixel((x, y)) for x in range(0, w // 4) for y in range(0, h // 4)}
+    assert (255, 255, 255) in corner and (217, 222, 228) in corner, "no checkerboard behind the transparent part"
+    middle = shown.getpixel((w // 2, h // 2))
+    assert abs(middle[0] - 200) < 20 and middle[1] < 80, middle  # the opaque subject hides it
+    # The card in the playground shows it too.
+    page.goto("/")
+    thumb = page.locator(f"#job-{gen.uuid} img.result-img")
+    expect(thumb).to_have_js_property("complete", True)
+    shown = Image.open(BytesIO(thumb.screenshot())).convert("RGB")
+    corner = {shown.getpixel((x, y)) for x in range(0, shown.size[0] // 4) for y in range(0, shown.size[1] // 4)}
+    assert (255, 255, 255) in corner and (217, 222, 228) in corner
+    shot(page, f"cards-transparent-{size['width']}", full_page=False)
+    assert not page.problems, page.problems
