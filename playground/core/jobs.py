@@ -123,6 +123,12 @@ def advance(generation_id: int) -> str:
 
 
 def submit(gen: Generation) -> str:
+    if gen.canceled_at:
+        # Canceled while it was being sent, and the provider refused it: the
+        # user does not want it, so it is not sent again.
+        gen.transition(Generation.QUEUED, status=Generation.CANCELED, finished_at=timezone.now(), phase="",
+                       lease_until=None)
+        return "canceled"
     try:
         endpoint = Endpoint.resolve(gen.team, gen.provider)
         endpoint.check_base_url()

@@ -264,8 +264,23 @@ class Generation(models.Model):
         polled every second)."""
         if not self.is_active or ", retrying in " not in self.phase:
             return ""
-        left = max(0, round((self.due_at - timezone.now()).total_seconds()))
-        return f"{self.phase.split(', retrying in ')[0]}, retrying in {left} s"
+        left = round((self.due_at - timezone.now()).total_seconds())
+        when = f"retrying in {left} s" if left >= 1 else "retrying now"
+        return f"{self.phase.split(', retrying in ')[0]}, {when}"
+
+    @property
+    def cancel_summary(self) -> str:
+        """What a canceled job (canceled while queued) went through. A job
+        the provider refused and that waited to be sent again was sent: it
+        must not read "canceled before it was sent". endpoint_source is set
+        when the first request goes out and never cleared; attempts counts
+        the refusals that were retried."""
+        if not self.endpoint_source:
+            return "Canceled before it was sent: nothing was charged."
+        if self.attempts:
+            tries = "1 refused attempt" if self.attempts == 1 else f"{self.attempts} refused attempts"
+            return f"Canceled after {tries} to send it: nothing was charged."
+        return "Canceled while waiting to send it again (the provider asked to wait): nothing was charged."
 
     @property
     def elapsed(self) -> timedelta:

@@ -15,7 +15,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
-from django_htmx.http import HttpResponseStopPolling, reswap, retarget
+from django_htmx.http import HttpResponseClientRefresh, HttpResponseStopPolling, reswap, retarget
 
 from playground.providers import registry
 from playground.providers.base import ProviderError
@@ -199,16 +199,46 @@ def generation(request, uuid):
     gen = _generation_or_404(request, uuid)
     if request.htmx:
         # The card alone, polled by htmx while the job runs.
-        response = render(request, "generation.html#card", {"gen": gen})
+        on_detail = _on_detail_page(request, gen)
+        if on_detail and not gen.is_active and request.GET.get("poll"):
+            # The detail page shows a finished job's images first: reload it.
+            return HttpResponseClientRefresh()
+        response = render(request, "generation.html#card", {"gen": gen, "on_detail": on_detail})
         if not gen.is_active and request.GET.get("poll"):
             # The final card replaces the polling one, and polling stops.
             response.status_code = HttpResponseStopPolling.status_code
         return response
-    images = {p.name for p in gen.spec.image_params()}
-    shown = {k: ("input image (shown below)" if k in images else v) for k, v in gen.params.items()}
     return render(request, "generation.html", {"gen": gen, "snippets": _snippets(gen), "inputs": _inputs_of(gen),
-                                               "shown_params": shown,
+                                               "param_rows": _param_rows(gen), "on_detail": True,
                                                "image_models": _image_models()})
+
+
+def _on_detail_page(request, gen) -> bool:
+    """Whether an htmx request comes from the job's own detail page (where
+    its card has no "Details" link and the images are shown above it)."""
+    from urllib.parse import urlsplit
+
+    return urlsplit(request.htmx.current_url or "").path == gen.get_absolute_url()
+
+
+def _param_rows(gen):
+    """(label, value) of the request's parameters as the form names them, in
+    the declared order: a choice's label, Yes/No; unknown keys as stored."""
+    params = dict(gen.params)
+    rows = []
+    for p in gen.spec.params:
+        if p.name not in params:
+            continue
+        v = params.pop(p.name)
+        if p.kind == "image":
+            v = "input image (shown below)"
+        elif p.kind == "bool":
+            v = "Yes" if v else "No"
+        elif p.choices:
+            v = next((label for value, label in p.choice_pairs() if value == v), v)
+        rows.append((p.title, v))
+    rows += list(params.items())
+    return rows
 
 
 def _snippets(gen):
@@ -230,7 +260,7 @@ def cancel(request, uuid):
     gen = _generation_or_404(request, uuid)
     result = gen.cancel()
     if request.htmx:
-        return render(request, "generation.html#card", {"gen": gen})
+        return render(request, "generation.html#card", {"gen": gen, "on_detail": _on_detail_page(request, gen)})
     if result == "too late":
         messages.info(request, "The job had already finished.")
     return redirect(gen.get_absolute_url())
