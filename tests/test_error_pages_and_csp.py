@@ -91,3 +91,12 @@ def test_templates_have_no_inline_script_style_or_handler():
 def test_htmx_is_told_not_to_inject_styles_or_eval(client_in, team):
     page = client_in.get(reverse("playground")).content.decode()
     assert """<meta name="htmx-config" content='{"includeIndicatorStyles": false, "allowEval": false}'>""" in page
+
+
+def test_an_expired_form_gets_a_page_in_the_layout(db):
+    from django.test import Client
+
+    c = Client(enforce_csrf_checks=True)
+    r = c.post(reverse("login"), {"username": "x", "password": "y"})
+    page = r.content.decode()
+    assert r.status_code == 403 and "This form has expired" in page and 'href="/static/app.css"' in page
