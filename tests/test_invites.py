@@ -84,6 +84,14 @@ def test_password_rules_and_taken_usernames_are_checked_at_their_fields(client_i
     assert django_user_model.objects.count() == 1
 
 
+def test_two_people_using_one_link_at_once_only_one_gets_in(team, user, other_user):
+    Invite.objects.create(team=team, expires_at=timezone.now() + timedelta(days=1))
+    first, second = Invite.objects.get(), Invite.objects.get()  # both loaded while pending
+    assert first.claim(user) is True
+    assert second.claim(other_user) is False
+    assert Invite.objects.get().used_by == user
+
+
 def test_a_logged_in_user_joins_with_the_link(client_in, client, team, other_user, other_team):
     link = make_invite(client_in, role="owner", note="")
     client.force_login(other_user)

@@ -73,8 +73,11 @@ def unlock_user(username: str) -> int:
     return count
 
 
-def is_locked(username: str) -> bool:
-    return failures(username=username) >= settings.LOGIN_FAILURE_LIMIT
+def locked_usernames(usernames) -> set[str]:
+    """Which of these accounts are locked (one query)."""
+    rows = (_recent(username__in=list(usernames)).values("username")
+            .annotate(n=Sum("failures_since_start")).filter(n__gte=settings.LOGIN_FAILURE_LIMIT))
+    return {r["username"] for r in rows}
 
 
 def client_ip(request) -> str | None:
@@ -115,8 +118,7 @@ def lockout_message(username: str | None, ip_address: str | None) -> str:
     if "username" in which:
         return (f"Too many failed log-in attempts for this account. Try again in {when}, "
                 "or ask a team owner to unlock it on their Team page.")
-    return (f"Too many failed log-in attempts from your network address. Try again in {when}, "
-            "or ask a team owner to unlock your account.")
+    return f"Too many failed log-in attempts from your network address. Try again in {when}."
 
 
 def lockout_response(request, original_response=None, credentials=None):

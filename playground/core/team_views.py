@@ -39,7 +39,7 @@ def team_page_context(request, creds) -> dict:
             "invites": [(inv, request.build_absolute_uri(inv.get_absolute_url()))
                         for inv in Invite.pending(request.team).select_related("created_by")],
             "invite_days": settings.INVITE_EXPIRY_DAYS,
-            "locked": {u for u in members if login_throttle.is_locked(u)},
+            "locked": login_throttle.locked_usernames(members),
         })
     return ctx
 
