@@ -4,6 +4,7 @@ The embedded default is a single machine: SQLite in WAL mode, media on local
 disk, every provider pointed at its local sandbox. See README for the table.
 """
 
+from datetime import timedelta
 import os
 from pathlib import Path
 import secrets
@@ -60,7 +61,12 @@ CSRF_COOKIE_SECURE = HTTPS
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000 if HTTPS else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
 SECURE_HSTS_PRELOAD = HTTPS
-if env.bool("BEHIND_PROXY", default=False):
+# Behind a reverse proxy: trust X-Forwarded-Proto/-Host, and read the client's
+# address from X-Forwarded-For (the PROXY_COUNT-th entry from the right: the
+# one our own proxy appended; entries further left are the client's to forge).
+BEHIND_PROXY = env.bool("BEHIND_PROXY", default=False)
+PROXY_COUNT = env.int("PROXY_COUNT", default=1)
+if BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     USE_X_FORWARDED_HOST = True
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -81,6 +87,7 @@ INSTALLED_APPS = [
     "template_partials",
     "django_tasks",
     "django_tasks_db",
+    "axes",
     "playground.core",
 ]
 
@@ -95,6 +102,9 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "playground.core.middleware.current_team",
+    "csp.middleware.CSPMiddleware",
+    # Last: turns a locked-out login into the login page with its message.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "playground.urls"
@@ -157,6 +167,11 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+# The login throttle (django-axes) checks before the password does.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "playground"
 LOGOUT_REDIRECT_URL = "login"
@@ -190,7 +205,46 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
+    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
+}
+
+# --- Login throttle (django-axes) ---------------------------------------------
+# Failed logins lock an account after LOGIN_FAILURE_LIMIT failures, and an
+# address (every account tried from it) after LOGIN_FAILURE_LIMIT_PER_ADDRESS,
+# for LOGIN_LOCKOUT_MINUTES after the last failure. A team owner unlocks a
+# member on the Team page; an admin deletes the "Access attempts" in the admin.
+LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+LOGIN_FAILURE_LIMIT_PER_ADDRESS = env.int("LOGIN_FAILURE_LIMIT_PER_ADDRESS", default=20)
+LOGIN_LOCKOUT_MINUTES = env.int("LOGIN_LOCKOUT_MINUTES", default=15)
+AXES_ENABLED = True
+AXES_HANDLER = "playground.core.login_throttle.LoginThrottleHandler"
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own: per account, per address
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT  # the handler applies each parameter's own limit
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # "try again in N minutes" stays true
+AXES_RESET_ON_SUCCESS = False  # the handler clears only the account's own failures on success
+AXES_LOCKOUT_CALLABLE = "playground.core.login_throttle.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "playground.core.login_throttle.client_ip"
+AXES_DISABLE_ACCESS_LOG = True  # failures are kept; successful logins are not logged forever
+AXES_VERBOSE = False
+
+# --- Team invites -------------------------------------------------------------
+INVITE_EXPIRY_DAYS = env.int("INVITE_EXPIRY_DAYS", default=7)
+
+# --- Content-Security-Policy (django-csp) ----------------------------------------
+# Only the app's own scripts and styles: no inline script, handler or style.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "connect-src": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "base-uri": ["'self'"],
+        "object-src": ["'none'"],
+    },
 }
 
 # --- Jobs -------------------------------------------------------------------

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from playground.core import views
+from playground.core import team_views, views
 
 urlpatterns = [
     path("", views.playground, name="playground"),
@@ -22,6 +22,12 @@ urlpatterns = [
     path("team/members", views.add_member, name="add_member"),
     path("team/members/<str:username>/remove", views.remove_member, name="remove_member"),
     path("team/providers/<str:provider>", views.save_credential, name="save_credential"),
+    path("team/providers/<str:provider>/test", team_views.test_key, name="test_key"),
+    path("team/members/<str:username>/unlock", team_views.unlock_member, name="unlock_member"),
+    path("team/invites", team_views.create_invite, name="create_invite"),
+    path("team/invites/<uuid:uuid>/revoke", team_views.revoke_invite, name="revoke_invite"),
+    path("teams/new", team_views.create_team, name="create_team"),
+    path("invite/<uuid:uuid>/", team_views.invite, name="invite"),
     path("callbacks/<str:provider>/<str:token>", views.provider_callback, name="provider_callback"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -182,3 +182,14 @@ class CredentialForm(forms.Form):
 class MemberForm(forms.Form):
     username = forms.CharField(max_length=150)
     role = forms.ChoiceField(choices=[("member", "Member"), ("owner", "Owner")])
+
+
+class NewTeamForm(forms.Form):
+    name = forms.CharField(max_length=100, strip=True, label="Team name")
+
+
+class InviteForm(forms.Form):
+    role = forms.ChoiceField(choices=[("member", "Member"), ("owner", "Owner")], initial="member")
+    note = forms.CharField(max_length=100, required=False, strip=True, label="For (optional)",
+                           help_text="A name to recognise the invite by; only owners see it.")
+

@@ -462,3 +462,51 @@ class Charge(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+
+class Invite(models.Model):
+    """A link that brings one person into a team: single use, expiring.
+
+    The UUID in the link is the secret (122 random bits): whoever holds the
+    link can use it once, before expires_at. An owner revokes it by deleting."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    team = models.ForeignKey(Team, models.CASCADE, related_name="invites")
+    role = models.CharField(max_length=10, choices=Membership.ROLES, default=Membership.MEMBER)
+    note = models.CharField(max_length=100, blank=True)  # who it is for, shown to owners only
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    used_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+")
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"Invite to {self.team} ({self.role})"
+
+    def get_absolute_url(self):
+        return reverse("invite", args=[self.uuid])
+
+    @classmethod
+    def pending(cls, team):
+        return cls.objects.filter(team=team, used_at__isnull=True, expires_at__gt=timezone.now())
+
+    @property
+    def state(self) -> str:
+        if self.used_at:
+            return "used"
+        if self.expires_at <= timezone.now():
+            return "expired"
+        return "pending"
+
+    def claim(self, user) -> bool:
+        """Use the invite for `user`, once: a conditional update, so that two
+        people opening the same link at the same moment cannot both get in."""
+        now = timezone.now()
+        done = Invite.objects.filter(pk=self.pk, used_at__isnull=True, expires_at__gt=now).update(
+            used_at=now, used_by=user)
+        if done:
+            self.used_at, self.used_by = now, user
+        return bool(done)

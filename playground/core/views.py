@@ -383,16 +383,19 @@ def credits(request):
 
 @team_required
 def team(request):
+    from .team_views import credential_form, team_page_context
+
     creds = {c.provider: c for c in ProviderCredential.objects.filter(team=request.team)}
     providers = [
         {"key": key, "adapter": cls, "cred": creds.get(key), "source": _endpoint_source(request.team, key),
-         "form": CredentialForm(initial={"base_url": creds[key].base_url if key in creds else ""})}
+         "form": credential_form(CredentialForm(initial={"base_url": creds[key].base_url if key in creds else ""}),
+                                 creds.get(key), key)}
         for key, cls in registry.adapter_classes().items()
     ]
     members = request.team.memberships.select_related("user").order_by("user__username")
     return render(request, "team.html", {
         "providers": providers, "members": members, "member_form": MemberForm(),
-        "is_owner": request.membership.role == Membership.OWNER,
+        "is_owner": request.membership.role == Membership.OWNER, **team_page_context(request, creds),
     })
 
 
@@ -430,7 +433,8 @@ def save_credential(request, provider):
     cred, _ = ProviderCredential.objects.get_or_create(team=request.team, provider=provider)
     if form.cleaned_data["remove"]:
         cred.delete()
-        messages.success(request, f"{registry.get(provider).label}: key removed, the sandbox is used again.")
+        fallback = "the instance-wide key" if settings.PROVIDER_ENV.get(provider, {}).get("api_key") else "the sandbox"
+        messages.success(request, f"{registry.get(provider).label}: key removed, {fallback} is used again.")
         return redirect("team")
     if form.cleaned_data["api_key"]:
         cred.set_key(form.cleaned_data["api_key"])

@@ -386,6 +386,35 @@ class Adapter:
     def check(self, model: str, job_id: str) -> Outcome:
         raise NotImplementedError
 
+    # Whether key_check() can tell an accepted key from a rejected one with a
+    # call that costs nothing (a status lookup of a job id that does not exist).
+    # Without one, the first job tells.
+    can_check_key = False
+
+    def key_check(self) -> bool:
+        """True: the provider accepted the key; False: it rejected it (401/403).
+        Raises ProviderError when the answer tells neither (unreachable,
+        rate limited, a server error, not this provider's API)."""
+        raise NotImplementedError
+
+    def key_verdict(self, status: int, body: Any) -> bool:
+        """What a free call's answer says about the key (see key_check)."""
+        if status in (401, 403):
+            return False
+        kind = kind_for_status(status)
+        if kind in RETRYABLE:
+            raise ProviderError(kind, f"{self.label} answered HTTP {status}.", status=status)
+        if not isinstance(body, dict):
+            raise ProviderError("bad_response", f"The base URL answered HTTP {status} with something that is not "
+                                f"the {self.label} API.", status=status)
+        return True
+
+    @staticmethod
+    def key_check_job_id() -> str:
+        import uuid
+
+        return f"key-check-{uuid.uuid4().hex}"
+
     # Shared HTTP plumbing.
     def send(self, req: PreparedRequest) -> httpx.Response:
         headers = {**req.headers, req.auth_header: f"{req.auth_scheme}{self._api_key}"}

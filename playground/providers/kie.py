@@ -352,6 +352,19 @@ class KieAdapter(Adapter):
     def check(self, model, job_id):
         return self.parse_status(self.send(self.status_request(model, job_id)))
 
+    # A record-info lookup of a task that does not exist is free: a rejected
+    # key answers 401, an accepted one "not found".
+    can_check_key = True
+
+    def key_check(self) -> bool:
+        resp = self.send(self.status_request(next(iter(self.models)), self.key_check_job_id()))
+        body = self.json_body(resp)
+        code = body.get("code") if isinstance(body, dict) else None
+        if isinstance(code, str) and code.strip().isdigit():
+            code = int(code)
+        status = code if isinstance(code, int) and code != 200 else resp.status_code  # the body's code mirrors HTTP
+        return self.key_verdict(status, body)
+
     def parse_status(self, resp) -> Outcome:
         body = self.json_body(resp)
         # Bare {"taskId", "successFlag", ...} or wrapped {"code", "msg", "data"}.

@@ -250,6 +250,17 @@ class KvidAdapter(Adapter):
             return Outcome("generating", job_id=job_id, raw=self.json_body(resp))
         return self.parse_result(resp, job_id)
 
+    # A status lookup of a job that does not exist is free: a rejected key
+    # answers 401, an accepted one "job not found".
+    can_check_key = True
+
+    def key_check(self) -> bool:
+        resp = self.send(self.status_request(next(iter(self.models)), self.key_check_job_id()))
+        body = self.json_body(resp)
+        if resp.status_code >= 300 and self.error(resp, body).kind == "auth":
+            return False
+        return self.key_verdict(resp.status_code, body)
+
     def parse_status(self, resp, job_id: str = "") -> Outcome:
         """An Outcome; state "completed" means: now fetch the result."""
         data = self.envelope(resp)
