@@ -30,10 +30,9 @@
   }
   function saveDraft(form) {
     var data = {};
-    textFields(form).forEach(function (el) { if (el.value !== el.defaultValue) data[el.name] = el.value; });
+    textFields(form).forEach(function (el) { data[el.name] = el.value; });
     try {
-      if (Object.keys(data).length) sessionStorage.setItem(draftKey(form), JSON.stringify(data));
-      else sessionStorage.removeItem(draftKey(form));
+      sessionStorage.setItem(draftKey(form), JSON.stringify(data));
     } catch (err) { /* storage full or disabled: nothing to keep */ }
   }
   function restoreDraft(form) {
@@ -41,7 +40,8 @@
     var data = readDraft(form);
     if (!data) return;
     textFields(form).forEach(function (el) {
-      if (Object.prototype.hasOwnProperty.call(data, el.name) && el.value === el.defaultValue) {
+      if (Object.prototype.hasOwnProperty.call(data, el.name) && el.value === el.defaultValue &&
+          data[el.name] !== el.value) {
         el.value = data[el.name];
         el.dispatchEvent(new Event("input", { bubbles: true }));
       }
@@ -145,7 +145,6 @@
     // A created job (not the form sent back with errors): the draft is done.
     if (e.detail.successful && xhr && !xhr.getResponseHeader("HX-Retarget")) {
       try { sessionStorage.removeItem(draftKey(form)); } catch (err) { /* nothing kept */ }
-      textFields(form).forEach(function (el) { el.defaultValue = el.value; });
     }
   });
 
