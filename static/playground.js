@@ -18,34 +18,53 @@
     form.requestSubmit();
   });
 
-  // --- Drafts: text being written survives a reload -------------------------
-  // Kept per tab (sessionStorage), per user and model; cleared once a job
-  // is created from it.
-  function textFields(form) {
-    return form.querySelectorAll("textarea[name], input[type=text][name]");
-  }
+  // --- Drafts: what is being written survives a reload ----------------------
+  // Every text, number, choice and checkbox of the form, kept per tab
+  // (sessionStorage), per user and model; cleared once a job is created.
+  var DRAFT_FIELDS = "textarea[name], input[type=text][name], input[type=number][name], " +
+    "input[type=checkbox][name], select[name]:not([multiple])";
+  function draftFields(form) { return form.querySelectorAll(DRAFT_FIELDS); }
   function draftKey(form) { return form.dataset.draftKey; }
   function readDraft(form) {
     try { return JSON.parse(sessionStorage.getItem(draftKey(form)) || "null"); } catch (err) { return null; }
   }
   function saveDraft(form) {
     var data = {};
-    textFields(form).forEach(function (el) { data[el.name] = el.value; });
+    draftFields(form).forEach(function (el) { data[el.name] = el.type === "checkbox" ? el.checked : el.value; });
     try {
       sessionStorage.setItem(draftKey(form), JSON.stringify(data));
     } catch (err) { /* storage full or disabled: nothing to keep */ }
   }
+  function atDefault(el) {
+    if (el.type === "checkbox") return el.checked === el.defaultChecked;
+    if (el.tagName === "SELECT") {
+      return Array.prototype.every.call(el.options, function (o) { return o.selected === o.defaultSelected; });
+    }
+    return el.value === el.defaultValue;
+  }
   function restoreDraft(form) {
-    if (new URLSearchParams(location.search).has("remix")) return; // the remixed job's values win
+    var query = new URLSearchParams(location.search);
+    if (query.has("remix") || query.has("input")) return; // a remixed job's values, or a picked image's mode, win
     var data = readDraft(form);
     if (!data) return;
-    textFields(form).forEach(function (el) {
-      if (Object.prototype.hasOwnProperty.call(data, el.name) && el.value === el.defaultValue &&
-          data[el.name] !== el.value) {
+    var changed = false;
+    draftFields(form).forEach(function (el) {
+      if (!Object.prototype.hasOwnProperty.call(data, el.name) || !atDefault(el)) return;
+      if (el.type === "checkbox") {
+        if (el.checked === !!data[el.name]) return;
+        el.checked = !!data[el.name];
+      } else {
+        if (el.value === String(data[el.name])) return;
+        if (el.tagName === "SELECT" && !Array.prototype.some.call(el.options, function (o) {
+          return o.value === String(data[el.name]);
+        })) return; // a choice no longer offered
         el.value = data[el.name];
-        el.dispatchEvent(new Event("input", { bubbles: true }));
       }
+      changed = true;
+      el.dispatchEvent(new Event("input", { bubbles: true }));
     });
+    // Fields that show only for some values, and the estimate, follow.
+    if (changed) form.dispatchEvent(new Event("change", { bubbles: true }));
   }
 
   // --- Remaining characters under each limited text area ----------------------
@@ -93,8 +112,9 @@
     form.querySelectorAll("textarea[maxlength]").forEach(updateCount);
     form.addEventListener("input", function (e) {
       if (e.target.matches("textarea[maxlength]")) updateCount(e.target);
-      if (e.target.matches("textarea[name], input[type=text][name]")) saveDraft(form);
+      if (e.target.matches(DRAFT_FIELDS)) saveDraft(form);
     });
+    form.addEventListener("change", function (e) { if (e.target.matches(DRAFT_FIELDS)) saveDraft(form); });
   }
 
   function firstError(form) {

@@ -158,22 +158,29 @@ def test_on_a_phone_an_invalid_submit_brings_the_first_error_into_view_and_focus
     assert Generation.objects.count() == 0
 
 
-def test_ctrl_enter_submits_and_a_reload_keeps_the_prompt_being_written(page, worker, team):
+def test_ctrl_enter_submits_and_a_reload_keeps_the_form_being_written(page, worker, team):
     page.set_viewport_size(LAPTOP)
     log_in(page)
-    page.goto("/?provider=kie&model=seedream-v4")
+    page.goto("/?provider=kie&model=flux-kontext")
     prompt_box(page).fill("a sailing boat on a calm sea")
     expect(page.locator("#id_prompt-count")).to_contain_text("4,972 of 5,000 characters left")
+    page.locator("#id_model").select_option("flux-kontext-max")
+    expect(page.get_by_test_id("estimate")).to_have_text("12 credits")
     page.reload()
     expect(prompt_box(page)).to_have_value("a sailing boat on a calm sea")
+    expect(page.locator("#id_model")).to_have_value("flux-kontext-max")
+    expect(page.get_by_test_id("estimate")).to_have_text("12 credits")  # follows what came back
     expect(page.locator("#jobs article.job")).to_have_count(0)
 
     prompt_box(page).press("Control+Enter")
     expect(page.locator("#jobs article.job")).to_have_count(1)
     finished_card(page)
-    assert Generation.objects.get().prompt == "a sailing boat on a calm sea"
+    gen = Generation.objects.get()
+    assert (gen.prompt, gen.params["model"]) == ("a sailing boat on a calm sea", "flux-kontext-max")
     page.reload()  # submitted: the draft is done
     expect(prompt_box(page)).to_have_value("")
+    expect(page.locator("#id_model")).to_have_value("flux-kontext-pro")
+    assert not page.problems, page.problems
 
 
 def test_a_job_started_in_another_tab_appears_in_the_job_column(page, team, user):
