@@ -109,6 +109,8 @@
   function bind(form) {
     if (form.dataset.playgroundBound) return;
     form.dataset.playgroundBound = "1";
+    var hint = form.querySelector(".shortcut");
+    if (hint && /Mac|iPhone|iPad/.test(navigator.platform || "")) hint.textContent = "or \u2318+Enter";
     form.querySelectorAll("textarea[maxlength]").forEach(updateCount);
     form.addEventListener("input", function (e) {
       if (e.target.matches("textarea[maxlength]")) updateCount(e.target);
