@@ -6,7 +6,8 @@ from playground.core import team_views, views
 
 urlpatterns = [
     path("", views.playground, name="playground"),
-    path("estimate", views.estimate, name="estimate"),
+    path("estimate/<str:provider>/<str:model>", views.estimate, name="estimate"),
+    path("jobs/new", views.new_jobs, name="new_jobs"),
     path("g/<uuid:uuid>/", views.generation, name="generation"),
     path("g/<uuid:uuid>/cancel", views.cancel, name="cancel"),
     path("generations/", views.gallery, name="gallery"),

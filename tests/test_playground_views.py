@@ -155,12 +155,12 @@ def test_a_double_click_creates_one_job_and_the_next_submit_gets_a_fresh_token(c
 
 
 def test_the_cost_estimate_follows_the_choices_in_the_form(client_in, sandbox):
-    url = reverse("estimate") + "?provider=kwiki&model=generate"
-    assert "1 credit<" in client_in.get(url + "&quality=fast", **HTMX).content.decode()
-    assert "2 credits<" in client_in.get(url + "&quality=hires", **HTMX).content.decode()
-    kvid = reverse("estimate") + "?provider=kvid&model=text-to-image"
-    big = client_in.get(kvid + "&size_mode=custom&width=1024&height=1024&num_images=2", **HTMX).content.decode()
-    small = client_in.get(kvid + "&size_mode=custom&width=512&height=512&num_images=1", **HTMX).content.decode()
+    url = reverse("estimate", args=["kwiki", "generate"])
+    assert "1 credit<" in client_in.get(url + "?quality=fast", **HTMX).content.decode()
+    assert "2 credits<" in client_in.get(url + "?quality=hires", **HTMX).content.decode()
+    kvid = reverse("estimate", args=["kvid", "text-to-image"])
+    big = client_in.get(kvid + "?size_mode=custom&width=1024&height=1024&num_images=2", **HTMX).content.decode()
+    small = client_in.get(kvid + "?size_mode=custom&width=512&height=512&num_images=1", **HTMX).content.decode()
     assert "16 credits<" in big and "2 credits<" in small
 
 

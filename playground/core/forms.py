@@ -9,6 +9,23 @@ from playground.providers.base import ModelSpec, Param
 
 
 def field_for(p: Param) -> forms.Field:
+    field = _field_for(p)
+    if p.priced:  # the live estimate sends these fields only
+        field.widget.attrs["class"] = (field.widget.attrs.get("class", "") + " priced").strip()
+    return field
+
+
+class TextField(forms.CharField):
+    """A CharField that counts a line break as one character, as the
+    browser's maxlength does (a textarea submits CRLF)."""
+
+    def to_python(self, value):
+        if isinstance(value, str):
+            value = value.replace("\r\n", "\n")
+        return super().to_python(value)
+
+
+def _field_for(p: Param) -> forms.Field:
     common = {"required": p.required, "label": p.title, "help_text": p.help, "initial": p.default}
     if p.kind in ("text", "longtext"):
         widget = forms.Textarea(attrs={"rows": 4}) if p.kind == "longtext" else forms.TextInput
@@ -18,7 +35,7 @@ def field_for(p: Param) -> forms.Field:
                                              if p.choices else "Enter a valid value."))
         if p.kind == "text" and p.choices:  # free text, with suggestions
             widget = DatalistInput(p.choice_pairs())
-        return forms.CharField(max_length=p.max_length, strip=True, widget=widget, validators=validators, **common)
+        return TextField(max_length=p.max_length, strip=True, widget=widget, validators=validators, **common)
     if p.kind == "int":
         return forms.IntegerField(min_value=p.min, max_value=p.max, **common)
     if p.kind == "float":
@@ -131,6 +148,14 @@ class ModelForm(forms.Form):
                 self.add_error(p.name, "Upload an image or pick one from the gallery.")
         return data
 
+    def full_clean(self):
+        super().full_clean()
+        if self.is_bound and self._errors:
+            # Without JavaScript too, the page opens on the first field to fix.
+            first = next((p.name for p in self.spec.params if p.name in self._errors), None)
+            if first:
+                self.fields[first].widget.attrs["autofocus"] = True
+
     def params(self) -> dict:
         """Validated values, without empties and without fields that do not apply.
         Uploaded images are stored here and referenced by id."""
@@ -149,7 +174,9 @@ class ModelForm(forms.Form):
             if p.kind == "bool" and value is False and p.default in (None, False):
                 continue
             out[p.name] = value
-        return {k: v for k, v in out.items() if self.spec.param(k).applies(out)}
+        out = {k: v for k, v in out.items() if self.spec.param(k).applies(out)}
+        # An empty seed: draw one now, so the job records (and sends) it.
+        return self.spec.with_random_defaults(out)
 
 
 def _default_label(p: Param) -> str:

@@ -9,7 +9,7 @@ from django.contrib.auth.decorators import login_required
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Count, Sum
+from django.db.models import Count, Q, Sum
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -21,7 +21,7 @@ from playground.providers import registry
 from playground.providers.base import ProviderError
 
 from . import jobs
-from .forms import CredentialForm, MemberForm, form_for
+from .forms import CredentialForm, MemberForm, field_for, form_for
 from .middleware import SESSION_KEY
 from .models import Charge, Generation, GenerationImage, InputImage, Membership, ProviderCredential, Team
 
@@ -101,7 +101,7 @@ def playground(request):
             response = render(request, "playground.html#model-form",
                               {"form": form, "spec": spec, "provider_key": provider_key, "adapter": adapter,
                                "picked": picked, "endpoint_source": _endpoint_source(request.team, provider_key),
-                               "estimate": spec.default_estimate,
+                               "estimate": _quote(spec, request.POST),
                                "submit_token": request.POST.get("submit_token", "")})
             return reswap(retarget(response, "#model-form"), "outerHTML")
     else:
@@ -111,6 +111,7 @@ def playground(request):
             # e.g. Nano Banana: switch to the edit variant, where the image applies.
             initial.update({k: v[0] for k, v in images[0].show_if.items()})
         form = Form(initial=initial, **form_kwargs)
+    estimate_now = _quote(spec, request.POST) if form.is_bound else _quote_values(spec, {**spec.defaults(), **form.initial})
     template = "playground.html"
     if request.htmx and request.GET.get("fragment") == "form":
         template += "#model-form"
@@ -118,25 +119,69 @@ def playground(request):
     return render(request, template, {
         "form": form, "spec": spec, "provider_key": provider_key, "adapter": adapter,
         "providers": registry.adapter_classes(), "jobs": jobs_qs, "picked": picked,
-        "remix_error": _remix_error(request), "submit_token": uuid_mod.uuid4(), "estimate": spec.default_estimate,
+        "remix_error": _remix_error(request), "submit_token": uuid_mod.uuid4(), "estimate": estimate_now,
         "endpoint_source": _endpoint_source(request.team, provider_key),
     })
 
 
 @team_required
-def estimate(request):
-    """The cost estimate for the values in the form right now (htmx)."""
-    provider_key, adapter, spec = _pick(request)
-    form = form_for(spec)(request.GET, team=request.team, owner=request.user,
-                          adult_allowed=request.team.adult_content_enabled)
-    form.is_valid()  # partial input is fine: use the fields that are valid so far
-    values = {**spec.defaults(), **{k: v for k, v in form.cleaned_data.items()
-                                    if v not in (None, "") and spec.param(k).kind != "image"}}
+def estimate(request, provider, model):
+    """The cost estimate for the priced fields in the form right now (htmx).
+    Provider and model come from the path: a form field called "model"
+    (Flux Kontext's Pro/Max) is a priced field, not the route."""
+    adapter = registry.adapter_classes().get(provider)
+    if adapter is None or model not in adapter.models:
+        raise Http404("Unknown model")
+    return render(request, "playground.html#estimate", {"estimate": _quote(adapter.models[model], request.GET)})
+
+
+def _quote(spec, data):
+    """The estimate for submitted data, read as the form reads it (so it is
+    what the job will be charged): only the priced fields are looked at."""
+    priced = spec.priced_params()
+    if not priced:
+        return spec.default_estimate
+    values = {}
+    for p in priced:
+        field = field_for(p)
+        try:
+            value = field.clean(field.widget.value_from_datadict(data, {}, p.name))
+        except ValidationError:  # partial input is fine: the default stands in
+            continue
+        if value is None or value == "":
+            continue
+        values[p.name] = value
+    return _quote_values(spec, {**spec.defaults(), **values})
+
+
+def _quote_values(spec, values):
+    values = {k: v for k, v in values.items() if k in {p.name for p in spec.params} and spec.param(k).kind != "image"}
+    values = {k: v for k, v in values.items() if spec.param(k).applies(values)}
     try:
-        credits = spec.estimate(values)
+        return spec.estimate(values)
     except Exception:  # an estimate must never break the form
-        credits = spec.default_estimate
-    return render(request, "playground.html#estimate", {"estimate": credits})
+        return spec.default_estimate
+
+
+@team_required
+def new_jobs(request):
+    """The cards of jobs newer than the newest one a page shows (e.g. started
+    in another tab): the playground asks every few seconds, one request per
+    page. 204 when there is nothing new."""
+    qs = _visible_generations(request)
+    ref = request.GET.get("after")
+    if ref:
+        try:
+            newest = qs.filter(uuid=ref).values_list("created_at", "pk").first()
+        except ValidationError:
+            newest = None
+        if newest is None:  # not a job of this user: nothing to compare with
+            return HttpResponse(status=204)
+        qs = qs.filter(Q(created_at__gt=newest[0]) | Q(created_at=newest[0], pk__gt=newest[1]))
+    cards = list(qs.prefetch_related("images")[:RECENT_JOBS])
+    if not cards:
+        return HttpResponse(status=204)
+    return render(request, "playground.html#new-jobs", {"jobs": cards})
 
 
 def _client_token(request):

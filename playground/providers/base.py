@@ -148,6 +148,12 @@ def _now() -> float:
 # --- Declared parameters -----------------------------------------------------------
 
 
+# Length limits for free text where the contract is silent: 4000 characters
+# for a prompt-like text (OpenAI's image prompt limit, generous for any
+# description), 500 for a one-line text.
+DEFAULT_MAX_LENGTH = {"longtext": 4000, "text": 500}
+
+
 @dataclass(frozen=True)
 class Param:
     """One model parameter, declared once. It drives the form field, its
@@ -175,6 +181,18 @@ class Param:
     # For kind "text": a regular expression the whole value must match
     # (e.g. r"\d+x\d+"). Choices on a "text" param are suggestions only.
     pattern: str | None = None
+    # True when the value changes the price: the live estimate sends only
+    # these (and the parameters their show_if depends on), never the prompt.
+    priced: bool = False
+    # For a seed: (lo, hi). Left empty, a value is drawn in this range when
+    # the job is created, stored with the job and sent, so it can be reproduced.
+    random_default: tuple[int, int] | None = None
+
+    def __post_init__(self):
+        # Every free-text field has a limit: the contract's where it gives one
+        # (declared with the param), else these defaults.
+        if self.kind in ("text", "longtext") and self.max_length is None:
+            object.__setattr__(self, "max_length", DEFAULT_MAX_LENGTH[self.kind])
 
     @property
     def provider_field(self) -> str:
@@ -212,11 +230,43 @@ class ModelSpec:
     def defaults(self) -> dict:
         return {p.name: p.default for p in self.params if p.default is not None}
 
+    def priced_params(self) -> list[Param]:
+        """The parameters that change the price, and those their show_if
+        depends on (a size that applies only in one mode needs the mode)."""
+        names = {p.name for p in self.params if p.priced}
+        grown = True
+        while grown:
+            deps = {k for p in self.params if p.name in names and p.show_if for k in p.show_if}
+            grown = not deps <= names
+            names |= deps
+        return [p for p in self.params if p.name in names]
+
+    def check_limits(self, params: dict) -> None:
+        """Refuse free text over its limit, whoever built the params."""
+        for p in self.params:
+            value = params.get(p.name)
+            if p.kind in ("text", "longtext") and isinstance(value, str) and p.max_length and len(value) > p.max_length:
+                raise ProviderError(
+                    "validation", f"{p.title} is longer than {p.max_length} characters ({len(value)}).", field=p.name)
+
+    def with_random_defaults(self, params: dict) -> dict:
+        """params, with a drawn value for each empty parameter that has a
+        random_default (a seed) and applies."""
+        import secrets
+
+        out = dict(params)
+        for p in self.params:
+            if p.random_default and out.get(p.name) in (None, "") and p.applies(out):
+                lo, hi = p.random_default
+                out[p.name] = lo + secrets.randbelow(hi - lo + 1)
+        return out
+
     def body(self, params: dict, images: dict[str, "ImageInput"] | None = None) -> dict:
         """Provider request fields for validated params (declared order).
 
         Image parameters hold an input image's id in params; `images` maps
         the parameter name to the ImageInput the job layer resolved."""
+        self.check_limits(params)
         out = {}
         for p in self.params:
             value = params.get(p.name)

@@ -81,9 +81,9 @@ def build_models(adapter: type["KawaiAdapter"]) -> dict[str, ModelSpec]:
         n = params.get("n") or 1
         return price_for(adapter.price_table(), params) * int(n)
 
-    n = Param("n", "int", label="Images", min=1, max=10, default=1, help="How many images (1-10).")
+    n = Param("n", "int", label="Images", min=1, max=10, default=1, priced=True, help="How many images (1-10).")
     size = Param(
-        "size", "text", label="Size", choices=SIZES, default="1024x1024", max_length=11, pattern=SIZE_PATTERN,
+        "size", "text", label="Size", choices=SIZES, default="1024x1024", max_length=11, pattern=SIZE_PATTERN, priced=True,
         help="WIDTHxHEIGHT in pixels: pick a suggestion or type any size the server supports.",
     )
     response_format = Param(
@@ -100,12 +100,12 @@ def build_models(adapter: type["KawaiAdapter"]) -> dict[str, ModelSpec]:
             params=(
                 Param("prompt", "longtext", required=True, max_length=4000, help="Describe the image."),
                 Param(
-                    "model", "text", label="Model", choices=tuple(adapter.known_models), max_length=100,
+                    "model", "text", label="Model", choices=tuple(adapter.known_models), max_length=100, priced=True,
                     help="Model id; leave empty for the server's default.",
                 ),
                 n,
                 size,
-                Param("quality", "choice", label="Quality", choices=(("standard", "Standard"), ("hd", "HD"))),
+                Param("quality", "choice", label="Quality", choices=(("standard", "Standard"), ("hd", "HD")), priced=True),
                 response_format,
             ),
         ),

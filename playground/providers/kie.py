@@ -27,7 +27,8 @@ PROMPT = Param(
     "prompt", "longtext", required=True, max_length=5000,
     help="Describe the image. Same seed + prompt gives the same image.",
 )
-SEED = Param("seed", "int", min=0, max=2**31 - 1, help="Optional. Leave empty for a random image.")
+SEED = Param("seed", "int", min=0, max=2**31 - 1, random_default=(1, 2**31 - 1),
+             help="Optional. Left empty, a random seed is drawn and recorded with the job (see its details).")
 # The Recraft utilities work on the image alone (contract, Ambiguities).
 UTILITY_PROMPT = Param(
     "prompt", "text", max_length=500, label="Prompt (optional)",
@@ -164,7 +165,7 @@ MODELS = {
                 help="More steps: more detail, slower (1-50).",
             ),
             Param(
-                "acceleration_level", "choice", label="Acceleration", default="none",
+                "acceleration_level", "choice", label="Acceleration", default="none", priced=True,
                 choices=(("none", "None"), ("regular", "Regular"), ("high", "High")),
                 help="Faster generation, some loss of detail; each level has its own price (6, 7, 8 credits).",
             ),
@@ -180,7 +181,7 @@ MODELS = {
         params=(
             PROMPT,
             Param(
-                "model", "choice", label="Model", required=True, default="flux-kontext-pro",
+                "model", "choice", label="Model", required=True, default="flux-kontext-pro", priced=True,
                 choices=(("flux-kontext-pro", "Kontext Pro (8 credits)"), ("flux-kontext-max", "Kontext Max (12 credits)")),
                 help="Max: better at detail and lettering, and dearer.",
             ),

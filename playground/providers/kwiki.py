@@ -39,7 +39,7 @@ def _look(name: str, label: str, suggestions: str = "") -> Param:
 PARAMS = (
     Param("prompt", "longtext", required=True, max_length=PROMPT_MAX, help="Describe the image (at most 1000 characters)."),
     Param("quality", "choice", choices=(("fast", "Fast (1 credit)"), ("hires", "High resolution (2 credits)")),
-          default="fast"),
+          default="fast", priced=True),
     Param("style", "choice", choices=(("realistic", "Realistic"), ("anime", "Anime"), ("nude", "Nude (adult selfie mode)")),
           default="realistic", adult_values=("nude",),
           help="The adult style enables appearance and snap caption."),
@@ -128,6 +128,7 @@ class KwikiAdapter(Adapter):
             raise ProviderError("validation", "A prompt is required.", field="prompt")
         if len(prompt) > PROMPT_MAX:
             raise ProviderError("validation", f"The prompt is longer than {PROMPT_MAX} characters.", field="prompt")
+        spec.check_limits(params)  # the caption and appearance texts too
         for p in spec.params:
             value = params.get(p.name)
             if value is None or value == "" or not p.applies(params):
