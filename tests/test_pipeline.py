@@ -78,7 +78,8 @@ def test_it_asks_again_when_result_urls_expired_and_fails_clearly(team, user, se
         sb.stop()
     assert gen.status == Generation.FAILED
     assert gen.error_kind == "download"
-    assert "403" in gen.error_message
+    assert "The result link expired before the image could be saved" in gen.error_message
+    assert "HTTP" not in gen.error_message and "403" not in gen.error_message
     assert gen.attempts == 3  # asked the provider for fresh URLs three times
     assert gen.provider_job_id  # kept, so the job can be found at the provider
 
