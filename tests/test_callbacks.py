@@ -2,7 +2,7 @@
 
 from datetime import timedelta
 
-from conftest import run_tasks, start_sandbox, use_sandbox
+from conftest import Counting, run_tasks, start_sandbox, use_sandbox
 from django.urls import reverse
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
@@ -90,21 +90,6 @@ def test_the_sandbox_delivers_the_callback_to_the_running_app(live_server, team,
 
 
 # --- replays are throttled; a lost submit answer is adopted from a callback ------
-
-
-class Counting:
-    """Counts the requests a sandbox receives over HTTP, by path fragment."""
-
-    def __init__(self, sb):
-        self.app, self.paths = sb.app, []
-        sb.server.set_app(self)
-
-    def __call__(self, environ, start_response):
-        self.paths.append(environ.get("PATH_INFO", ""))
-        return self.app(environ, start_response)
-
-    def count(self, fragment):
-        return sum(fragment in p for p in self.paths)
 
 
 @pytest.fixture
