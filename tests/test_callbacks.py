@@ -265,3 +265,40 @@ def test_the_providers_own_callback_rescues_a_job_killed_while_submitting(live_s
         assert gen.images.count() == 1 and gen.charge.kind == "image"
     finally:
         sb.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_replays_cannot_both_win(team, user, settings, tmp_path):
+    """Twenty replays at the same instant: the conditional update lets one through."""
+    import threading
+
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrent writers need a server database (SQLite serialises them anyway)")
+    sb = start_sandbox(tmp_path, latency=3600)
+    try:
+        use_sandbox(settings, sb)
+        settings.POLL_SECONDS = 300
+        gen = make(team, user, "a quiet library")
+        jobs.advance(gen.pk)
+        DBTaskResult.objects.all().delete()
+        gen.refresh_from_db()
+        barrier, wins = threading.Barrier(20), []
+
+        def replay():
+            try:
+                barrier.wait()
+                wins.append(jobs.nudge(Generation.objects.get(pk=gen.pk), {"data": {"taskId": gen.provider_job_id}}))
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=replay) for _ in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert wins.count(True) == 1
+        assert DBTaskResult.objects.count() == 1
+    finally:
+        sb.stop()
