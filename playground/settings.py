@@ -248,10 +248,16 @@ CONTENT_SECURITY_POLICY = {
 }
 
 # --- Jobs -------------------------------------------------------------------
-# How long a worker may hold a job before the recovery sweep assumes it died.
-JOB_LEASE_SECONDS = env.int("JOB_LEASE_SECONDS", default=600)
+# How long a job stays held after its worker's last heartbeat: a worker that
+# dies is replaced once this has passed (and the sweep has run). A working
+# worker renews it every JOB_HEARTBEAT_SECONDS, so a slow provider call (120 s)
+# keeps its job.
+JOB_LEASE_SECONDS = env.int("JOB_LEASE_SECONDS", default=30)
+JOB_HEARTBEAT_SECONDS = env.float("JOB_HEARTBEAT_SECONDS", default=max(0.2, JOB_LEASE_SECONDS / 3))
 # How late a scheduled step may be before the sweep enqueues it again.
 JOB_SWEEP_GRACE_SECONDS = env.int("JOB_SWEEP_GRACE_SECONDS", default=60)
+# Seconds between two runs of the recovery sweep (manage.py sweep --loop).
+JOB_SWEEP_EVERY_SECONDS = env.float("JOB_SWEEP_EVERY_SECONDS", default=15.0)
 # Give up on an async provider job after this long.
 JOB_MAX_SECONDS = env.int("JOB_MAX_SECONDS", default=3600)
 TASK_WORKERS = env.int("TASK_WORKERS", default=3)

@@ -46,6 +46,21 @@ class RunningSandbox:
         self.server.server_close()
 
 
+class Counting:
+    """Counts the requests a sandbox receives over HTTP, by path fragment."""
+
+    def __init__(self, sb):
+        self.app, self.paths = sb.app, []
+        sb.server.set_app(self)
+
+    def __call__(self, environ, start_response):
+        self.paths.append(environ.get("PATH_INFO", ""))
+        return self.app(environ, start_response)
+
+    def count(self, fragment):
+        return sum(fragment in p for p in self.paths)
+
+
 def start_sandbox(tmp_path, **overrides) -> RunningSandbox:
     config = Config(
         keys=("sandbox-key", "second-key"),

@@ -53,3 +53,42 @@ def test_two_finishers_write_one_charge(sandbox, team, user):
     results = {jobs.conclude(a, outcome), jobs.conclude(b, outcome)}
     assert "succeeded" in results
     assert Charge.objects.filter(generation=gen).count() == 1
+
+
+# --- a paid result whose image could not be saved -------------------------------
+
+
+def test_an_expired_result_link_fails_readably_and_records_paid_no_image(client_in, team, user, settings, tmp_path):
+    from conftest import start_sandbox, use_sandbox
+
+    sb = start_sandbox(tmp_path, url_ttl=-1)  # every result link has already expired (HTTP 403)
+    try:
+        use_sandbox(settings, sb)
+        settings.JOB_BACKOFF_BASE_SECONDS = 0.05
+        gen = jobs.create(team=team, owner=user, provider="kie", model="seedream-v4",
+                          params={"prompt": "a harbour crane"})
+        run_tasks(until=gen)
+    finally:
+        sb.stop()
+    assert gen.status == Generation.FAILED
+    assert "The result link expired before the image could be saved" in gen.error_message
+    assert "HTTP" not in gen.error_message
+    charge = Charge.objects.get(generation=gen)  # the provider charged: the ledger says so
+    assert (charge.kind, charge.credits, charge.basis) == (Charge.NO_IMAGE, Decimal("3.5"), Charge.ESTIMATE)
+    page = client_in.get("/credits/").content.decode()
+    assert "paid, no image" in page
+    assert "Total: 3.5 credits" in page or "Total: 3.50 credits" in page
+    card = client_in.get(gen.get_absolute_url()).content.decode()
+    assert "result link expired" in card and "HTTP 403" not in card
+
+
+def test_an_image_that_cannot_be_saved_records_what_the_provider_reported(sandbox, team, user, settings):
+    settings.IMAGE_MAX_PIXELS = 100  # any result is over the limit
+    gen = jobs.create(team=team, owner=user, provider="kwiki", model="generate",
+                      params={"prompt": "a maple leaf", "quality": "hires"})
+    run_tasks(until=gen)
+    assert gen.status == Generation.FAILED and gen.error_kind == "download"
+    assert "could not be saved" in gen.error_message
+    charge = Charge.objects.get(generation=gen)
+    assert (charge.kind, charge.credits, charge.basis) == (Charge.NO_IMAGE, Decimal("2"), Charge.REPORTED)
+    assert not gen.images.exists()

@@ -78,7 +78,8 @@ def test_it_asks_again_when_result_urls_expired_and_fails_clearly(team, user, se
         sb.stop()
     assert gen.status == Generation.FAILED
     assert gen.error_kind == "download"
-    assert "403" in gen.error_message
+    assert "The result link expired before the image could be saved" in gen.error_message
+    assert "HTTP" not in gen.error_message and "403" not in gen.error_message
     assert gen.attempts == 3  # asked the provider for fresh URLs three times
     assert gen.provider_job_id  # kept, so the job can be found at the provider
 
@@ -378,3 +379,65 @@ def test_a_rate_limit_hint_longer_than_the_backoff_cap_is_honoured(sandbox, team
     jobs.retry_later(gen, Generation.SUBMITTING, ProviderError("rate_limited", "hourly limit", retry_after=3000))
     gen.refresh_from_db()
     assert (gen.status, gen.error_kind) == (Generation.FAILED, "rate_limited")
+
+
+# --- recovery: a short lease, renewed by a heartbeat while the worker lives --------
+
+
+def test_the_default_lease_lets_a_dead_workers_job_continue_within_a_minute(settings):
+    assert settings.JOB_LEASE_SECONDS + settings.JOB_SWEEP_EVERY_SECONDS <= 60
+    assert 0 < settings.JOB_HEARTBEAT_SECONDS < settings.JOB_LEASE_SECONDS / 2
+
+
+def test_a_worker_that_dies_mid_step_is_resumed_once_its_short_lease_passes(sandbox, team, user, settings):
+    gen = make(team, user, "a foggy pier")
+    jobs.advance(gen.pk)  # submitted
+    DBTaskResult.objects.all().delete()
+    Generation.objects.filter(pk=gen.pk).update(due_at=timezone.now())
+    gen.refresh_from_db()
+    assert gen.claim(holder="worker-that-dies")  # it takes the poll step, then dies: no heartbeat
+    assert jobs.sweep() == 0  # held: its lease has not run out
+    # The lease runs out (JOB_LEASE_SECONDS later, well within the sweep's grace for a late step).
+    Generation.objects.filter(pk=gen.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
+    assert jobs.sweep() == 1
+    assert jobs.sweep() == 0  # once
+    run_tasks(until=gen)
+    assert gen.status == Generation.SUCCEEDED
+    assert sandbox_tasks(sandbox, "a foggy pier") == 1
+
+
+def test_a_live_workers_heartbeat_keeps_its_job_held(sandbox, team, user, settings):
+    gen = make(team, user, "a long exposure of a river")
+    DBTaskResult.objects.all().delete()
+    assert gen.claim(holder="live-worker")
+    for _ in range(5):  # each beat comes before the lease runs out
+        Generation.objects.filter(pk=gen.pk).update(lease_until=timezone.now() + timedelta(seconds=1))
+        assert jobs.renew_lease(gen.pk, "live-worker")
+        gen.refresh_from_db()
+        assert gen.lease_until > timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS - 5)
+        assert jobs.sweep() == 0
+    # Once another run has taken the job over, the old heartbeat stops holding it.
+    Generation.objects.filter(pk=gen.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
+    assert jobs.sweep() == 1
+    assert not jobs.renew_lease(gen.pk, "live-worker")
+
+
+def test_the_sweep_fails_task_rows_left_running_by_dead_workers(sandbox, team, user, settings):
+    from django_tasks_db.models import DBTaskResult as Row
+
+    dead_job, live_job = make(team, user, "a tidal pool"), make(team, user, "a cedar forest")
+    rows = {}
+    long_ago = timezone.now() - timedelta(seconds=settings.JOB_LEASE_SECONDS + 60)
+    for gen, worker in ((dead_job, "killed-worker"), (live_job, "busy-worker")):
+        row = Row.objects.get(args_kwargs__args=[gen.pk])
+        Row.objects.filter(pk=row.pk).update(status="RUNNING", started_at=long_ago, worker_ids=[worker])
+        Generation.objects.filter(pk=gen.pk).update(status=Generation.SUBMITTING, held_by=str(row.pk))
+        rows[worker] = row.pk
+    # The killed worker's lease ran out; the busy one's heartbeat keeps renewing it.
+    Generation.objects.filter(pk=dead_job.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
+    Generation.objects.filter(pk=live_job.pk).update(lease_until=timezone.now() + timedelta(seconds=20))
+    jobs.sweep()
+    dead, live = Row.objects.get(pk=rows["killed-worker"]), Row.objects.get(pk=rows["busy-worker"])
+    assert dead.status == "FAILED" and dead.finished_at is not None
+    assert "stopped" in dead.traceback
+    assert live.status == "RUNNING"

@@ -8,7 +8,12 @@ Rules (RELIABILITY 1-3):
 - every state change is a conditional update: two workers, or a poll and a
   callback, cannot both finish a job;
 - a worker never sleeps waiting for a provider: the next poll is a task with
-  run_after; a recovery sweep re-enqueues jobs whose worker vanished.
+  run_after; a recovery sweep re-enqueues jobs whose worker vanished;
+- a worker holds its job with a short lease that a heartbeat renews while the
+  step runs, so a worker that dies is replaced within about a minute;
+- a callback is a hint: at most one status check per poll interval, and a
+  job whose submit answer was lost adopts the job id a callback names only
+  after one status call confirms it.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 from datetime import timedelta
 import logging
 import random
+import threading
 import uuid
 
 from django.conf import settings
@@ -32,6 +38,7 @@ from . import ratelimit
 from .crypto import CredentialError
 from .downloads import DownloadError, check_image, fetch
 from .models import Charge, Endpoint, Generation, GenerationImage
+from .tasks import reap_dead_task_rows
 
 log = logging.getLogger("playground.jobs")
 
@@ -89,15 +96,70 @@ def backoff(attempt: int, hint: float | None = None) -> float:
     return base + random.uniform(0, max(0.1, base * 0.1))
 
 
+def renew_lease(generation_id: int, holder: str) -> bool:
+    """Extend the lease, only while this holder still has it."""
+    now = timezone.now()
+    return Generation.objects.filter(
+        pk=generation_id, held_by=holder, lease_until__isnull=False, status__in=Generation.ACTIVE,
+    ).update(lease_until=now + timedelta(seconds=settings.JOB_LEASE_SECONDS)) == 1
+
+
+class Heartbeat:
+    """While a step runs (a synchronous provider call may take minutes), a
+    background thread renews the job's short lease every
+    JOB_HEARTBEAT_SECONDS. A worker that dies stops renewing it, and the sweep
+    resumes the job once the lease has run out."""
+
+    def __init__(self, generation_id: int, holder: str):
+        self.generation_id, self.holder = generation_id, holder
+        self.stop = threading.Event()
+        self.thread = None
+
+    def __enter__(self):
+        every = settings.JOB_HEARTBEAT_SECONDS
+        if every and every > 0:
+            self.thread = threading.Thread(target=self.run, args=(every,), daemon=True,
+                                           name=f"lease-heartbeat-{self.generation_id}")
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join(timeout=5)
+
+    def run(self, every: float):
+        from django.db import connection
+
+        try:
+            while not self.stop.wait(every):
+                try:
+                    if not renew_lease(self.generation_id, self.holder):
+                        return  # released, finished, or taken over: nothing left to hold
+                except Exception:  # e.g. a locked database: try again next beat
+                    log.warning("generation %s: lease heartbeat failed", self.generation_id, exc_info=True)
+        finally:
+            connection.close()  # this thread's own connection
+
+
 # --- the one entry point of the worker ------------------------------------------
 
 
-def advance(generation_id: int) -> str:
+def advance(generation_id: int, holder: str | None = None) -> str:
+    """One step of a job. holder names this run (the task result's id) in
+    the lease, so that its heartbeat and the sweep can tell it apart."""
     gen = Generation.objects.filter(pk=generation_id).first()
     if gen is None or not gen.is_active:
         return "nothing to do"
-    if not gen.claim():
+    holder = holder or uuid.uuid4().hex
+    if not gen.claim(holder=holder):
         return "not due, or held by another worker"
+    with Heartbeat(gen.pk, holder):
+        return step(gen)
+
+
+def step(gen: Generation) -> str:
+    """The step a claimed job is due for."""
     try:
         if gen.status == Generation.QUEUED:
             return submit(gen)
@@ -316,7 +378,7 @@ def conclude(gen: Generation, outcome: Outcome) -> str:
         if e.transient and gen.attempts < settings.JOB_MAX_RETRIES:
             # The provider has made (and charged for) the image: keep trying to fetch it.
             return retry_later(gen, Generation.RUNNING, ProviderError("download", str(e)))
-        return fail(gen, Generation.RUNNING, ProviderError("download", str(e)))
+        return fail_paid_without_image(gen, outcome, e)
     if not checked:
         return fail(gen, Generation.RUNNING, ProviderError("bad_response", "The provider returned no image."))
     return finish(gen, checked, outcome)
@@ -371,6 +433,29 @@ def _delete(saved):
                 pass
 
 
+def fail_paid_without_image(gen: Generation, outcome: Outcome, e: DownloadError) -> str:
+    """The provider made the image, and charged for it, but it could not be
+    saved (its link expired, it was refused, too large...). The job fails, and
+    the ledger records what the provider charged as "paid, no image", in the
+    same transaction (one per generation, like any charge)."""
+    if e.expired:
+        err = ProviderError("download", "The result link expired before the image could be saved. "
+                            "The provider charged for it (see Credits: paid, no image).", code="result_link_expired")
+    else:
+        err = ProviderError("download", f"The provider made the image but it could not be saved: {e} "
+                            "The provider charged for it (see Credits: paid, no image).", code="image_not_saved")
+    reported = outcome.credits_used if outcome.credits_used is not None else gen.credits_used
+    with transaction.atomic():
+        won = fail(gen, Generation.RUNNING, err) != "job changed"
+        if won:
+            Charge.objects.create(
+                team_id=gen.team_id, user_id=gen.owner_id, generation=gen, provider=gen.provider, model=gen.model,
+                credits=reported if reported is not None else gen.cost_estimate,
+                basis=Charge.REPORTED if reported is not None else Charge.ESTIMATE, kind=Charge.NO_IMAGE,
+            )
+    return f"failed: {err.kind} (paid, no image)" if won else "job changed"
+
+
 def fail(gen: Generation, from_statuses, err: ProviderError) -> str:
     won = gen.transition(
         from_statuses, status=Generation.FAILED, error_kind=err.kind, error_code=err.code[:60],
@@ -381,30 +466,112 @@ def fail(gen: Generation, from_statuses, err: ProviderError) -> str:
 
 
 def sweep() -> int:
-    """Re-enqueue active jobs whose step is overdue and that nobody holds:
-    their worker died, or their task was lost. Duplicates are harmless: each
-    step starts with a conditional claim."""
+    """Re-enqueue active jobs that nobody works on: held by a worker that
+    stopped renewing its lease (it died), or overdue and not held (their task
+    was lost). Duplicates are harmless: each step starts with a conditional
+    claim. Then mark the task rows of dead workers as failed."""
     now = timezone.now()
-    overdue = Generation.objects.filter(
-        status__in=Generation.ACTIVE, due_at__lt=now - timedelta(seconds=settings.JOB_SWEEP_GRACE_SECONDS)
-    ).filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+    overdue = Generation.objects.filter(status__in=Generation.ACTIVE).filter(
+        Q(lease_until__isnull=True, due_at__lt=now - timedelta(seconds=settings.JOB_SWEEP_GRACE_SECONDS))
+        | Q(lease_until__lt=now, due_at__lte=now)
+    )
     count = 0
-    for gen in overdue.only("pk", "due_at"):
-        if Generation.objects.filter(pk=gen.pk, due_at=gen.due_at).update(due_at=now) == 1:
+    for gen in overdue.only("pk", "due_at", "lease_until"):
+        if Generation.objects.filter(pk=gen.pk, due_at=gen.due_at, lease_until=gen.lease_until).update(
+                due_at=now, lease_until=None) == 1:
+            if gen.lease_until is not None:
+                log.warning("generation %s: its worker stopped renewing the lease; resuming it", gen.uuid)
             enqueue(gen)
             count += 1
     if count:
         log.info("sweep: re-enqueued %d generation(s)", count)
+    reaped = reap_dead_task_rows()
+    if reaped:
+        log.warning("sweep: marked %d task(s) of dead workers as failed", reaped)
     return count
 
 
-def nudge(gen: Generation) -> bool:
-    """A callback arrived: check with the provider soon. Changes nothing else."""
-    if gen.status != Generation.RUNNING:
+def nudge(gen: Generation, body=None) -> bool:
+    """A callback arrived. It is a hint (RELIABILITY 5): a running job checks
+    with the provider soon, at most once per poll interval however often the
+    callback is replayed, and nothing else changes. A job whose submit answer
+    was lost (still "submitting", or failed as "unknown outcome") may adopt
+    the job id the callback names, once a status call confirms it."""
+    now = timezone.now()
+    interval = timedelta(seconds=poll_delay(gen, gen.adapter_class))
+    # The conditional update on nudged_at lets one of many concurrent replays win.
+    fresh = Q(nudged_at__isnull=True) | Q(nudged_at__lte=now - interval)
+    if gen.status == Generation.RUNNING:
+        # Not during a backoff (a replayed callback must not cut a rate-limit wait short).
+        waiting = Q(phase__contains=", retrying in ")
+        if Generation.objects.filter(fresh, pk=gen.pk, status=Generation.RUNNING).exclude(waiting).update(
+                due_at=now, nudged_at=now) == 1:
+            enqueue(gen)
+            return True
         return False
-    # Not during a backoff (a replayed callback must not cut a rate-limit wait short).
-    waiting = Q(phase__contains=", retrying in ")
-    if Generation.objects.filter(pk=gen.pk, status=Generation.RUNNING).exclude(waiting).update(due_at=timezone.now()) == 1:
-        enqueue(gen)
+    if gen.provider_job_id or not _adoptable(gen):
+        return False
+    claimed = gen.adapter_class.parse_callback(body)
+    if not claimed or len(claimed) > 200 or not claimed.isprintable() or Generation.objects.filter(
+            provider=gen.provider, provider_job_id=claimed).exists():
+        return False
+    if Generation.objects.filter(fresh, ADOPTABLE, pk=gen.pk, provider_job_id="").update(
+            claimed_job_id=claimed, nudged_at=now) == 1:
+        from .tasks import adopt_claimed_job
+
+        adopt_claimed_job.enqueue(gen.pk)
         return True
     return False
+
+
+# A job the provider may have although we never saved its job id.
+ADOPTABLE = Q(status=Generation.SUBMITTING) | Q(status=Generation.FAILED, error_kind="unknown_outcome")
+
+
+def _adoptable(gen: Generation) -> bool:
+    return gen.status == Generation.SUBMITTING or (
+        gen.status == Generation.FAILED and gen.error_kind == "unknown_outcome")
+
+
+def adopt(generation_id: int, holder: str | None = None) -> str:
+    """Confirm a job id that a callback claimed, with one status call, and
+    adopt it: the job then finishes normally (image stored, one charge). An
+    id the provider does not confirm changes nothing."""
+    gen = Generation.objects.filter(pk=generation_id).first()
+    if gen is None or not gen.claimed_job_id or gen.provider_job_id or not _adoptable(gen):
+        return "nothing to adopt"
+    claimed = gen.claimed_job_id
+    try:
+        endpoint = Endpoint.resolve(gen.team, gen.provider)
+        endpoint.check_base_url()
+        adapter = endpoint.adapter()
+        outcome = adapter.check(gen.model, claimed)
+        if outcome.job_id and outcome.job_id != claimed:
+            raise ProviderError("bad_response", "The provider answered about another job.")
+    except (CredentialError, ProviderError) as e:
+        Generation.objects.filter(pk=gen.pk, claimed_job_id=claimed).update(claimed_job_id="")
+        log.warning("generation %s: a callback named job %r, which the provider did not confirm (%s)",
+                    gen.uuid, claimed[:60], getattr(e, "kind", "config"))
+        return "claim not confirmed"
+    if outcome.error is not None:
+        outcome.error = endpoint.scrubbed(outcome.error)
+    now = timezone.now()
+    holder = holder or uuid.uuid4().hex
+    # Conditional: a worker still alive in "submitting" that saves its own
+    # answer first wins, and then this changes nothing (one finish, one charge).
+    if Generation.objects.filter(ADOPTABLE, pk=gen.pk, provider_job_id="", claimed_job_id=claimed).update(
+        status=Generation.RUNNING, provider_job_id=claimed, claimed_job_id="", submitted_at=gen.submitted_at or now,
+        finished_at=None, error_kind="", error_code="", error_message="", error_field="",
+        result_urls=outcome.image_urls if outcome.state == "succeeded" else [], credits_used=outcome.credits_used,
+        phase="downloading" if outcome.state == "succeeded" else "submitted", attempts=0, due_at=now,
+        lease_until=now + timedelta(seconds=settings.JOB_LEASE_SECONDS), held_by=holder, updated_at=now,
+    ) != 1:
+        return "job changed"
+    log.warning("generation %s: adopted provider job %s named by a callback and confirmed", gen.uuid, claimed[:60])
+    gen.refresh_from_db()
+    with Heartbeat(gen.pk, holder):
+        if outcome.state == "succeeded":
+            return step(gen)  # downloads the confirmed result: no second status call
+        if outcome.state == "failed":
+            return conclude(gen, outcome)
+        return schedule_poll(gen, delay=poll_delay(gen, adapter))

@@ -204,6 +204,15 @@ class Generation(models.Model):
     # holds it until lease_until. The recovery sweep looks at both.
     due_at = models.DateTimeField(default=timezone.now, db_index=True)
     lease_until = models.DateTimeField(null=True, blank=True)
+    # Who holds the lease (the task run working on it): its heartbeat renews
+    # lease_until only while this still names it.
+    held_by = models.CharField(max_length=64, blank=True)
+    # The last callback that made the job ask the provider: replays within a
+    # poll interval change nothing (RELIABILITY 5).
+    nudged_at = models.DateTimeField(null=True, blank=True)
+    # A provider job id named by a callback for a job whose own submit answer
+    # was lost: only a claim until one status call confirms it (RELIABILITY 1).
+    claimed_job_id = models.CharField(max_length=200, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -336,14 +345,15 @@ class Generation(models.Model):
                 self.refresh_from_db(fields=computed)
         return won
 
-    def claim(self, lease_seconds: int | None = None) -> bool:
-        """Take the job for one step, if it is due and nobody holds it."""
+    def claim(self, lease_seconds: int | None = None, holder: str = "") -> bool:
+        """Take the job for one step, if it is due and nobody holds it. The
+        lease is short: the holder's heartbeat renews it while it works."""
         now = timezone.now()
         lease = lease_seconds or settings.JOB_LEASE_SECONDS
         n = (
             Generation.objects.filter(pk=self.pk, status__in=self.ACTIVE, due_at__lte=now)
             .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-            .update(lease_until=now + timedelta(seconds=lease), updated_at=now)
+            .update(lease_until=now + timedelta(seconds=lease), held_by=holder[:64], updated_at=now)
         )
         if n:
             self.refresh_from_db()
@@ -446,9 +456,12 @@ class RateSlot(models.Model):
 class Charge(models.Model):
     """The ledger: one row per charged generation, written in the same
     transaction that marks it succeeded. The unique generation makes a second
-    charge impossible, whoever tries (RELIABILITY 3). Failed jobs have none."""
+    charge impossible, whoever tries (RELIABILITY 3). Failed jobs have none,
+    except one the provider finished (and charged for) whose image could not
+    be saved: a "paid, no image" row, written with the failure."""
 
     REPORTED, ESTIMATE = "reported", "estimate"
+    IMAGE, NO_IMAGE = "image", "no_image"
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     team = models.ForeignKey(Team, models.CASCADE, related_name="charges")
@@ -458,6 +471,8 @@ class Charge(models.Model):
     model = models.CharField(max_length=60)
     credits = models.DecimalField(max_digits=12, decimal_places=4)
     basis = models.CharField(max_length=10, choices=[(REPORTED, "reported by the provider"), (ESTIMATE, "price-table estimate")])
+    kind = models.CharField(max_length=10, default=IMAGE,
+                            choices=[(IMAGE, "image saved"), (NO_IMAGE, "paid, no image")])
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:

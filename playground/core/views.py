@@ -1,4 +1,5 @@
 from decimal import Decimal
+import json
 import uuid as uuid_mod
 from functools import wraps
 
@@ -406,7 +407,9 @@ def input_image_public(request, token):
 def credits(request):
     """The viewer's ledger in the current team: one charge per successful job."""
     charges = Charge.objects.filter(team=request.team, user=request.user)
-    by_model = charges.values("provider", "model").annotate(n=Count("id"), credits=Sum("credits")).order_by("-credits")
+    by_model = charges.values("provider", "model").annotate(
+        n=Count("id"), credits=Sum("credits"), no_image=Count("id", filter=Q(kind=Charge.NO_IMAGE)),
+    ).order_by("-credits")
     rows = []
     for row in by_model:
         try:
@@ -419,6 +422,7 @@ def credits(request):
     return render(request, "credits.html", {
         "rows": rows, "total": total,
         "failed": _visible_generations(request).filter(status=Generation.FAILED).count(),
+        "paid_no_image": charges.filter(kind=Charge.NO_IMAGE).count(),
         "recent": charges.select_related("generation")[:20],
     })
 
@@ -549,8 +553,19 @@ def provider_callback(request, provider, token):
     gen = Generation.objects.filter(provider=provider, callback_token=token).first()
     if gen is None:
         raise Http404("Unknown callback")
-    jobs.nudge(gen)
+    # The body only matters for a job whose submit answer was lost: the job
+    # id it names is a claim, confirmed by a status call before anything changes.
+    body = None
+    if len(request.body) <= CALLBACK_MAX_BYTES:
+        try:
+            body = json.loads(request.body)
+        except ValueError:
+            pass
+    jobs.nudge(gen, body)
     return JsonResponse({"ok": True})
+
+
+CALLBACK_MAX_BYTES = 64 * 1024
 
 
 def healthz(request):

@@ -465,6 +465,12 @@ class Adapter:
 
         return f"key-check-{uuid.uuid4().hex}"
 
+    @classmethod
+    def parse_callback(cls, body: Any) -> str | None:
+        """The provider job id a callback body names (only a claim: the job
+        layer confirms it with a status call). None: nothing usable."""
+        return None
+
     # Shared HTTP plumbing.
     def send(self, req: PreparedRequest) -> httpx.Response:
         headers = {**req.headers, req.auth_header: f"{req.auth_scheme}{self._api_key}"}

@@ -415,12 +415,14 @@ class KieAdapter(Adapter):
                     urls.extend(response[key])
         return unique(urls)
 
-    def parse_callback(self, body) -> str | None:
-        """The taskId a callback is about; it is only a hint."""
+    @classmethod
+    def parse_callback(cls, body) -> str | None:
+        """The taskId a callback is about ({"code": 200, "data": {"taskId": ...}});
+        it is only a claim."""
         if isinstance(body, dict):
             data = body.get("data") if isinstance(body.get("data"), dict) else body
             task_id = data.get("taskId") or data.get("task_id")
-            return str(task_id) if task_id else None
+            return str(task_id) if isinstance(task_id, (str, int)) and task_id else None
         return None
 
     # -- errors --
