@@ -174,7 +174,7 @@ def test_an_empty_seed_is_drawn_recorded_sent_and_shown(client_in, sandbox):
         (sent,) = c.execute("SELECT params FROM tasks WHERE id=?", (gen.provider_job_id,)).fetchone()
     assert json.loads(sent)["seed"] == seed  # the provider got it
     detail = client_in.get(reverse("generation", args=[gen.uuid])).content.decode()
-    assert f"<dt>seed</dt><dd>{seed}</dd>" in detail
+    assert re.search(rf"<dt>Seed</dt><dd>{seed}</dd>", detail)  # shown under its label
     remix = client_in.get(page_url("kie", "seedream-v4") + f"&remix={gen.uuid}").content.decode()
     assert re.search(rf'name="seed" value="{seed}"', remix)  # a remix reproduces it
 
