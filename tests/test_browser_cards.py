@@ -194,6 +194,10 @@ def test_the_credits_page_never_scrolls_sideways_and_every_row_links_to_its_job(
     page.get_by_role("navigation").get_by_role("link", name="Credits").click()
     expect(page.get_by_role("heading", name="Latest charges")).to_be_visible()
     assert no_sideways_scroll(page), "the credits page scrolls sideways"
+    # No figure is cut off inside a table's own scroll box either: every
+    # cell of the per-model table lies within the screen.
+    rights = page.locator("table.table td").evaluate_all("els => els.map(e => e.getBoundingClientRect().right)")
+    assert rights and max(rights) <= size["width"], f"a table cell ends at {max(rights)} px, past the screen"
     shot(page, f"credits-{size['width']}")
     no_prompt = page.get_by_role("link", name="Recraft upscale 2x (no prompt)")
     expect(no_prompt).to_be_visible()
