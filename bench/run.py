@@ -6,6 +6,7 @@ Runs against a throw-away data directory (SQLite, embedded default) and a
 sandbox served in-process; nothing touches ./data. The last figure kills a
 real worker with SIGKILL mid-job and times its recovery (short lease and sweep
 interval: BENCH_LEASE_SECONDS, default 10; BENCH_SWEEP_EVERY_SECONDS, default 2).
+Just the adapter figure: .venv/bin/python -c "import sys; sys.path[:0] = ['bench']; import run; run.adapter_requests()"
 """
 
 import argparse
@@ -161,6 +162,7 @@ def main():
     print(f"web process peak RSS:    {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:6.1f} MiB "
           "(this benchmark process, incl. the sandbox)")
     server.shutdown()
+    adapter_requests()
     recovery(team, user, env)
 
 
