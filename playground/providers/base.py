@@ -274,7 +274,9 @@ class ModelSpec:
         a missing required value, a value of the wrong type, a choice not
         offered, a number out of range, text over its length or not matching
         its pattern. Parameters whose show_if does not hold are not sent, so
-        not checked. Raises ProviderError("validation") naming the field.
+        not checked (but for their length: check_limits holds for all).
+        The first problem, in declared order, raises
+        ProviderError("validation") naming the field.
         The form checks the same declarations; this holds for any caller."""
         for p in self.params:
             if not p.applies(params):
@@ -289,7 +291,7 @@ class ModelSpec:
             problem = _problem(p, value)
             if problem:
                 raise ProviderError("validation", f"{p.title} {problem}.", field=p.name)
-        self.check_limits(params)
+        self.check_limits(params)  # also text that is not sent
         if self.extra_check is not None:
             self.extra_check(params)
 
@@ -377,7 +379,9 @@ def _problem(p: Param, value) -> str | None:
     elif p.kind in ("text", "longtext"):
         if not isinstance(value, str):
             return "must be text"
-        # (lengths: check_limits; choices on a text param are suggestions only)
+        if p.max_length and len(value) > p.max_length:  # check_limits' words
+            return f"is longer than {p.max_length} characters ({len(value)})"
+        # (choices on a text param are suggestions only)
         if p.pattern and not re.fullmatch(p.pattern, value):
             example = p.default or (p.choice_pairs()[0][0] if p.choices else None)
             return f"must look like {example}" if example else "is not in the expected format"

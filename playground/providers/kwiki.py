@@ -169,20 +169,20 @@ class KwikiAdapter(Adapter):
             return
         body = body if isinstance(body, dict) else {}
         code = str(body.get("error") or "")
-        kind = KINDS.get(code)
         message = str(body.get("message") or f"Kwiki AI answered HTTP {status}.")
         details = {}
         remaining = resp.headers.get("X-RateLimit-Remaining")
         if remaining not in (None, ""):
             details["rate_limit_remaining"] = remaining
-        if kind == "insufficient_credits":
-            need, have = body.get("credits_required"), body.get("credits_available")
-            details.update(credits_required=need, credits_available=have)
-            if need is not None or have is not None:
-                message = f"{message} (needs {need} credits, {have} available)"
-        err = self.http_error(resp, body, kind=kind, message=message, code=code or None, details=details)
+        err = self.http_error(resp, body, kind=KINDS.get(code), message=message, code=code or None, details=details)
         if err.kind == "validation" and body.get("field"):
             err.field = self.param_for_field(str(body["field"]))
+        if err.kind == "insufficient_credits":
+            need, have = body.get("credits_required"), body.get("credits_available")
+            err.details.update(credits_required=need, credits_available=have)
+            if need is not None or have is not None:
+                err.message = f"{message} (needs {need} credits, {have} available)"
+                err.args = (err.message,)
         raise err
 
     @staticmethod
