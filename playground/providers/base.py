@@ -1,9 +1,12 @@
 """What every provider adapter shares: declared parameters, one error type,
 and the results the job layer understands.
 
-An adapter is one module with one class: it builds the request, parses the
-response and maps errors to ProviderError. The job layer never asks which
-provider it is talking to.
+An adapter is one module with one class: it builds the request (after
+ModelSpec.validate), parses the response and reads its provider's error body
+in the one hook, raise_for_response. Sending, timeouts, transport errors, the
+status -> error kind mapping and rate-limit waits live here (Adapter._request,
+http_error), as does the one client per adapter class per process. The job
+layer never asks which provider it is talking to.
 """
 
 from __future__ import annotations
