@@ -209,6 +209,16 @@ def test_threads_starting_together_share_one_client():
     assert len(clients) == 8 and len({id(c) for c in clients}) == 1
 
 
+def test_a_short_timeout_needs_no_client_of_its_own(monkeypatch):
+    # A key check wants 10 s, not a generation's minutes: the shared client, its own timeout.
+    seen = []
+    monkeypatch.setattr(httpx.Client, "request", lambda self, *a, **kw: seen.append(kw["timeout"]) or httpx.Response(
+        404, json={"code": 404, "msg": "not found"}))
+    adapter = KieAdapter(base_url="https://api.kie.ai", api_key="k", timeout=httpx.Timeout(10.0))
+    assert adapter.client is KieAdapter(base_url="https://api.kie.ai", api_key="k").client
+    assert adapter.key_check() and seen == [httpx.Timeout(10.0)]
+
+
 def test_a_callers_own_client_is_used_and_keeps_its_timeout():
     own = httpx.Client(timeout=httpx.Timeout(10.0))
     adapter = KieAdapter(base_url="https://api.kie.ai", api_key="k", client=own)

@@ -546,18 +546,20 @@ class Adapter:
     # Seconds: generous read timeout for synchronous generation.
     timeout = httpx.Timeout(connect=10.0, read=120.0, write=30.0, pool=10.0)
 
-    def __init__(self, *, base_url: str, api_key: str, client: httpx.Client | None = None):
+    def __init__(self, *, base_url: str, api_key: str, client: httpx.Client | None = None,
+                 timeout: httpx.Timeout | None = None):
         """client: a caller's own (closed by the caller), or the guarded one
         shared by all adapters for team base URLs; None: this class's one
-        client in this process (process_client)."""
+        client in this process (process_client). timeout: for every request
+        of this adapter instead of the class's (e.g. a short key check),
+        without a client of its own."""
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
         self.client = client if client is not None else process_client(type(self))
         # A client shared by all adapters (team base URLs) gets this
         # adapter's timeouts on each request; a caller's own keeps its own.
-        self._request_timeout = (
-            self.timeout if client is None or getattr(client, "shared_by_adapters", False) else httpx.USE_CLIENT_DEFAULT
-        )
+        shared = client is None or getattr(client, "shared_by_adapters", False)
+        self._request_timeout = timeout or (self.timeout if shared else httpx.USE_CLIENT_DEFAULT)
 
     def __repr__(self) -> str:  # never show the key
         return f"<{type(self).__name__} {self.base_url}>"
