@@ -6,6 +6,7 @@ Runs against a throw-away data directory (SQLite, embedded default) and a
 sandbox served in-process; nothing touches ./data. The last figure kills a
 real worker with SIGKILL mid-job and times its recovery (short lease and sweep
 interval: BENCH_LEASE_SECONDS, default 10; BENCH_SWEEP_EVERY_SECONDS, default 2).
+Just the adapter figure: .venv/bin/python -c "import sys; sys.path[:0] = ['bench']; import run; run.adapter_requests()"
 """
 
 import argparse
@@ -161,6 +162,7 @@ def main():
     print(f"web process peak RSS:    {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:6.1f} MiB "
           "(this benchmark process, incl. the sandbox)")
     server.shutdown()
+    adapter_requests()
     recovery(team, user, env)
 
 
@@ -246,3 +248,31 @@ def recovery(team, user, env):
 
 if __name__ == "__main__":
     main()
+
+
+def adapter_requests(n: int = 100) -> tuple[float, float]:
+    """--- 4. adapter construction + one request, n times ----------------------
+    What a worker pays per task for the provider call itself: build the
+    adapter, make one request (a free KIE status lookup against an in-process
+    sandbox). CPU time of this thread only (the sandbox's own thread is not
+    counted), so it shows what the client costs: building an httpx.Client
+    (its SSL context alone is ~20 ms of CPU) or reusing the process's one."""
+    from playground.providers.kie import KieAdapter
+    from playground.sandbox.app import Config, Sandbox
+
+    sandbox = Sandbox(Config(keys=("bench-key",), latency=0.0, db_path=str(TMP / "adapters.sqlite3"),
+                             rate_limits={"kie": [(100000, 1.0)]}, callbacks=False))
+    server = make_server("127.0.0.1", 0, sandbox, server_class=_Server, handler_class=_Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base_url = f"http://127.0.0.1:{server.server_port}/kie"
+    try:
+        KieAdapter(base_url=base_url, api_key="bench-key").key_check()  # imports, first connection
+        cpu, wall = time.thread_time(), time.perf_counter()
+        for _ in range(n):
+            assert KieAdapter(base_url=base_url, api_key="bench-key").key_check()
+        cpu, wall = (time.thread_time() - cpu) * 1000, (time.perf_counter() - wall) * 1000
+    finally:
+        server.shutdown()
+    print(f"adapter construction + request: {cpu / n:6.2f} ms CPU each ({n} adapters, one request each; "
+          f"wall {wall / n:.2f} ms)")
+    return cpu / n, wall / n

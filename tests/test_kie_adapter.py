@@ -353,8 +353,18 @@ def error_of(call):
     return e.value
 
 
+def unchecked(adapter, model, params, **sent):
+    """What KIE answers to values our declarations refuse before sending
+    (ModelSpec.validate, tested in test_provider_http_path.py): the request
+    built for valid params, with `sent` put into its body, sent over the
+    same HTTP path as submit."""
+    req = adapter.build_request(model, params)
+    req.json.update(sent)
+    return lambda: adapter._request(req, model=model)
+
+
 def test_it_maps_400_bad_parameters_to_validation(adapter):
-    e = error_of(lambda: adapter.submit("qwen", {"prompt": "a boat", "seed": "seven"}))
+    e = error_of(unchecked(adapter, "qwen", {"prompt": "a boat"}, seed="seven"))
     assert (e.kind, e.status, e.field) == ("validation", 400, "seed")
 
 
@@ -379,11 +389,11 @@ def test_it_maps_404_for_a_task_the_service_does_not_know_to_not_found(adapter):
 
 
 def test_it_maps_422_to_validation_on_the_right_field(adapter):
-    e = error_of(lambda: adapter.submit("nano-banana", {"prompt": "a kite", "steps": 10}))
+    e = error_of(unchecked(adapter, "nano-banana", {"prompt": "a kite"}, steps=10))
     assert (e.kind, e.status, e.field) == ("validation", 422, "steps")
-    e = error_of(lambda: adapter.submit("midjourney", {"prompt": "a kite", "task_type": "mj_txt2img", "weirdness": 3001}))
+    e = error_of(unchecked(adapter, "midjourney", {"prompt": "a kite", "task_type": "mj_txt2img"}, weirdness=3001))
     assert (e.status, e.field) == (422, "weirdness")
-    e = error_of(lambda: adapter.submit("gpt4o-image", {"prompt": "a kite", "n_variants": 3}))
+    e = error_of(unchecked(adapter, "gpt4o-image", {"prompt": "a kite"}, nVariants=3))
     assert (e.status, e.field) == (422, "n_variants")
 
 

@@ -16,7 +16,7 @@ from playground.providers.kvid import KvidAdapter
 def test_kie_reads_every_documented_hint(headers, body, expected):
     adapter = KieAdapter(base_url="https://api.kie.ai", api_key="k")
     with pytest.raises(ProviderError) as e:
-        adapter._raise(httpx.Response(429, headers=headers, json=body), body)
+        adapter.raise_for_response(httpx.Response(429, headers=headers, json=body), body)
     assert e.value.kind == "rate_limited" and e.value.retry_after == pytest.approx(expected, abs=1)
 
 
@@ -27,7 +27,9 @@ def test_kie_reads_every_documented_hint(headers, body, expected):
 ])
 def test_kvid_reads_every_documented_hint(headers, body, expected):
     adapter = KvidAdapter(base_url="https://api.kvid.ai", api_key="k")
-    err = adapter.error(httpx.Response(429, headers=headers, json=body), body)
+    with pytest.raises(ProviderError) as e:
+        adapter.raise_for_response(httpx.Response(429, headers=headers, json=body), body)
+    err = e.value
     assert err.kind == "rate_limited" and err.retry_after == pytest.approx(expected, abs=1)
 
 
@@ -44,4 +46,4 @@ def test_kvid_treats_a_result_that_is_not_ready_yet_as_still_generating():
 def test_kie_accepts_the_code_as_a_string():
     adapter = KieAdapter(base_url="https://api.kie.ai", api_key="k")
     resp = httpx.Response(200, json={"code": "200", "msg": "success", "data": {"taskId": "t1"}})
-    assert adapter._envelope(resp) == {"taskId": "t1"}
+    assert adapter.envelope(resp) == {"taskId": "t1"}

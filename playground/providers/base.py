@@ -1,9 +1,12 @@
 """What every provider adapter shares: declared parameters, one error type,
 and the results the job layer understands.
 
-An adapter is one module with one class: it builds the request, parses the
-response and maps errors to ProviderError. The job layer never asks which
-provider it is talking to.
+An adapter is one module with one class: it builds the request (after
+ModelSpec.validate), parses the response and reads its provider's error body
+in the one hook, raise_for_response. Sending, timeouts, transport errors, the
+status -> error kind mapping and rate-limit waits live here (Adapter._request,
+http_error), as does the one client per adapter class per process. The job
+layer never asks which provider it is talking to.
 """
 
 from __future__ import annotations
@@ -11,7 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 import json
+import os
+import re
+import threading
 from typing import Any, Callable
+import weakref
 
 import httpx
 
@@ -125,6 +132,18 @@ def parse_retry_after(value: str | float | None, *, now: float | None = None) ->
     return max(seconds, 0.0)
 
 
+# Seconds to wait after a 429 that carries no hint (no retry_after in the
+# body, no Retry-After or X-RateLimit-Reset header), the same for every
+# provider: no contract gives a number (each says "wait, then retry" or
+# "honour Retry-After", and the sandboxes always send a hint). 10 s lets a
+# per-second or burst limit refill without holding a job back for long; a
+# per-minute limit (Kwiki's 10/minute) is held by the job layer before
+# sending (Adapter.rate_limits), so a hint-less 429 there is a surprise, and
+# a repeated one waits again. A provider whose contract documents a wait sets
+# Adapter.default_retry_after, with the reason in a comment.
+DEFAULT_RETRY_AFTER = 10.0
+
+
 def retry_hint(resp, body=None) -> float | None:
     """A 429's wait hint, wherever the provider put it: a body retry_after,
     or the Retry-After or X-RateLimit-Reset header (seconds or epoch)."""
@@ -220,6 +239,10 @@ class ModelSpec:
     credits: Callable[[dict], Decimal] | Decimal = Decimal("0")
     description: str = ""
     extra: dict = field(default_factory=dict)
+    # A model-specific rule the declarations cannot say (e.g. Kwiki refuses
+    # a prompt of spaces only): called by validate() after the declared
+    # checks with the params; raises ProviderError("validation", field=...).
+    extra_check: Callable[[dict], None] | None = None
 
     def param(self, name: str) -> Param:
         for p in self.params:
@@ -248,6 +271,32 @@ class ModelSpec:
             if p.kind in ("text", "longtext") and isinstance(value, str) and p.max_length and len(value) > p.max_length:
                 raise ProviderError(
                     "validation", f"{p.title} is longer than {p.max_length} characters ({len(value)}).", field=p.name)
+
+    def validate(self, params: dict) -> None:
+        """Refuse, before anything is sent, what the declarations forbid:
+        a missing required value, a value of the wrong type, a choice not
+        offered, a number out of range, text over its length or not matching
+        its pattern. Parameters whose show_if does not hold are not sent, so
+        not checked (but for their length: check_limits holds for all).
+        The first problem, in declared order, raises
+        ProviderError("validation") naming the field.
+        The form checks the same declarations; this holds for any caller."""
+        for p in self.params:
+            if not p.applies(params):
+                continue
+            value = params.get(p.name)
+            if value is None or value == "":
+                # A declared default stands in (the provider's own default);
+                # an image arrives beside params (see body()).
+                if p.required and p.default is None and p.kind != "image":
+                    raise ProviderError("validation", f"{p.title} is required.", field=p.name)
+                continue
+            problem = _problem(p, value)
+            if problem:
+                raise ProviderError("validation", f"{p.title} {problem}.", field=p.name)
+        self.check_limits(params)  # also text that is not sent
+        if self.extra_check is not None:
+            self.extra_check(params)
 
     def with_random_defaults(self, params: dict) -> dict:
         """params, with a drawn value for each empty parameter that has a
@@ -299,6 +348,47 @@ class ModelSpec:
     def estimate(self, params: dict) -> Decimal:
         c = self.credits
         return Decimal(c(params)) if callable(c) else Decimal(c)
+
+
+def _bounds(p: Param) -> str:
+    if p.min is not None and p.max is not None:
+        return f" from {p.min:g} to {p.max:g}"
+    if p.min is not None:
+        return f" of at least {p.min:g}"
+    if p.max is not None:
+        return f" of at most {p.max:g}"
+    return ""
+
+
+def _in_range(p: Param, value) -> bool:
+    return (p.min is None or value >= p.min) and (p.max is None or value <= p.max)
+
+
+def _problem(p: Param, value) -> str | None:
+    """What is wrong with a non-empty value of p ("must be ..."), or None."""
+    if p.kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int) or not _in_range(p, value):
+            return f"must be a whole number{_bounds(p)}"
+    elif p.kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not _in_range(p, value):
+            return f"must be a number{_bounds(p)}"
+    elif p.kind == "bool":
+        if not isinstance(value, bool):
+            return "must be true or false"
+    elif p.kind == "choice":
+        allowed = [v for v, _ in p.choice_pairs()]
+        if isinstance(value, bool) or value not in allowed:
+            return "must be one of: " + ", ".join(str(v) for v in allowed)
+    elif p.kind in ("text", "longtext"):
+        if not isinstance(value, str):
+            return "must be text"
+        if p.max_length and len(value) > p.max_length:  # check_limits' words
+            return f"is longer than {p.max_length} characters ({len(value)})"
+        # (choices on a text param are suggestions only)
+        if p.pattern and not re.fullmatch(p.pattern, value):
+            example = p.default or (p.choice_pairs()[0][0] if p.choices else None)
+            return f"must look like {example}" if example else "is not in the expected format"
+    return None
 
 
 # --- Results --------------------------------------------------------------------
@@ -382,10 +472,59 @@ def unique(urls) -> list[str]:
     return out
 
 
+# --- One long-lived client per process and adapter class -------------------------------
+
+# Building an httpx.Client builds an SSL context (~20 ms of CPU). Every
+# adapter of one class in one process shares one client, created on first
+# use. Keyed by process id too: a process forked after creating one (a
+# preloaded gunicorn, a worker pool) must never use its parent's sockets.
+_clients: "weakref.WeakKeyDictionary[type, tuple[int, httpx.Client]]" = weakref.WeakKeyDictionary()
+_clients_lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    # A fork while another thread held the lock would leave it held forever
+    # in the child; the parent's clients are not the child's either.
+    global _clients_lock
+    _clients_lock = threading.Lock()
+    _clients.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def process_client(cls: type["Adapter"]) -> httpx.Client:
+    """The one client of this adapter class in this process."""
+    pid = os.getpid()
+    entry = _clients.get(cls)
+    if entry is None or entry[0] != pid:
+        with _clients_lock:
+            entry = _clients.get(cls)
+            if entry is None or entry[0] != pid:  # none yet, or the parent's: never reuse that
+                entry = (pid, httpx.Client(timeout=cls.timeout, follow_redirects=False))
+                _clients[cls] = entry
+    return entry[1]
+
+
 # --- The adapter base ---------------------------------------------------------------
 
 
 class Adapter:
+    """One provider. A subclass declares its models and builds requests and
+    reads answers; the base owns the HTTP path (healthchecks' HttpTransport
+    pattern):
+
+        _request(req)  sends with this adapter's timeouts, turns transport
+                       errors into ProviderError, then hands the answer to
+        raise_for_response(resp, body)  THE one hook: a provider reads its
+                       own error body there and raises http_error(...),
+                       which maps the status (kind_for_status), reads the
+                       rate-limit hint (retry_hint) and applies the one
+                       default wait (DEFAULT_RETRY_AFTER).
+
+    Parameters are checked by ModelSpec.validate in build_request."""
+
     do_not_call_in_templates = True  # templates use the class itself
     key = ""
     label = ""
@@ -398,6 +537,8 @@ class Adapter:
     # Documented request limits per key, as (count, seconds) windows; the job
     # layer holds them across all worker processes.
     rate_limits: tuple[tuple[int, float], ...] = ()
+    # Seconds to wait after a 429 without a hint (see DEFAULT_RETRY_AFTER).
+    default_retry_after: float = DEFAULT_RETRY_AFTER
     # Whether the provider POSTs to a callback URL when a job ends (a hint only).
     callbacks = False
     # Seconds between status checks (an async provider's documented cadence).
@@ -405,13 +546,20 @@ class Adapter:
     # Seconds: generous read timeout for synchronous generation.
     timeout = httpx.Timeout(connect=10.0, read=120.0, write=30.0, pool=10.0)
 
-    def __init__(self, *, base_url: str, api_key: str, client: httpx.Client | None = None):
+    def __init__(self, *, base_url: str, api_key: str, client: httpx.Client | None = None,
+                 timeout: httpx.Timeout | None = None):
+        """client: a caller's own (closed by the caller), or the guarded one
+        shared by all adapters for team base URLs; None: this class's one
+        client in this process (process_client). timeout: for every request
+        of this adapter instead of the class's (e.g. a short key check),
+        without a client of its own."""
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
-        self.client = client or httpx.Client(timeout=self.timeout, follow_redirects=False)
+        self.client = client if client is not None else process_client(type(self))
         # A client shared by all adapters (team base URLs) gets this
-        # adapter's timeouts on each request; any other keeps its own.
-        self._request_timeout = self.timeout if getattr(client, "shared_by_adapters", False) else httpx.USE_CLIENT_DEFAULT
+        # adapter's timeouts on each request; a caller's own keeps its own.
+        shared = client is None or getattr(client, "shared_by_adapters", False)
+        self._request_timeout = timeout or (self.timeout if shared else httpx.USE_CLIENT_DEFAULT)
 
     def __repr__(self) -> str:  # never show the key
         return f"<{type(self).__name__} {self.base_url}>"
@@ -423,8 +571,15 @@ class Adapter:
         except KeyError:
             raise ProviderError("not_found", f"Unknown model {key!r} for {cls.label}.") from None
 
+    @staticmethod
+    def validate(spec: ModelSpec, params: dict) -> None:
+        """The model's declared checks (ModelSpec.validate), for callers
+        that hold the adapter class."""
+        spec.validate(params)
+
     # Adapters implement these three. `images` maps an image parameter's
-    # name to its ImageInput (see ModelSpec.body).
+    # name to its ImageInput (see ModelSpec.body). build_request starts with
+    # spec.validate(params).
     def build_request(self, model: str, params: dict, *, callback_url: str | None = None,
                       images: dict[str, ImageInput] | None = None) -> PreparedRequest:
         raise NotImplementedError
@@ -453,7 +608,7 @@ class Adapter:
             return False
         kind = kind_for_status(status)
         if kind in RETRYABLE:
-            raise ProviderError(kind, f"{self.label} answered HTTP {status}.", status=status)
+            raise self.http_error(None, body, status=status, kind=kind, message=f"{self.label} answered HTTP {status}.")
         if not isinstance(body, dict):
             raise ProviderError("bad_response", f"The base URL answered HTTP {status} with something that is not "
                                 f"the {self.label} API.", status=status)
@@ -471,8 +626,27 @@ class Adapter:
         layer confirms it with a status call). None: nothing usable."""
         return None
 
-    # Shared HTTP plumbing.
-    def send(self, req: PreparedRequest) -> httpx.Response:
+    # -- The one HTTP path ------------------------------------------------------------
+
+    def _request(self, req: PreparedRequest, *, model: str | None = None, accept: tuple[int, ...] = (),
+                 check: bool = True) -> tuple[httpx.Response, Any]:
+        """Send req and return (response, JSON body or None) when the answer
+        is a success; any other answer raises the one ProviderError through
+        raise_for_response. accept: statuses the caller reads itself (e.g.
+        "not ready yet"); check=False: the caller judges every answer (a key
+        check). model: the model asked about, for pointing a validation
+        error at its field."""
+        resp = self._send(req)
+        body = self.json_body(resp)
+        if check and resp.status_code not in accept:
+            self.raise_for_response(resp, body, model=model)
+        return resp, body
+
+    def _send(self, req: PreparedRequest) -> httpx.Response:
+        """One request with the key and this adapter's timeouts; a transport
+        failure becomes ProviderError, with maybe_sent when the request may
+        have reached the provider (resending could charge twice). No retry
+        here: the job layer decides (a submit that maybe_sent never is)."""
         headers = {**req.headers, req.auth_header: f"{req.auth_scheme}{self._api_key}"}
         from playground.core.egress import EgressRefused
 
@@ -495,6 +669,40 @@ class Adapter:
             raise ProviderError(
                 "unavailable", f"Connection to {self.label} failed: {type(e).__name__}.", maybe_sent=True
             ) from None
+
+    def read(self, resp: httpx.Response, *, model: str | None = None) -> Any:
+        """The JSON body of an answer (already received) that is a success;
+        else raises the one ProviderError (raise_for_response)."""
+        body = self.json_body(resp)
+        self.raise_for_response(resp, body, model=model)
+        return body
+
+    def raise_for_response(self, resp: httpx.Response, body: Any, *, model: str | None = None) -> None:
+        """THE hook: raise `self.http_error(...)` if this answer is an error.
+        A provider overrides it to read its own error body (code, message,
+        field) and passes what it found; the base fills in the rest. The
+        default: any status outside 2xx is an error, mapped by status."""
+        if not 200 <= resp.status_code < 300:
+            raise self.http_error(resp, body)
+
+    def http_error(self, resp: httpx.Response | None, body: Any = None, *, status: int | None = None,
+                   kind: str | None = None, message: str | None = None, code: str | None = None,
+                   field: str | None = None, details: dict | None = None) -> ProviderError:
+        """The one ProviderError for an error answer. What the provider's
+        body said wins; the rest comes from the status: the kind
+        (kind_for_status), and for a rate limit the wait: the provider's
+        hint (retry_hint: body retry_after, Retry-After, X-RateLimit-Reset)
+        or else this adapter's default_retry_after."""
+        if status is None:
+            status = resp.status_code if resp is not None else 0
+        kind = kind or kind_for_status(status)
+        retry = None
+        if kind == "rate_limited":
+            retry = retry_hint(resp, body) if resp is not None else None
+            if retry is None:
+                retry = self.default_retry_after
+        return ProviderError(kind, message or f"{self.label} answered HTTP {status}.", status=status,
+                             code=code or str(status), field=field, retry_after=retry, details=details)
 
     @staticmethod
     def json_body(resp: httpx.Response) -> Any:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import binascii
 from decimal import Decimal, InvalidOperation
-import re
 
 import httpx
 
@@ -24,8 +23,6 @@ from .base import (
     Param,
     PreparedRequest,
     ProviderError,
-    kind_for_status,
-    parse_retry_after,
     unique,
 )
 
@@ -168,7 +165,7 @@ class KawaiAdapter(Adapter):
     # -- requests --
     def build_request(self, model, params, *, callback_url=None, images=None):
         spec = self.model(model)
-        self.validate(spec, params)
+        spec.validate(params)
         url = self.base_url + spec.path
         image_params = spec.image_params()
         if self.multipart_images and image_params:
@@ -188,29 +185,18 @@ class KawaiAdapter(Adapter):
             headers={"Content-Type": "application/json", "Accept": "application/json"},
         )
 
-    @staticmethod
-    def validate(spec: ModelSpec, params: dict):
-        for p in spec.params:
-            value = params.get(p.name)
-            if p.pattern and value not in (None, "") and not re.fullmatch(p.pattern, str(value)):
-                raise ProviderError("validation", f"{p.title} must look like 1024x1024 (WIDTHxHEIGHT).", field=p.name)
-            if p.kind == "int" and value not in (None, ""):
-                if isinstance(value, bool) or not isinstance(value, int) or not p.min <= value <= p.max:
-                    raise ProviderError("validation", f"{p.title} must be a whole number from {p.min:g} to {p.max:g}.",
-                                        field=p.name)
-
     def submit(self, model, params, *, callback_url=None, images=None):
-        resp = self.send(self.build_request(model, params, images=images))
-        return self.parse_response(resp, model)
+        resp, body = self._request(self.build_request(model, params, images=images), model=model)
+        return self.parse_response(resp, model, body)
 
     def check(self, model, job_id):
         raise ProviderError("not_found", f"{self.label} is synchronous: there is no job to check.")
 
     # -- responses --
-    def parse_response(self, resp: httpx.Response, model: str = "generations") -> Outcome:
-        body = self.json_body(resp)
-        if resp.status_code != 200:
-            self._raise(resp, body, model)
+    def parse_response(self, resp: httpx.Response, model: str = "generations", body=None) -> Outcome:
+        """body: as _request returned it (already checked); None: read resp."""
+        if body is None:
+            body = self.read(resp, model=model)
         if not isinstance(body, dict) or not isinstance(body.get("data"), list):
             raise ProviderError("bad_response", f"{self.label} answered without a data list.", status=resp.status_code)
         urls, blobs, revised = [], [], []
@@ -239,8 +225,13 @@ class KawaiAdapter(Adapter):
             hint="cost estimated from the price table",
         )
 
-    def _raise(self, resp: httpx.Response, body, model: str):
+    def raise_for_response(self, resp: httpx.Response, body, *, model: str | None = None):
+        """OpenAI's {"error": {"message", "type", "code", "param"}}, or
+        {"error": TEXT}, {"detail": ...}, {"message": ...}; only a 200 is a
+        success."""
         status = resp.status_code
+        if status == 200:
+            return
         err = body.get("error") if isinstance(body, dict) else None
         etype = code = param = message = None
         if isinstance(err, dict):
@@ -251,9 +242,7 @@ class KawaiAdapter(Adapter):
             message = body.get("detail") or body.get("message")
         message = str(message or f"HTTP {status}")
         code = str(code or etype or status)
-        kind = kind_for_status(status)
-        field = None
-        retry = None
+        kind = field = None
         if status == 401:
             message = f"{self.label} rejected the API key: {message}"
         elif status == 403:
@@ -265,14 +254,9 @@ class KawaiAdapter(Adapter):
                 kind = "content_blocked"
             else:
                 field = self._field_for(model, param)
-        elif status == 429:
-            if code == "insufficient_quota" or etype == "insufficient_quota":
-                kind = "insufficient_credits"
-            else:
-                retry = parse_retry_after(resp.headers.get("Retry-After"))
-                if retry is None:
-                    retry = 10.0
-        raise ProviderError(kind, message, status=status, code=code, field=field, retry_after=retry)
+        elif status == 429 and (code == "insufficient_quota" or etype == "insufficient_quota"):
+            kind = "insufficient_credits"
+        raise self.http_error(resp, body, kind=kind, message=message, code=code, field=field)
 
     def _field_for(self, model: str, param) -> str | None:
         """Our parameter name for the provider's field name, if we have it."""

@@ -17,10 +17,7 @@ from .base import (
     Param,
     PreparedRequest,
     ProviderError,
-    kind_for_status,
-    parse_retry_after,
     unique,
-    retry_hint,
 )
 
 PROMPT = Param(
@@ -317,6 +314,7 @@ class KieAdapter(Adapter):
 
     def build_request(self, model, params, *, callback_url=None, images=None):
         spec = self.model(model)
+        spec.validate(params)
         body = spec.body(params, images)
         slot = spec.extra.get("input_field")
         if slot:  # an input-image field the contract leaves unnamed: configurable
@@ -331,17 +329,13 @@ class KieAdapter(Adapter):
         )
 
     def submit(self, model, params, *, callback_url=None, images=None):
-        resp = self.send(self.build_request(model, params, callback_url=callback_url, images=images))
-        try:
-            data = self._envelope(resp)
-        except ProviderError as e:
-            if e.kind == "validation" and not e.field:
-                e.field = field_named_in(self.model(model), e.message)
-            raise
-        task_id = (data or {}).get("taskId") if isinstance(data, dict) else None
+        req = self.build_request(model, params, callback_url=callback_url, images=images)
+        resp, body = self._request(req, model=model)
+        data = self.envelope(resp, body)
+        task_id = data.get("taskId") if isinstance(data, dict) else None
         if not task_id:
             raise ProviderError("bad_response", "KIE.ai accepted the task but returned no taskId.", status=resp.status_code)
-        return Outcome("pending", job_id=str(task_id), raw=resp.json())
+        return Outcome("pending", job_id=str(task_id), raw=body)
 
     def status_request(self, model, job_id) -> PreparedRequest:
         service = service_of(self.model(model).path)
@@ -351,30 +345,28 @@ class KieAdapter(Adapter):
         )
 
     def check(self, model, job_id):
-        return self.parse_status(self.send(self.status_request(model, job_id)))
+        resp, body = self._request(self.status_request(model, job_id))
+        return self.parse_status(resp, body)
 
     # A record-info lookup of a task that does not exist is free: a rejected
     # key answers 401, an accepted one "not found".
     can_check_key = True
 
     def key_check(self) -> bool:
-        resp = self.send(self.status_request(next(iter(self.models)), self.key_check_job_id()))
-        body = self.json_body(resp)
+        resp, body = self._request(self.status_request(next(iter(self.models)), self.key_check_job_id()), check=False)
         code = body.get("code") if isinstance(body, dict) else None
         if isinstance(code, str) and code.strip().isdigit():
             code = int(code)
         status = code if isinstance(code, int) and code != 200 else resp.status_code  # the body's code mirrors HTTP
         return self.key_verdict(status, body)
 
-    def parse_status(self, resp) -> Outcome:
-        body = self.json_body(resp)
+    def parse_status(self, resp, body=None) -> Outcome:
+        """body: as _request returned it (already checked); None: read resp."""
+        if body is None:
+            body = self.read(resp)
         # Bare {"taskId", "successFlag", ...} or wrapped {"code", "msg", "data"}.
-        if isinstance(body, dict) and "successFlag" not in body and "data" in body:
-            record = self._envelope(resp)
-        else:
-            if resp.status_code != 200:
-                self._raise(resp, body)
-            record = body
+        bare = not isinstance(body, dict) or "successFlag" in body or "data" not in body
+        record = body if bare else self.envelope(resp, body)
         if not isinstance(record, dict) or "successFlag" not in record:
             raise ProviderError("bad_response", "KIE.ai status has no successFlag.", status=resp.status_code)
         flag = record.get("successFlag")
@@ -425,24 +417,28 @@ class KieAdapter(Adapter):
             return str(task_id) if isinstance(task_id, (str, int)) and task_id else None
         return None
 
-    # -- errors --
-    def _envelope(self, resp):
-        body = self.json_body(resp)
-        code = body.get("code") if isinstance(body, dict) else None
-        if isinstance(code, str) and code.strip().isdigit():
-            code = body["code"] = int(code)  # "200" as a string: the same code
-        if resp.status_code != 200 or (code is not None and code != 200):
-            self._raise(resp, body)
+    # -- answers --
+    def envelope(self, resp, body=None):
+        """The `data` of a successful {"code", "msg", "data"} answer."""
+        if body is None:
+            body = self.read(resp)
         if not isinstance(body, dict):
             raise ProviderError("bad_response", "KIE.ai answered with a body that is not JSON.", status=resp.status_code)
         return body.get("data")
 
-    def _raise(self, resp, body):
+    def raise_for_response(self, resp, body, *, model=None):
+        """{"code", "msg"}: the body's code mirrors HTTP and wins (a 200
+        may carry code 455). A bare status record ({"taskId",
+        "successFlag"}) has no code: only the HTTP status counts."""
         code = body.get("code") if isinstance(body, dict) else None
+        if isinstance(code, str) and code.strip().isdigit():
+            code = body["code"] = int(code)  # "200" as a string: the same code
+        if isinstance(body, dict) and "successFlag" in body:
+            code = None
+        if resp.status_code == 200 and code in (None, 200):
+            return
         status = code if isinstance(code, int) and code != 200 else resp.status_code
         msg = (body.get("msg") or body.get("message")) if isinstance(body, dict) else None
         msg = str(msg or f"HTTP {resp.status_code}")
-        retry = retry_hint(resp, body)
-        if status == 429 and retry is None:
-            retry = 10.0
-        raise ProviderError(kind_for_status(status), msg, status=status, code=str(status), retry_after=retry)
+        field = field_named_in(self.model(model), msg) if model and status in (400, 422) else None
+        raise self.http_error(resp, body, status=status, message=msg, code=str(status), field=field)

@@ -21,10 +21,7 @@ from .base import (
     Param,
     PreparedRequest,
     ProviderError,
-    kind_for_status,
-    parse_retry_after,
     unique,
-    retry_hint,
 )
 
 # The public price is per megapixel but not documented: estimate with this
@@ -213,6 +210,7 @@ class KvidAdapter(Adapter):
 
     def build_request(self, model, params, *, callback_url=None, images=None):
         spec = self.model(model)
+        spec.validate(params)
         body = spec.body(params, images)
         for name in NOT_SENT:
             body.pop(name, None)
@@ -223,8 +221,8 @@ class KvidAdapter(Adapter):
         )
 
     def submit(self, model, params, *, callback_url=None, images=None):
-        resp = self.send(self.build_request(model, params, images=images))
-        data = self.envelope(resp)
+        resp, body = self._request(self.build_request(model, params, images=images), model=model)
+        data = self.envelope(resp, body)
         job_id = data.get("job_id") or data.get("jobId") or data.get("id")
         if not job_id:
             raise ProviderError("bad_response", "kvid.ai accepted the job but returned no job_id.",
@@ -232,7 +230,7 @@ class KvidAdapter(Adapter):
         raw_eta = data.get("estimated_time")
         seconds = parse_estimated_time(raw_eta)
         hint = f"estimated {_human(seconds)}" if seconds is not None else (f"estimated {raw_eta}"[:80] if raw_eta else "")
-        return Outcome("pending", job_id=str(job_id), hint=hint, raw=self.json_body(resp))
+        return Outcome("pending", job_id=str(job_id), hint=hint, raw=body)
 
     def _get(self, what: str, job_id: str) -> PreparedRequest:
         return PreparedRequest(
@@ -247,50 +245,50 @@ class KvidAdapter(Adapter):
         return self._get("result", job_id)
 
     def check(self, model, job_id):
-        outcome = self.parse_status(self.send(self.status_request(model, job_id)), job_id)
+        resp, body = self._request(self.status_request(model, job_id))
+        outcome = self.parse_status(resp, job_id, body)
         if outcome.state != "completed":
             return outcome
-        resp = self.send(self.result_request(model, job_id))
-        if resp.status_code in (409, 425):  # "completed" but the result is not ready yet
-            return Outcome("generating", job_id=job_id, raw=self.json_body(resp))
-        return self.parse_result(resp, job_id)
+        # 409/425: "completed", but the result is not ready yet.
+        resp, body = self._request(self.result_request(model, job_id), accept=(409, 425))
+        if resp.status_code in (409, 425):
+            return Outcome("generating", job_id=job_id, raw=body)
+        return self.parse_result(resp, job_id, body)
 
     # A status lookup of a job that does not exist is free: a rejected key
     # answers 401, an accepted one "job not found".
     can_check_key = True
 
     def key_check(self) -> bool:
-        resp = self.send(self.status_request(next(iter(self.models)), self.key_check_job_id()))
-        body = self.json_body(resp)
-        if resp.status_code >= 300 and self.error(resp, body).kind == "auth":
-            return False
+        resp, body = self._request(self.status_request(next(iter(self.models)), self.key_check_job_id()), check=False)
         return self.key_verdict(resp.status_code, body)
 
-    def parse_status(self, resp, job_id: str = "") -> Outcome:
+    def parse_status(self, resp, job_id: str = "", body=None) -> Outcome:
         """An Outcome; state "completed" means: now fetch the result."""
-        data = self.envelope(resp)
+        data = self.envelope(resp, body)
         status = str(data.get("status") or "").strip().lower()
         state = STATES.get(status)
         job_id = str(data.get("job_id") or job_id)
         if state is None:
             raise ProviderError("bad_response", f"kvid.ai reported an unknown job status {status!r}.")
+        raw = self.json_body(resp) if body is None else body
         if state == "failed":
-            return Outcome("failed", job_id=job_id, error=self.job_error(data), raw=self.json_body(resp))
-        return Outcome(state, job_id=job_id, raw=self.json_body(resp))
+            return Outcome("failed", job_id=job_id, error=self.failure(data), raw=raw)
+        return Outcome(state, job_id=job_id, raw=raw)
 
-    def parse_result(self, resp, job_id: str = "") -> Outcome:
-        data = self.envelope(resp)
+    def parse_result(self, resp, job_id: str = "", body=None) -> Outcome:
+        data = self.envelope(resp, body)
+        raw = self.json_body(resp) if body is None else body
         job_id = str(data.get("job_id") or job_id)
         urls = self.result_urls(data)
         state = STATES.get(str(data.get("status") or "").strip().lower())
         if state == "failed":
-            return Outcome("failed", job_id=job_id, error=self.job_error(data), raw=self.json_body(resp))
+            return Outcome("failed", job_id=job_id, error=self.failure(data), raw=raw)
         if not urls:
             if state in ("pending", "generating"):
-                return Outcome(state, job_id=job_id, raw=self.json_body(resp))
+                return Outcome(state, job_id=job_id, raw=raw)
             raise ProviderError("bad_response", "kvid.ai reports the job completed but gave no image URL.")
-        return Outcome("succeeded", job_id=job_id, image_urls=urls, credits_used=self.credits(data),
-                       raw=self.json_body(resp))
+        return Outcome("succeeded", job_id=job_id, image_urls=urls, credits_used=self.credits(data), raw=raw)
 
     @staticmethod
     def result_urls(data: dict) -> list[str]:
@@ -316,7 +314,7 @@ class KvidAdapter(Adapter):
             return None
         return parsed if parsed.is_finite() and parsed >= 0 else None
 
-    def job_error(self, data: dict) -> ProviderError:
+    def failure(self, data: dict) -> ProviderError:
         """Why a job failed: `error` as an object or a string, or a message field."""
         err = data.get("error")
         code = message = None
@@ -331,12 +329,12 @@ class KvidAdapter(Adapter):
             kind, field = "failed", None
         return ProviderError(kind, str(message), code=str(code) if code else "generation_failed", field=field)
 
-    # -- envelopes and errors --
-    def envelope(self, resp) -> dict:
-        """The `data` object of a successful answer, or raises the mapped error."""
-        body = self.json_body(resp)
-        if not 200 <= resp.status_code < 300 or (isinstance(body, dict) and body.get("success") is False):
-            raise self.error(resp, body)
+    # -- answers --
+    def envelope(self, resp, body=None) -> dict:
+        """The `data` object of a successful answer (body: as _request
+        returned it; None: read resp, raising the mapped error)."""
+        if body is None:
+            body = self.read(resp)
         if not isinstance(body, dict):
             raise ProviderError("bad_response", "kvid.ai answered with a body that is not a JSON object.",
                                 status=resp.status_code)
@@ -345,10 +343,12 @@ class KvidAdapter(Adapter):
             raise ProviderError("bad_response", "kvid.ai answered without a data object.", status=resp.status_code)
         return data
 
-    def error(self, resp, body=None) -> ProviderError:
-        """Any of the three error shapes the contract allows, else the HTTP status."""
-        if body is None:
-            body = self.json_body(resp)
+    def raise_for_response(self, resp, body, *, model=None):
+        """Any of the three error shapes the contract allows ({"error":
+        {"code", "message"}}, {"error": CODE, "message"}, {"success":
+        false, "code", "message"}); a documented code wins over the status."""
+        if 200 <= resp.status_code < 300 and not (isinstance(body, dict) and body.get("success") is False):
+            return
         code = message = None
         if isinstance(body, dict):
             err = body.get("error")
@@ -359,15 +359,11 @@ class KvidAdapter(Adapter):
             code = code or body.get("code")
             message = message or body.get("message") or body.get("msg")
         code = str(code).upper() if code not in (None, "") else None
-        status = resp.status_code
-        kind, field = CODES.get(code or "", (None, None))
-        if kind is None:
-            kind = kind_for_status(status) if status >= 300 else "bad_response"
-        if kind == "validation" and field is None:
-            field = self._field_in(message)
-        retry = retry_hint(resp, body) if kind == "rate_limited" else None
-        message = str(message or f"kvid.ai answered HTTP {status}.")
-        return ProviderError(kind, message, status=status, code=code or str(status), field=field, retry_after=retry)
+        kind, field = CODES.get(code or "", (None, None))  # else by status ("success": false on a 2xx: bad_response)
+        err = self.http_error(resp, body, kind=kind, message=str(message) if message else None, code=code, field=field)
+        if err.kind == "validation" and err.field is None:
+            err.field = self._field_in(message)
+        raise err
 
     @staticmethod
     def _field_in(message) -> str | None:

@@ -15,8 +15,6 @@ from .base import (
     Param,
     PreparedRequest,
     ProviderError,
-    kind_for_status,
-    parse_retry_after,
 )
 
 PROMPT_MAX = 1000
@@ -63,6 +61,14 @@ PARAMS = (
 # Declared as parameters, sent as one field: true or {"text", "position"}.
 CAPTION_PARAMS = ("snap_caption", "snap_caption_text", "snap_caption_position")
 
+
+def prompt_not_blank(params: dict) -> None:
+    """Kwiki refuses a prompt of spaces only (the declarations say
+    "required", which spaces satisfy)."""
+    if not params.get("prompt", "").strip():
+        raise ProviderError("validation", "A prompt is required.", field="prompt")
+
+
 MODELS = {
     "generate": ModelSpec(
         key="generate",
@@ -71,6 +77,7 @@ MODELS = {
         path="/api/v1/generate",
         credits=credits,
         params=PARAMS,
+        extra_check=prompt_not_blank,
     ),
 }
 
@@ -100,7 +107,7 @@ class KwikiAdapter(Adapter):
 
     def build_request(self, model, params, *, callback_url=None, images=None):
         spec = self.model(model)
-        self.validate(spec, params)
+        spec.validate(params)  # ages 18-70, choices, lengths: declared in PARAMS
         body = spec.body({k: v for k, v in params.items() if k not in CAPTION_PARAMS}, images)
         caption = self.snap_caption(spec, params)
         if caption is not None:
@@ -119,33 +126,9 @@ class KwikiAdapter(Adapter):
             return {"text": text, "position": params.get("snap_caption_position") or "center"}
         return True if params.get("snap_caption") is True else None
 
-    @staticmethod
-    def validate(spec: ModelSpec, params: dict) -> None:
-        """Refuse what Kwiki would refuse, before anything is sent (the form
-        checks the same rules; this holds for any other caller too)."""
-        prompt = params.get("prompt")
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise ProviderError("validation", "A prompt is required.", field="prompt")
-        if len(prompt) > PROMPT_MAX:
-            raise ProviderError("validation", f"The prompt is longer than {PROMPT_MAX} characters.", field="prompt")
-        spec.check_limits(params)  # the caption and appearance texts too
-        for p in spec.params:
-            value = params.get(p.name)
-            if value is None or value == "" or not p.applies(params):
-                continue
-            if p.kind == "choice" and value not in [v for v, _ in p.choice_pairs()]:
-                allowed = ", ".join(str(v) for v, _ in p.choice_pairs())
-                raise ProviderError("validation", f"{p.title} must be one of: {allowed}.", field=p.name)
-            if p.kind == "int":
-                if isinstance(value, bool) or not isinstance(value, int) or not p.min <= value <= p.max:
-                    raise ProviderError(
-                        "validation", f"{p.title} must be a whole number from {p.min:g} to {p.max:g}.", field=p.name)
-            if p.kind in ("text", "longtext") and not isinstance(value, str):
-                raise ProviderError("validation", f"{p.title} must be text.", field=p.name)
-
     def submit(self, model, params, *, callback_url=None, images=None):
-        resp = self.send(self.build_request(model, params, images=images))
-        return self.parse_generate(resp, self.model(model).estimate(params))
+        resp, body = self._request(self.build_request(model, params, images=images), model=model)
+        return self.parse_generate(resp, self.model(model).estimate(params), body)
 
     def check(self, model, job_id):
         raise ProviderError(
@@ -155,10 +138,10 @@ class KwikiAdapter(Adapter):
         )
 
     # -- responses --
-    def parse_generate(self, resp, estimate: Decimal | None = None) -> Outcome:
-        body = self.json_body(resp)
-        if resp.status_code != 200:
-            self.raise_error(resp, body)
+    def parse_generate(self, resp, estimate: Decimal | None = None, body=None) -> Outcome:
+        """body: as _request returned it (already checked); None: read resp."""
+        if body is None:
+            body = self.read(resp)
         if not isinstance(body, dict):
             raise ProviderError("bad_response", "Kwiki AI answered 200 with a body that is not a JSON object.",
                                 status=200)
@@ -178,33 +161,29 @@ class KwikiAdapter(Adapter):
             hint=f"{remaining} requests left in the rate-limit window" if remaining not in (None, "") else "",
         )
 
-    def raise_error(self, resp, body) -> None:
+    def raise_for_response(self, resp, body, *, model=None):
+        """{"error": CODE, "message", ...extra}; the code wins over the
+        status. Every answer carries X-RateLimit-Remaining: kept in details."""
+        status = resp.status_code
+        if status == 200:
+            return
         body = body if isinstance(body, dict) else {}
         code = str(body.get("error") or "")
-        status = resp.status_code
-        kind = KINDS.get(code) or kind_for_status(status)
         message = str(body.get("message") or f"Kwiki AI answered HTTP {status}.")
         details = {}
         remaining = resp.headers.get("X-RateLimit-Remaining")
         if remaining not in (None, ""):
             details["rate_limit_remaining"] = remaining
-        field = None
-        retry = None
-        if kind == "validation" and body.get("field"):
-            field = self.param_for_field(str(body["field"]))
-        if kind == "insufficient_credits":
+        err = self.http_error(resp, body, kind=KINDS.get(code), message=message, code=code or None, details=details)
+        if err.kind == "validation" and body.get("field"):
+            err.field = self.param_for_field(str(body["field"]))
+        if err.kind == "insufficient_credits":
             need, have = body.get("credits_required"), body.get("credits_available")
-            details.update(credits_required=need, credits_available=have)
+            err.details.update(credits_required=need, credits_available=have)
             if need is not None or have is not None:
-                message = f"{message} (needs {need} credits, {have} available)"
-        if kind == "rate_limited":
-            retry = parse_retry_after(body.get("retry_after"))
-            if retry is None:
-                retry = parse_retry_after(resp.headers.get("X-RateLimit-Reset") or resp.headers.get("Retry-After"))
-            if retry is None:
-                retry = 60.0
-        raise ProviderError(kind, message, status=status, code=code or str(status), field=field,
-                            retry_after=retry, details=details)
+                err.message = f"{message} (needs {need} credits, {have} available)"
+                err.args = (err.message,)
+        raise err
 
     @staticmethod
     def param_for_field(name: str) -> str:
