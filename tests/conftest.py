@@ -11,7 +11,9 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import pytest
 from django.contrib.auth import get_user_model
 
-from playground.core.models import Generation, Membership, Team
+from playground.accounts.models import Membership, Team
+
+from playground.generations.models import Generation
 from playground.sandbox.app import Config, Sandbox
 
 GENEROUS_LIMITS = {name: [(100000, 1.0)] for name in ("kie", "kwiki", "kvid", "kawai")}

@@ -10,8 +10,8 @@ import pytest
 from browser import app, browser, log_in, page, shot, worker  # noqa: F401
 from playwright.sync_api import expect
 
-from playground.core import jobs
-from playground.core.models import Generation
+from playground.generations import jobs
+from playground.generations.models import Generation
 
 pytestmark = pytest.mark.browser
 
@@ -177,7 +177,7 @@ def test_the_credits_page_never_scrolls_sideways_and_every_row_links_to_its_job(
 
     from PIL import Image
 
-    from playground.core.models import InputImage
+    from playground.generations.models import InputImage
 
     page.set_viewport_size(size)
     long_prompt = "a" * 30 + " " + "windswept-coastline-with-lighthouse-and-gulls-" * 3
@@ -211,7 +211,7 @@ def test_a_transparent_result_shows_a_checkerboard_behind_it(page, worker, team,
 
     from PIL import Image, ImageDraw
 
-    from playground.core.models import InputImage
+    from playground.generations.models import InputImage
 
     page.set_viewport_size(size)
     source = Image.new("RGB", (256, 256), (30, 160, 60))  # a plain background, removed by the provider

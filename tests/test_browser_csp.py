@@ -10,7 +10,9 @@ import pytest
 from browser import app, browser, log_in, page, shot, worker  # noqa: F401
 from playwright.sync_api import expect
 
-from playground.core.models import Generation, Invite, Team
+from playground.accounts.models import Invite, Team
+
+from playground.generations.models import Generation
 
 pytestmark = pytest.mark.browser
 
@@ -127,7 +129,7 @@ def test_an_invited_person_signs_up_in_the_browser(page, team, user):
 
 @pytest.mark.parametrize("size", [(1366, 900), (390, 844)], ids=["laptop", "phone"])
 def test_the_team_page_fits_the_screen(browser, app, team, user, size):
-    from playground.core.models import Membership
+    from playground.accounts.models import Membership
 
     Membership.objects.create(team=Team.objects.create(name="Other"), user=user, role=Membership.OWNER)
     Invite.objects.create(team=team, note="Dana", expires_at=team.created_at.replace(year=team.created_at.year + 1))

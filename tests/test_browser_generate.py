@@ -7,7 +7,7 @@ import pytest
 from browser import app, browser, log_in, page, shot, worker  # noqa: F401
 from playwright.sync_api import expect
 
-from playground.core.models import Generation
+from playground.generations.models import Generation
 
 pytestmark = pytest.mark.browser
 

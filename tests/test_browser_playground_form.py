@@ -11,8 +11,9 @@ import pytest
 from browser import app, browser, log_in, page, shot, worker  # noqa: F401
 from playwright.sync_api import expect
 
-from playground.core import jobs
-from playground.core.models import Charge, Generation
+from playground.generations import jobs
+from playground.generations.models import Generation
+from playground.ledger.models import Charge
 
 pytestmark = pytest.mark.browser
 

@@ -12,7 +12,7 @@ from conftest import start_sandbox, use_sandbox
 from PIL import Image
 from playwright.sync_api import expect
 
-from playground.core.models import Generation
+from playground.generations.models import Generation
 
 pytestmark = pytest.mark.browser
 

@@ -8,8 +8,8 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 import pytest
 
-from playground.core import jobs
-from playground.core.models import Generation
+from playground.generations import jobs
+from playground.generations.models import Generation
 
 
 def make(team, user, prompt="a field of sunflowers"):
@@ -178,7 +178,7 @@ def killed_while_submitting(gen, sb, *, failed: bool):
 
 @pytest.mark.parametrize("failed", [False, True], ids=["still-submitting", "failed-unknown-outcome"])
 def test_a_job_killed_while_submitting_adopts_the_task_id_from_its_callback(client, counted, team, user, failed):
-    from playground.core.models import Charge
+    from playground.ledger.models import Charge
 
     sb, requests = counted(latency=0)  # the provider has finished when it calls back
     gen = make(team, user, "a lighthouse on a cliff")
@@ -203,7 +203,7 @@ def test_a_job_killed_while_submitting_adopts_the_task_id_from_its_callback(clie
 
 @pytest.mark.parametrize("failed", [False, True], ids=["still-submitting", "failed-unknown-outcome"])
 def test_a_forged_callback_naming_an_unknown_task_changes_nothing(client, counted, team, user, failed):
-    from playground.core.models import Charge
+    from playground.ledger.models import Charge
 
     sb, requests = counted(latency=0)
     gen = make(team, user, "a row of beach huts")
@@ -227,7 +227,7 @@ def test_a_forged_callback_naming_an_unknown_task_changes_nothing(client, counte
 
 
 def test_a_live_worker_that_saves_its_answer_after_an_adoption_changes_nothing(client, counted, team, user):
-    from playground.core.models import Charge
+    from playground.ledger.models import Charge
 
     sb, requests = counted(latency=0)
     gen = make(team, user, "a red barn")

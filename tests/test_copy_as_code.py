@@ -9,9 +9,9 @@ import sys
 from django.urls import reverse
 import pytest
 
-from playground.core import jobs
-from playground.core.models import ProviderCredential
-from playground.core.snippets import snippets
+from playground.generations import jobs
+from playground.accounts.models import ProviderCredential
+from playground.generations.snippets import snippets
 
 PARAMS = {"prompt": "a hot air balloon", "image_size": "landscape_4_3", "num_inference_steps": 25, "seed": 11}
 

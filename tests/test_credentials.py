@@ -7,8 +7,10 @@ from cryptography.fernet import Fernet
 from django.urls import reverse
 import pytest
 
-from playground.core import crypto, jobs
-from playground.core.models import Endpoint, Generation, Membership, ProviderCredential
+from playground.generations import jobs
+from playground.lib import crypto
+from playground.accounts.models import Endpoint, Membership, ProviderCredential
+from playground.generations.models import Generation
 
 SECRET = "kie-live-SECRET-abcd1234wxyz"
 

@@ -11,9 +11,10 @@ from egress_server import RecordingServer
 import httpx
 import pytest
 
-from playground.core import jobs
-from playground.core.egress import guarded_client, is_sandbox_url
-from playground.core.models import Endpoint, Generation, ProviderCredential
+from playground.generations import jobs
+from playground.lib.egress import guarded_client, is_sandbox_url
+from playground.accounts.models import Endpoint, ProviderCredential
+from playground.generations.models import Generation
 from playground.providers.base import ProviderError
 
 KEY = "kie-live-Q7x9Lm2Pz8Rt4Vw6"
@@ -146,7 +147,7 @@ def test_team_adapters_share_one_guarded_client_and_keep_their_own_timeouts(sand
 
 @pytest.mark.parametrize("url", ["http://@example.com/x.png", "http://user@example.com/x.png"])
 def test_a_download_url_with_any_userinfo_is_refused(url):
-    from playground.core.downloads import DownloadError, check_url, fetch
+    from playground.lib.egress import DownloadError, check_url, fetch
 
     with pytest.raises(DownloadError, match="credentials"):
         check_url(url, allowed_private=[])

@@ -4,8 +4,8 @@ address, is refused; ordinary public addresses pass."""
 
 import pytest
 
-from playground.core.downloads import DownloadError, check_url
-from playground.core.egress import is_public
+from playground.lib.egress import DownloadError, check_url
+from playground.lib.egress import is_public
 
 NOT_PUBLIC = [
     # IPv4 special-purpose registry

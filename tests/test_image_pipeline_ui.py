@@ -5,7 +5,7 @@ from conftest import run_tasks
 from django.urls import reverse
 import pytest
 
-from playground.core.models import Generation, InputImage
+from playground.generations.models import Generation, InputImage
 
 
 @pytest.mark.django_db(transaction=True)
@@ -48,7 +48,7 @@ def test_generate_then_upscale_then_remove_background(client, user, team, sandbo
 
 
 def test_use_as_input_without_a_target_opens_the_first_model_that_takes_an_image(client_in, team, user, sandbox):
-    from playground.core import jobs
+    from playground.generations import jobs
 
     gen = jobs.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a fern"})
     run_tasks(until=gen)

@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 from django.utils import timezone
 
-from playground.core.models import Invite, Membership, Team
+from playground.accounts.models import Invite, Membership, Team
 
 
 def make_invite(client_in, role="member", note="for Dana"):

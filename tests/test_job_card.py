@@ -11,8 +11,8 @@ from django.urls import reverse
 from django.utils import timezone
 import pytest
 
-from playground.core import jobs
-from playground.core.models import Generation
+from playground.generations import jobs
+from playground.generations.models import Generation
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
@@ -38,7 +38,7 @@ def make_due(gen):
     (Decimal("2"), "2 credits"), (Decimal("0"), "0 credits"), (Decimal("3.5000"), "3.5 credits"), (None, "-"),
 ])
 def test_an_amount_reads_with_its_unit_singular_only_for_exactly_one(value, shown):
-    from playground.core.templatetags.playground import credits_text
+    from playground.generations.templatetags.playground import credits_text
 
     assert credits_text(value) == shown
 
@@ -131,7 +131,7 @@ def test_a_job_canceled_while_being_sent_and_then_refused_is_not_sent_again(clie
 
 
 def states(gen):
-    from playground.core.templatetags.playground import steps
+    from playground.generations.templatetags.playground import steps
 
     return [(s["name"], s["state"]) for s in steps(gen)]
 

@@ -13,7 +13,7 @@ from PIL import Image
 
 from conftest import start_sandbox
 
-from playground.core.forms import form_for
+from playground.generations.forms import form_for
 from playground.providers.base import ImageInput, ProviderError
 from playground.providers.kawai import KawaiAdapter
 

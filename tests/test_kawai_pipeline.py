@@ -7,8 +7,8 @@ from PIL import Image
 
 from conftest import run_tasks
 
-from playground.core import jobs
-from playground.core.models import Generation, InputImage
+from playground.generations import jobs
+from playground.generations.models import Generation, InputImage
 
 
 def png(width, height, color) -> bytes:

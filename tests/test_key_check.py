@@ -10,7 +10,7 @@ import threading
 import pytest
 from django.urls import reverse
 
-from playground.core.models import Membership
+from playground.accounts.models import Membership
 from playground.providers import registry
 from playground.providers.base import ProviderError
 from playground.providers.kie import KieAdapter

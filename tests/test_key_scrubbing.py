@@ -7,9 +7,10 @@ from conftest import run_tasks
 from egress_server import RecordingServer
 import pytest
 
-from playground.core import jobs
-from playground.core.egress import KEY_REMOVED, PROVIDER_MESSAGE_MAX, scrub
-from playground.core.models import Endpoint, Generation, ProviderCredential
+from playground.generations import jobs
+from playground.lib.egress import KEY_REMOVED, PROVIDER_MESSAGE_MAX, scrub
+from playground.accounts.models import Endpoint, ProviderCredential
+from playground.generations.models import Generation
 from playground.providers.base import ProviderError
 
 KEY = "kie-live-Q7x9Lm2Pz8Rt4Vw6"

@@ -1,7 +1,7 @@
 from conftest import run_tasks
 
-from playground.core import jobs
-from playground.core.models import Generation
+from playground.generations import jobs
+from playground.generations.models import Generation
 
 
 def test_it_generates_a_seedream_image_end_to_end(sandbox, team, user):

@@ -7,8 +7,8 @@ import io
 from conftest import run_tasks
 from PIL import Image, ImageStat
 
-from playground.core import jobs
-from playground.core.models import Generation, InputImage
+from playground.generations import jobs
+from playground.generations.models import Generation, InputImage
 
 
 def make(team, user, model="text-to-image", **params):

@@ -6,9 +6,9 @@ from decimal import Decimal
 from conftest import run_tasks, start_sandbox, use_sandbox
 import pytest
 
-from playground.core import jobs
-from playground.core.forms import form_for
-from playground.core.models import Generation
+from playground.generations import jobs
+from playground.generations.forms import form_for
+from playground.generations.models import Generation
 from playground.providers.base import ProviderError
 from playground.providers.kwiki import KwikiAdapter
 

@@ -5,8 +5,9 @@ from decimal import Decimal
 from django.db import IntegrityError, transaction
 import pytest
 
-from playground.core import jobs
-from playground.core.models import Charge, Generation
+from playground.generations import jobs
+from playground.generations.models import Generation
+from playground.ledger.models import Charge
 
 
 def test_a_successful_job_is_charged_once_with_the_basis_recorded(sandbox, team, user):

@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 from django.utils import timezone
 
-from playground.core.models import Membership, Team
+from playground.accounts.models import Membership, Team
 
 LOGIN = "/login/"
 

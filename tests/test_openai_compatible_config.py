@@ -15,8 +15,9 @@ from django.core.exceptions import ImproperlyConfigured
 
 from conftest import run_tasks
 
-from playground.core import jobs
-from playground.core.models import Endpoint, Generation, InputImage
+from playground.generations import jobs
+from playground.accounts.models import Endpoint
+from playground.generations.models import Generation, InputImage
 from playground.providers import registry
 from playground.providers.kawai import KawaiAdapter
 

@@ -8,8 +8,8 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 import pytest
 
-from playground.core import jobs
-from playground.core.models import Generation, GenerationImage
+from playground.generations import jobs
+from playground.generations.models import Generation, GenerationImage
 from playground.providers.base import Outcome
 
 SEEDREAM = {"provider": "kie", "model": "seedream-v4"}
@@ -263,7 +263,7 @@ def test_a_storage_failure_after_the_provider_finished_is_retried_not_failed(san
 
 
 def test_an_internal_error_while_submitting_is_never_resent(sandbox, team, user, monkeypatch):
-    from playground.core import jobs as jobs_module
+    from playground.generations import jobs as jobs_module
 
     gen = make(team, user, "a glass marble")
 

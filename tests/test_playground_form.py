@@ -13,8 +13,9 @@ import pytest
 from conftest import run_tasks
 from django.urls import reverse
 
-from playground.core import jobs
-from playground.core.models import Charge, Generation
+from playground.generations import jobs
+from playground.generations.models import Generation
+from playground.ledger.models import Charge
 from playground.providers import registry
 from playground.providers.base import ProviderError
 
@@ -197,7 +198,7 @@ def test_the_job_column_asks_for_cards_newer_than_the_newest_shown(client_in, sa
     first = jobs.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "an owl"})
     assert client_in.get(url + f"?after={first.uuid}", **HTMX).status_code == 204
     second = jobs.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a fox"})
-    from playground.core.models import Membership
+    from playground.accounts.models import Membership
 
     Membership.objects.create(team=team, user=other_user, role=Membership.MEMBER)
     jobs.create(team=team, owner=other_user, provider="kie", model="seedream-v4", params={"prompt": "not mine"})

@@ -3,8 +3,8 @@
 from conftest import run_tasks
 from django.urls import reverse
 
-from playground.core import jobs
-from playground.core.models import Generation
+from playground.generations import jobs
+from playground.generations.models import Generation
 
 URL = reverse("playground") + "?provider=kie&model=seedream-v4"
 HTMX = {"HTTP_HX_REQUEST": "true"}

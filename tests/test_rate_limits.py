@@ -5,8 +5,8 @@ from concurrent.futures import ThreadPoolExecutor
 from django.db import connection
 import pytest
 
-from playground.core import ratelimit
-from playground.core.models import RateSlot
+from playground.generations import ratelimit
+from playground.generations.models import RateSlot
 
 
 def test_it_grants_up_to_the_limit_then_says_how_long_to_wait(db):

@@ -7,7 +7,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from PIL import Image
 import pytest
 
-from playground.core.downloads import DownloadError, check_image, check_url, fetch
+from playground.lib.egress import DownloadError, check_url, fetch
+from playground.lib.images import check_image
 
 
 def png(w=32, h=32, mode="RGB"):

@@ -1,6 +1,6 @@
 from django.urls import reverse
 
-from playground.core.models import Membership
+from playground.accounts.models import Membership
 
 
 def test_adult_content_is_off_until_an_owner_enables_it(client_in, team):

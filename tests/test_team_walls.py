@@ -4,8 +4,9 @@ from conftest import run_tasks
 from django.urls import reverse
 import pytest
 
-from playground.core import jobs
-from playground.core.models import InputImage, Membership
+from playground.generations import jobs
+from playground.accounts.models import Membership
+from playground.generations.models import InputImage
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ from django.conf import settings as django_settings
 from django.db import connection
 import pytest
 
-from playground.core import jobs
-from playground.core.models import Generation
+from playground.generations import jobs
+from playground.generations.models import Generation
 
 
 def database_url():

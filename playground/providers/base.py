@@ -474,7 +474,7 @@ class Adapter:
     # Shared HTTP plumbing.
     def send(self, req: PreparedRequest) -> httpx.Response:
         headers = {**req.headers, req.auth_header: f"{req.auth_scheme}{self._api_key}"}
-        from playground.core.egress import EgressRefused
+        from playground.lib.egress import EgressRefused
 
         try:
             if req.files is not None or req.data is not None:

@@ -21,38 +21,14 @@ from django_htmx.http import HttpResponseClientRefresh, HttpResponseStopPolling,
 from playground.providers import registry
 from playground.providers.base import ProviderError
 
+from playground.accounts.access import team_required
+from playground.accounts.models import endpoint_source
+
 from . import jobs
-from .forms import CredentialForm, MemberForm, field_for, form_for
-from .middleware import SESSION_KEY
-from .models import Charge, Generation, GenerationImage, InputImage, Membership, ProviderCredential, Team
+from .forms import field_for, form_for
+from .models import Generation, GenerationImage, InputImage
 
 RECENT_JOBS = 12
-
-
-def team_required(view):
-    """login_required, plus a current team on request.team (a 404-free way
-    to tell a user without a team what to do)."""
-
-    @wraps(view)
-    @login_required
-    def wrapper(request, *args, **kwargs):
-        if not request.membership:
-            return render(request, "no_team.html", status=403)
-        return view(request, *args, **kwargs)
-
-    return wrapper
-
-
-def owner_required(view):
-    @wraps(view)
-    @team_required
-    def wrapper(request, *args, **kwargs):
-        if request.membership.role != Membership.OWNER:
-            messages.error(request, "Only a team owner can change this.")
-            return redirect("team")
-        return view(request, *args, **kwargs)
-
-    return wrapper
 
 
 def _visible_generations(request):
@@ -95,13 +71,13 @@ def playground(request):
             if request.htmx:
                 # The new card goes on top of the job column; the form stays as
                 # it is, with a fresh submit token (out of band).
-                return render(request, "playground.html#created", {"gen": gen, "fresh": True,
+                return render(request, "generations/playground.html#created", {"gen": gen, "fresh": True,
                                                                      "submit_token": uuid_mod.uuid4()})
             return redirect(f"{reverse('playground')}?provider={provider_key}&model={spec.key}")
         if request.htmx:
-            response = render(request, "playground.html#model-form",
+            response = render(request, "generations/playground.html#model-form",
                               {"form": form, "spec": spec, "provider_key": provider_key, "adapter": adapter,
-                               "picked": picked, "endpoint_source": _endpoint_source(request.team, provider_key),
+                               "picked": picked, "endpoint_source": endpoint_source(request.team, provider_key),
                                "estimate": _quote(spec, request.POST),
                                "submit_token": request.POST.get("submit_token", "")})
             return reswap(retarget(response, "#model-form"), "outerHTML")
@@ -113,7 +89,7 @@ def playground(request):
             initial.update({k: v[0] for k, v in images[0].show_if.items()})
         form = Form(initial=initial, **form_kwargs)
     estimate_now = _quote(spec, request.POST) if form.is_bound else _quote_values(spec, {**spec.defaults(), **form.initial})
-    template = "playground.html"
+    template = "generations/playground.html"
     if request.htmx and request.GET.get("fragment") == "form":
         template += "#model-form"
     jobs_qs = _visible_generations(request).prefetch_related("images")[:RECENT_JOBS]
@@ -121,7 +97,7 @@ def playground(request):
         "form": form, "spec": spec, "provider_key": provider_key, "adapter": adapter,
         "providers": registry.adapter_classes(), "jobs": jobs_qs, "picked": picked,
         "remix_error": _remix_error(request), "submit_token": uuid_mod.uuid4(), "estimate": estimate_now,
-        "endpoint_source": _endpoint_source(request.team, provider_key),
+        "endpoint_source": endpoint_source(request.team, provider_key),
     })
 
 
@@ -133,7 +109,7 @@ def estimate(request, provider, model):
     adapter = registry.adapter_classes().get(provider)
     if adapter is None or model not in adapter.models:
         raise Http404("Unknown model")
-    return render(request, "playground.html#estimate", {"estimate": _quote(adapter.models[model], request.GET)})
+    return render(request, "generations/playground.html#estimate", {"estimate": _quote(adapter.models[model], request.GET)})
 
 
 def _quote(spec, data):
@@ -182,7 +158,7 @@ def new_jobs(request):
     cards = list(qs.prefetch_related("images")[:RECENT_JOBS])
     if not cards:
         return HttpResponse(status=204)
-    return render(request, "playground.html#new-jobs", {"jobs": cards})
+    return render(request, "generations/playground.html#new-jobs", {"jobs": cards})
 
 
 def _client_token(request):
@@ -230,16 +206,6 @@ def _remix_error(request):
     return {"field": gen.error_field, "message": gen.error_message} if gen and gen.error_field else None
 
 
-def _endpoint_source(team, provider_key):
-    from .models import Endpoint
-    from .crypto import CredentialError
-
-    try:
-        return Endpoint.resolve(team, provider_key).source
-    except CredentialError:
-        return "broken"
-
-
 @team_required
 def generation(request, uuid):
     gen = _generation_or_404(request, uuid)
@@ -249,12 +215,12 @@ def generation(request, uuid):
         if on_detail and not gen.is_active and request.GET.get("poll"):
             # The detail page shows a finished job's images first: reload it.
             return HttpResponseClientRefresh()
-        response = render(request, "generation.html#card", {"gen": gen, "on_detail": on_detail})
+        response = render(request, "generations/generation.html#card", {"gen": gen, "on_detail": on_detail})
         if not gen.is_active and request.GET.get("poll"):
             # The final card replaces the polling one, and polling stops.
             response.status_code = HttpResponseStopPolling.status_code
         return response
-    return render(request, "generation.html", {"gen": gen, "snippets": _snippets(gen), "inputs": _inputs_of(gen),
+    return render(request, "generations/generation.html", {"gen": gen, "snippets": _snippets(gen), "inputs": _inputs_of(gen),
                                                "param_rows": _param_rows(gen), "on_detail": True,
                                                "image_models": _image_models()})
 
@@ -306,7 +272,7 @@ def cancel(request, uuid):
     gen = _generation_or_404(request, uuid)
     result = gen.cancel()
     if request.htmx:
-        return render(request, "generation.html#card", {"gen": gen, "on_detail": _on_detail_page(request, gen)})
+        return render(request, "generations/generation.html#card", {"gen": gen, "on_detail": _on_detail_page(request, gen)})
     if result == "too late":
         messages.info(request, "The job had already finished.")
     return redirect(gen.get_absolute_url())
@@ -318,7 +284,7 @@ def gallery(request):
         generation__team=request.team, generation__owner=request.user
     ).select_related("generation")
     page = Paginator(qs.order_by("-generation__created_at", "index"), 24).get_page(request.GET.get("page"))
-    return render(request, "gallery.html", {"page": page})
+    return render(request, "generations/gallery.html", {"page": page})
 
 
 def _image_or_404(request, uuid):
@@ -401,145 +367,6 @@ def input_image_public(request, token):
     response = FileResponse(img.file.open("rb"), content_type=img.content_type)
     response["Cache-Control"] = "private, max-age=300"
     return response
-
-
-@team_required
-def credits(request):
-    """The viewer's ledger in the current team: one charge per successful job."""
-    charges = Charge.objects.filter(team=request.team, user=request.user)
-    by_model = charges.values("provider", "model").annotate(
-        n=Count("id"), credits=Sum("credits"), no_image=Count("id", filter=Q(kind=Charge.NO_IMAGE)),
-    ).order_by("-credits")
-    rows = []
-    for row in by_model:
-        try:
-            adapter = registry.get(row["provider"])
-            label = f"{adapter.label} - {adapter.model(row['model']).label}"
-        except (LookupError, ProviderError):  # a provider or model no longer configured
-            label = f"{row['provider']} - {row['model']}"
-        rows.append({**row, "label": label})
-    total = charges.aggregate(total=Sum("credits"))["total"] or Decimal("0")
-    return render(request, "credits.html", {
-        "rows": rows, "total": total,
-        "failed": _visible_generations(request).filter(status=Generation.FAILED).count(),
-        "paid_no_image": charges.filter(kind=Charge.NO_IMAGE).count(),
-        "recent": charges.select_related("generation")[:20],
-    })
-
-
-# --- team --------------------------------------------------------------------
-
-
-@team_required
-def team(request):
-    from .team_views import credential_form, team_page_context
-
-    creds = {c.provider: c for c in ProviderCredential.objects.filter(team=request.team)}
-    providers = [
-        {"key": key, "adapter": cls, "cred": creds.get(key), "source": _endpoint_source(request.team, key),
-         "form": credential_form(CredentialForm(initial={"base_url": creds[key].base_url if key in creds else ""}),
-                                 creds.get(key), key)}
-        for key, cls in registry.adapter_classes().items()
-    ]
-    members = request.team.memberships.select_related("user").order_by("user__username")
-    return render(request, "team.html", {
-        "providers": providers, "members": members, "member_form": MemberForm(),
-        "is_owner": request.membership.role == Membership.OWNER, **team_page_context(request, creds),
-    })
-
-
-@require_POST
-@login_required
-def switch_team(request):
-    m = Membership.objects.filter(user=request.user, team__uuid=request.POST.get("team")).first()
-    if m is None:
-        raise Http404("No such team")
-    request.session[SESSION_KEY] = str(m.team.uuid)
-    messages.success(request, f"You are now working in {m.team.name}.")
-    return redirect("playground")
-
-
-@require_POST
-@owner_required
-def save_credential(request, provider):
-    if provider not in registry.adapter_classes():
-        raise Http404("Unknown provider")
-    form = CredentialForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
-        return redirect("team")
-    base_url = form.cleaned_data["base_url"]
-    if base_url:
-        from .egress import EgressRefused, check_base_url
-
-        try:
-            check_base_url(base_url)
-        except EgressRefused as e:
-            if not e.unresolved:
-                messages.error(request, f"{registry.get(provider).label}: base URL refused: {e}")
-                return redirect("team")
-            messages.warning(request, f"{e} The base URL is saved and checked again at every call.")
-    cred, _ = ProviderCredential.objects.get_or_create(team=request.team, provider=provider)
-    if form.cleaned_data["remove"]:
-        cred.delete()
-        fallback = "the instance-wide key" if settings.PROVIDER_ENV.get(provider, {}).get("api_key") else "the sandbox"
-        messages.success(request, f"{registry.get(provider).label}: key removed, {fallback} is used again.")
-        return redirect("team")
-    if form.cleaned_data["api_key"]:
-        cred.set_key(form.cleaned_data["api_key"])
-    cred.base_url = form.cleaned_data["base_url"]
-    cred.updated_by = request.user
-    cred.save()
-    messages.success(request, f"{registry.get(provider).label}: settings saved.")
-    return redirect("team")
-
-
-@require_POST
-@owner_required
-def team_settings(request):
-    """Team name and the adult-content switch (off unless an owner enables it)."""
-    team = request.team
-    name = request.POST.get("name", "").strip()
-    if name:
-        team.name = name[:100]
-    team.adult_content_enabled = request.POST.get("adult_content_enabled") == "on"
-    team.save(update_fields=["name", "adult_content_enabled"])
-    messages.success(request, "Team settings saved." + (
-        " Adult styles are now offered; subjects are always validated as adults (18-70)."
-        if team.adult_content_enabled else ""))
-    return redirect("team")
-
-
-@require_POST
-@owner_required
-def add_member(request):
-    form = MemberForm(request.POST)
-    if form.is_valid():
-        user = get_user_model().objects.filter(username=form.cleaned_data["username"]).first()
-        if user is None:
-            messages.error(request, f"No user named {form.cleaned_data['username']!r}.")
-        elif (form.cleaned_data["role"] != Membership.OWNER and request.team.role_of(user) == Membership.OWNER
-              and request.team.memberships.filter(role=Membership.OWNER).count() == 1):
-            messages.error(request, "A team keeps at least one owner.")
-            return redirect("team")
-        else:
-            Membership.objects.update_or_create(team=request.team, user=user,
-                                                defaults={"role": form.cleaned_data["role"]})
-            messages.success(request, f"{user.username} is now a {form.cleaned_data['role']} of {request.team}.")
-    return redirect("team")
-
-
-@require_POST
-@owner_required
-def remove_member(request, username):
-    m = get_object_or_404(Membership, team=request.team, user__username=username)
-    owners = request.team.memberships.filter(role=Membership.OWNER).count()
-    if m.role == Membership.OWNER and owners == 1:
-        messages.error(request, "A team keeps at least one owner.")
-    else:
-        m.delete()
-        messages.success(request, f"{m.user.username} was removed from {request.team}.")
-    return redirect("team")
 
 
 # --- provider callbacks ---------------------------------------------------------

@@ -125,7 +125,8 @@ class ModelForm(forms.Form):
     def clean(self):
         from django.conf import settings
 
-        from .downloads import DownloadError, check_image
+        from playground.lib.egress import DownloadError
+        from playground.lib.images import check_image
 
         data = super().clean()
         values = {k: v for k, v in data.items() if v not in (None, "")}
@@ -193,30 +194,3 @@ def _default_label(p: Param) -> str:
 def form_for(spec: ModelSpec) -> type[ModelForm]:
     fields = {p.name: field_for(p) for p in spec.params}
     return type(f"{spec.key}Form", (ModelForm,), {**fields, "spec": spec})
-
-
-class CredentialForm(forms.Form):
-    api_key = forms.CharField(
-        required=False, strip=True, max_length=500, label="API key",
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
-        help_text="Write-only: leave empty to keep the stored key.",
-    )
-    base_url = forms.URLField(required=False, label="Base URL", assume_scheme="https",
-                              help_text="Leave empty for the provider's official API.")
-    remove = forms.BooleanField(required=False, label="Remove the stored key (back to the sandbox)")
-
-
-class MemberForm(forms.Form):
-    username = forms.CharField(max_length=150)
-    role = forms.ChoiceField(choices=[("member", "Member"), ("owner", "Owner")])
-
-
-class NewTeamForm(forms.Form):
-    name = forms.CharField(max_length=100, strip=True, label="Team name")
-
-
-class InviteForm(forms.Form):
-    role = forms.ChoiceField(choices=[("member", "Member"), ("owner", "Owner")], initial="member")
-    note = forms.CharField(max_length=100, required=False, strip=True, label="For (optional)",
-                           help_text="A name to recognise the invite by; only owners see it.")
-

@@ -35,9 +35,13 @@ from django.utils import timezone
 from playground.providers.base import POLL_RETRYABLE, Outcome, ProviderError
 
 from . import ratelimit
-from .crypto import CredentialError
-from .downloads import DownloadError, check_image, fetch
-from .models import Charge, Endpoint, Generation, GenerationImage
+from playground.accounts.models import Endpoint
+from playground.ledger.models import Charge
+from playground.lib.crypto import CredentialError
+from playground.lib.egress import DownloadError, fetch
+from playground.lib.images import check_image
+
+from .models import Generation, GenerationImage
 from .tasks import reap_dead_task_rows
 
 log = logging.getLogger("playground.jobs")

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
-from playground.core import jobs
+from playground.generations import jobs
 
 
 class Command(BaseCommand):

@@ -8,7 +8,9 @@ import shlex
 
 from playground.providers.base import ImageInput, PreparedRequest
 
-from .models import Endpoint, Generation
+from playground.accounts.models import Endpoint
+
+from .models import Generation
 
 
 def _placeholder_images(gen: Generation) -> dict:

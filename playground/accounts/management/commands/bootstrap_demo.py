@@ -4,7 +4,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
-from playground.core.models import Membership, Team
+from playground.accounts.models import Membership, Team
 
 
 class Command(BaseCommand):

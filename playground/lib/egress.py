@@ -20,7 +20,7 @@ import ssl
 import threading
 import time
 from typing import Callable, Iterable
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpcore
 import httpx
@@ -388,3 +388,114 @@ def provider_text(text: str | None, key: str, limit: int = PROVIDER_MESSAGE_MAX)
     if len(text) > limit:
         text = text[: limit - 1].rstrip() + "…"
     return text
+
+
+# --- downloads of result images ---------------------------------------------
+# Result URLs come from outside, so a download cannot be turned inward: only
+# http(s); every resolved address must be public unless host:port is a
+# configured sandbox host; the connection goes to the address that was checked
+# (no DNS rebinding: see GuardedBackend above); every redirect is checked
+# again; bytes and time are capped. The bytes are checked as an image by
+# playground.lib.images.
+
+MAX_REDIRECTS = 5
+
+
+class DownloadError(Exception):
+    def __init__(self, message: str, *, expired: bool = False, unresolved: bool = False, transient: bool = False):
+        super().__init__(message)
+        self.expired = expired
+        self.unresolved = unresolved
+        # A server error, a timeout or a dropped connection: worth trying again.
+        self.transient = transient
+
+
+_is_public = is_public  # the one definition of "public" lives in egress
+
+
+def _split(url: str):
+    """scheme, host, port of an outside URL, or DownloadError."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise DownloadError(f"Refused a {parts.scheme or 'schemeless'} URL: only http and https are downloaded.")
+    host = parts.hostname
+    if not host:
+        raise DownloadError("Refused a URL without a host.")
+    if "@" in parts.netloc:
+        raise DownloadError("Refused a URL with credentials in it.")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise DownloadError("Refused a URL with an invalid port.") from None
+    return parts, host, port
+
+
+def check_url(url: str, allowed_private=None) -> tuple[str, str, str]:
+    """Return (url to connect to, Host header, SNI host) or raise DownloadError.
+
+    A check ahead of time (for messages at save time); fetch() and provider
+    calls are checked again by the guarded connection itself."""
+    allowed = allowed_private if allowed_private is not None else settings.DOWNLOAD_ALLOWED_PRIVATE_HOSTS
+    parts, host, port = _split(url)
+    try:
+        infos = resolve_checked(host, port, allowed)
+    except EgressRefused as e:
+        raise DownloadError(str(e), unresolved=e.unresolved) from None
+    ip = infos[0][4][0]
+    ip_host = f"[{ip}]" if ":" in ip else ip
+    netloc = f"{ip_host}:{port}"
+    host_header = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, "")), host_header, host
+
+
+def fetch(url: str, *, max_bytes=None, timeout=None, allowed_private=None, client: httpx.Client | None = None) -> bytes:
+    max_bytes = max_bytes or settings.DOWNLOAD_MAX_BYTES
+    timeout = timeout or settings.DOWNLOAD_TIMEOUT_SECONDS
+    deadline = time.monotonic() + timeout
+    own = client is None
+    if own:
+        allowed = list(allowed_private) if allowed_private is not None else None
+        # The connection itself resolves once, checks every address and
+        # connects to a checked one; every redirect is a new check.
+        client = guarded_client(lambda: allowed if allowed is not None else download_allowed(),
+                                deadline=deadline, timeout=min(timeout, 30.0))
+    try:
+        for _ in range(MAX_REDIRECTS + 1):
+            _split(url)
+            try:
+                with client.stream("GET", url, headers={"Accept": "image/*"}) as resp:
+                    if resp.is_redirect:
+                        location = resp.headers.get("location")
+                        if not location:
+                            raise DownloadError("Redirect without a Location.")
+                        url = urljoin(url, location)
+                        continue
+                    if resp.status_code != 200:
+                        raise DownloadError(
+                            f"The image URL answered HTTP {resp.status_code}.",
+                            expired=resp.status_code in (403, 404, 410),
+                            transient=resp.status_code in (408, 425, 429) or resp.status_code >= 500,
+                        )
+                    declared = resp.headers.get("content-length")
+                    if declared and declared.isdigit() and int(declared) > max_bytes:
+                        raise DownloadError(f"The image is larger than {max_bytes} bytes.")
+                    buf = bytearray()
+                    for chunk in resp.iter_bytes():
+                        buf.extend(chunk)
+                        if len(buf) > max_bytes:
+                            raise DownloadError(f"The image is larger than {max_bytes} bytes.")
+                        if time.monotonic() > deadline:
+                            raise DownloadError(f"The download took longer than {timeout:.0f} s.")
+                    return bytes(buf)
+            except EgressRefused as e:
+                raise DownloadError(str(e), unresolved=e.unresolved) from None
+            except httpx.TimeoutException:
+                if time.monotonic() >= deadline:
+                    raise DownloadError(f"The download took longer than {timeout:.0f} s.", transient=True) from None
+                raise DownloadError("The image server stopped answering.", transient=True) from None
+            except httpx.HTTPError as e:
+                raise DownloadError(f"The download failed: {type(e).__name__}.", transient=True) from None
+        raise DownloadError("Too many redirects.")
+    finally:
+        if own:
+            client.close()

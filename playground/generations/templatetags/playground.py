@@ -65,7 +65,7 @@ def credits_text(value) -> str:
 def image_targets():
     """(provider, model, label) of the models that take an input image: the
     choices of "Use as input"."""
-    from playground.core.views import _image_models
+    from playground.generations.views import _image_models
 
     return _image_models()
 

@@ -1,5 +1,6 @@
-"""Team views beyond the basics in views.py: creating a team, invite links,
-unlocking a member's login, and testing a provider key."""
+"""The Team pages: members, provider keys and base URLs, team settings,
+switching teams, creating a team, invite links, unlocking a member's login,
+and testing a provider key."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import login
+from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import UserCreationForm
 from django.db import transaction
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -19,11 +21,13 @@ from django.views.decorators.http import require_POST
 from playground.providers import registry
 from playground.providers.base import ProviderError
 
+from playground.lib.crypto import CredentialError
+
 from . import login_throttle
-from .forms import InviteForm, NewTeamForm
+from .access import owner_required, team_required
+from .forms import CredentialForm, InviteForm, MemberForm, NewTeamForm
 from .middleware import SESSION_KEY
-from .models import Endpoint, Invite, Membership, Team
-from .views import owner_required
+from .models import Endpoint, Invite, Membership, ProviderCredential, Team, endpoint_source
 
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 
@@ -118,9 +122,9 @@ def invite(request, uuid):
     user joins. Used, expired or revoked links say so."""
     inv = Invite.objects.select_related("team").filter(uuid=uuid).first()
     if inv is None:
-        return render(request, "invite.html", {"state": "unknown"}, status=404)
+        return render(request, "accounts/invite.html", {"state": "unknown"}, status=404)
     if inv.state != "pending":
-        return render(request, "invite.html", {"state": inv.state, "invite": inv}, status=410)
+        return render(request, "accounts/invite.html", {"state": inv.state, "invite": inv}, status=410)
 
     if request.user.is_authenticated:
         already = Membership.objects.filter(team=inv.team, user=request.user).first()
@@ -135,9 +139,9 @@ def invite(request, uuid):
                         raise _Taken
                     Membership.objects.create(team=inv.team, user=request.user, role=inv.role)
             except _Taken:
-                return render(request, "invite.html", {"state": "used", "invite": inv}, status=410)
+                return render(request, "accounts/invite.html", {"state": "used", "invite": inv}, status=410)
             return _joined(request, inv)
-        return render(request, "invite.html", {"state": "pending", "invite": inv, "already": already})
+        return render(request, "accounts/invite.html", {"state": "pending", "invite": inv, "already": already})
 
     form = UserCreationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -148,10 +152,10 @@ def invite(request, uuid):
                     raise _Taken
                 Membership.objects.create(team=inv.team, user=user, role=inv.role)
         except _Taken:
-            return render(request, "invite.html", {"state": "used", "invite": inv}, status=410)
+            return render(request, "accounts/invite.html", {"state": "used", "invite": inv}, status=410)
         login(request, user, backend=MODEL_BACKEND)
         return _joined(request, inv)
-    return render(request, "invite.html", {"state": "pending", "invite": inv, "form": form},
+    return render(request, "accounts/invite.html", {"state": "pending", "invite": inv, "form": form},
                   status=400 if form.is_bound else 200)
 
 
@@ -183,10 +187,8 @@ def unlock_member(request, username):
 def test_key(request, provider):
     """Ask the provider, with a call that costs nothing, whether the key in
     use (the team's, the instance's or the sandbox's) is accepted."""
-    from django.http import Http404
     import httpx
 
-    from .crypto import CredentialError
 
     cls = registry.adapter_classes().get(provider)
     if cls is None:
@@ -219,3 +221,116 @@ def test_key(request, provider):
     else:
         messages.error(request, f"{cls.label}: {which} was rejected by the provider. Check it and save it again.")
     return back
+
+
+# --- team --------------------------------------------------------------------
+
+
+@team_required
+def team(request):
+    creds = {c.provider: c for c in ProviderCredential.objects.filter(team=request.team)}
+    providers = [
+        {"key": key, "adapter": cls, "cred": creds.get(key), "source": endpoint_source(request.team, key),
+         "form": credential_form(CredentialForm(initial={"base_url": creds[key].base_url if key in creds else ""}),
+                                 creds.get(key), key)}
+        for key, cls in registry.adapter_classes().items()
+    ]
+    members = request.team.memberships.select_related("user").order_by("user__username")
+    return render(request, "accounts/team.html", {
+        "providers": providers, "members": members, "member_form": MemberForm(),
+        "is_owner": request.membership.role == Membership.OWNER, **team_page_context(request, creds),
+    })
+
+
+@require_POST
+@login_required
+def switch_team(request):
+    m = Membership.objects.filter(user=request.user, team__uuid=request.POST.get("team")).first()
+    if m is None:
+        raise Http404("No such team")
+    request.session[SESSION_KEY] = str(m.team.uuid)
+    messages.success(request, f"You are now working in {m.team.name}.")
+    return redirect("playground")
+
+
+@require_POST
+@owner_required
+def save_credential(request, provider):
+    if provider not in registry.adapter_classes():
+        raise Http404("Unknown provider")
+    form = CredentialForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
+        return redirect("team")
+    base_url = form.cleaned_data["base_url"]
+    if base_url:
+        from playground.lib.egress import EgressRefused, check_base_url
+
+        try:
+            check_base_url(base_url)
+        except EgressRefused as e:
+            if not e.unresolved:
+                messages.error(request, f"{registry.get(provider).label}: base URL refused: {e}")
+                return redirect("team")
+            messages.warning(request, f"{e} The base URL is saved and checked again at every call.")
+    cred, _ = ProviderCredential.objects.get_or_create(team=request.team, provider=provider)
+    if form.cleaned_data["remove"]:
+        cred.delete()
+        fallback = "the instance-wide key" if settings.PROVIDER_ENV.get(provider, {}).get("api_key") else "the sandbox"
+        messages.success(request, f"{registry.get(provider).label}: key removed, {fallback} is used again.")
+        return redirect("team")
+    if form.cleaned_data["api_key"]:
+        cred.set_key(form.cleaned_data["api_key"])
+    cred.base_url = form.cleaned_data["base_url"]
+    cred.updated_by = request.user
+    cred.save()
+    messages.success(request, f"{registry.get(provider).label}: settings saved.")
+    return redirect("team")
+
+
+@require_POST
+@owner_required
+def team_settings(request):
+    """Team name and the adult-content switch (off unless an owner enables it)."""
+    team = request.team
+    name = request.POST.get("name", "").strip()
+    if name:
+        team.name = name[:100]
+    team.adult_content_enabled = request.POST.get("adult_content_enabled") == "on"
+    team.save(update_fields=["name", "adult_content_enabled"])
+    messages.success(request, "Team settings saved." + (
+        " Adult styles are now offered; subjects are always validated as adults (18-70)."
+        if team.adult_content_enabled else ""))
+    return redirect("team")
+
+
+@require_POST
+@owner_required
+def add_member(request):
+    form = MemberForm(request.POST)
+    if form.is_valid():
+        user = get_user_model().objects.filter(username=form.cleaned_data["username"]).first()
+        if user is None:
+            messages.error(request, f"No user named {form.cleaned_data['username']!r}.")
+        elif (form.cleaned_data["role"] != Membership.OWNER and request.team.role_of(user) == Membership.OWNER
+              and request.team.memberships.filter(role=Membership.OWNER).count() == 1):
+            messages.error(request, "A team keeps at least one owner.")
+            return redirect("team")
+        else:
+            Membership.objects.update_or_create(team=request.team, user=user,
+                                                defaults={"role": form.cleaned_data["role"]})
+            messages.success(request, f"{user.username} is now a {form.cleaned_data['role']} of {request.team}.")
+    return redirect("team")
+
+
+@require_POST
+@owner_required
+def remove_member(request, username):
+    m = get_object_or_404(Membership, team=request.team, user__username=username)
+    owners = request.team.memberships.filter(role=Membership.OWNER).count()
+    if m.role == Membership.OWNER and owners == 1:
+        messages.error(request, "A team keeps at least one owner.")
+    else:
+        m.delete()
+        messages.success(request, f"{m.user.username} was removed from {request.team}.")
+    return redirect("team")
