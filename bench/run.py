@@ -69,7 +69,6 @@ def main():
     from django.contrib.auth import get_user_model
 
     from playground.accounts.models import Membership, Team
-
     from playground.generations.models import Generation, GenerationImage
     from playground.sandbox.app import Config, Sandbox
 
