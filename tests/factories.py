@@ -10,10 +10,11 @@ from playground.generations import jobs
 from playground.generations.models import Generation
 
 
-def job(team, user, provider: str = "kie", model: str = "seedream-v4", prompt: str | None = None,
+def job(team, user, provider: str = "kie", model: str = "seedream-v4", /, prompt: str | None = None,
         **params) -> Generation:
     """A generation queued as the playground form queues one (jobs.create:
-    estimate, row and task)."""
+    estimate, row and task). Provider and model are positional: a model may
+    have a parameter called "model" (Flux Kontext's Pro/Max)."""
     if prompt is not None:
         params = {"prompt": prompt, **params}
     return jobs.create(team=team, owner=user, provider=provider, model=model, params=params)

@@ -32,15 +32,14 @@ from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 
-from playground.providers.base import POLL_RETRYABLE, Outcome, ProviderError
-
-from . import ratelimit
 from playground.accounts.models import Endpoint
 from playground.ledger.models import Charge
 from playground.lib.crypto import CredentialError
 from playground.lib.egress import DownloadError, fetch
 from playground.lib.images import check_image
+from playground.providers.base import POLL_RETRYABLE, Outcome, ProviderError
 
+from . import ratelimit
 from .models import Generation, GenerationImage
 from .tasks import reap_dead_task_rows
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 import json
 import shlex
 
-from playground.providers.base import ImageInput, PreparedRequest
-
 from playground.accounts.models import Endpoint
+from playground.providers.base import ImageInput, PreparedRequest
 
 from .models import Generation
 

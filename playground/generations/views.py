@@ -1,16 +1,12 @@
-from decimal import Decimal
 import json
 import uuid as uuid_mod
-from functools import wraps
 
 from django.contrib import messages
-from django.contrib.auth import get_user_model
 from django.conf import settings
-from django.contrib.auth.decorators import login_required
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Count, Q, Sum
+from django.db.models import Q
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -18,11 +14,9 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRefresh, HttpResponseStopPolling, reswap, retarget
 
-from playground.providers import registry
-from playground.providers.base import ProviderError
-
 from playground.accounts.access import team_required
 from playground.accounts.models import endpoint_source
+from playground.providers import registry
 
 from . import jobs
 from .forms import field_for, form_for

@@ -10,7 +10,6 @@ import io
 import pytest
 from PIL import Image
 
-from playground.generations import jobs
 from playground.generations.models import Generation, InputImage
 
 from tests.factories import job

@@ -42,7 +42,7 @@ def test_it_edits_an_uploaded_image_that_the_provider_fetches_from_the_app(sandb
     buf = io.BytesIO()
     Image.new("RGB", (400, 300), (10, 30, 230)).save(buf, "PNG")
     source = InputImage.from_bytes(team=team, owner=user, data=buf.getvalue())
-    gen = job(team, user, "kvid", model="image-to-image", prompt="add a small boat", image=str(source.uuid),
+    gen = job(team, user, "kvid", "image-to-image", prompt="add a small boat", image=str(source.uuid),
                size_mode="aspect_ratio", aspect_ratio="16:9")
     run_tasks(until=gen)
     assert gen.status == Generation.SUCCEEDED, gen.error_message
