@@ -4,10 +4,8 @@ are not fixtures are in helpers.py and factories.py."""
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth import get_user_model
 
-from playground.accounts.models import Membership, Team
-
+from tests import factories
 from tests.helpers import start_sandbox, use_sandbox
 
 
@@ -33,26 +31,22 @@ def _media(settings, tmp_path):
 
 @pytest.fixture
 def user(db):
-    return get_user_model().objects.create_user("alice", password="pw-alice-123")
+    return factories.user("alice")
 
 
 @pytest.fixture
 def team(user):
-    t = Team.objects.create(name="Alpha")
-    Membership.objects.create(team=t, user=user, role=Membership.OWNER)
-    return t
+    return factories.team("Alpha", owner=user)
 
 
 @pytest.fixture
 def other_user(db):
-    return get_user_model().objects.create_user("mallory", password="pw-mallory-123")
+    return factories.user("mallory")
 
 
 @pytest.fixture
 def other_team(other_user):
-    t = Team.objects.create(name="Beta")
-    Membership.objects.create(team=t, user=other_user, role=Membership.OWNER)
-    return t
+    return factories.team("Beta", owner=other_user)
 
 
 @pytest.fixture
