@@ -69,7 +69,8 @@ def main():
     from django.conf import settings
     from django.contrib.auth import get_user_model
 
-    from playground.core.models import Generation, GenerationImage, Membership, Team
+    from playground.accounts.models import Membership, Team
+    from playground.generations.models import Generation, GenerationImage
     from playground.sandbox.app import Config, Sandbox
 
     user = get_user_model().objects.create_user("bench", password="bench-pass-123")
@@ -77,7 +78,7 @@ def main():
     Membership.objects.create(team=team, user=user, role="owner")
 
     # --- 1. the polled job card and the gallery, on a gallery of N images -----
-    from playground.core import jobs
+    from playground.generations import jobs
 
     gens = [
         Generation(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": f"bench {i}"},
@@ -176,8 +177,8 @@ def recovery(team, user, env):
     from django.conf import settings
     from django_tasks_db.models import DBTaskResult
 
-    from playground.core import jobs
-    from playground.core.models import Generation
+    from playground.generations import jobs
+    from playground.generations.models import Generation
     from playground.sandbox.app import Config, Sandbox
 
     lease = int(os.environ.get("BENCH_LEASE_SECONDS", "10"))

@@ -88,7 +88,12 @@ INSTALLED_APPS = [
     "django_tasks",
     "django_tasks_db",
     "axes",
+    # The migration history of the tables from before the split into apps
+    # (their models now live in the apps below; docs/architecture.md).
     "playground.core",
+    "playground.accounts",
+    "playground.ledger",
+    "playground.generations",
 ]
 
 MIDDLEWARE = [
@@ -101,7 +106,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    "playground.core.middleware.current_team",
+    "playground.accounts.middleware.current_team",
     "csp.middleware.CSPMiddleware",
     # Last: turns a locked-out login into the login page with its message.
     "axes.middleware.AxesMiddleware",
@@ -121,7 +126,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "playground.core.context_processors.teams",
+                "playground.accounts.context_processors.teams",
             ],
         },
     }
@@ -217,14 +222,14 @@ LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
 LOGIN_FAILURE_LIMIT_PER_ADDRESS = env.int("LOGIN_FAILURE_LIMIT_PER_ADDRESS", default=20)
 LOGIN_LOCKOUT_MINUTES = env.int("LOGIN_LOCKOUT_MINUTES", default=15)
 AXES_ENABLED = True
-AXES_HANDLER = "playground.core.login_throttle.LoginThrottleHandler"
+AXES_HANDLER = "playground.accounts.login_throttle.LoginThrottleHandler"
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own: per account, per address
 AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT  # the handler applies each parameter's own limit
 AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # "try again in N minutes" stays true
 AXES_RESET_ON_SUCCESS = False  # the handler clears only the account's own failures on success
-AXES_LOCKOUT_CALLABLE = "playground.core.login_throttle.lockout_response"
-AXES_CLIENT_IP_CALLABLE = "playground.core.login_throttle.client_ip"
+AXES_LOCKOUT_CALLABLE = "playground.accounts.login_throttle.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "playground.accounts.login_throttle.client_ip"
 AXES_DISABLE_ACCESS_LOG = True  # failures are kept; successful logins are not logged forever
 AXES_VERBOSE = False
 

@@ -2,7 +2,9 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from playground.core import team_views, views
+from playground.accounts import views as team_views
+from playground.generations import views
+from playground.ledger import views as ledger_views
 
 urlpatterns = [
     path("", views.playground, name="playground"),
@@ -16,13 +18,13 @@ urlpatterns = [
     path("images/<uuid:uuid>/use-as-input", views.use_as_input, name="use_as_input"),
     path("inputs/<uuid:uuid>", views.input_image, name="input_image"),
     path("inputs/public/<str:token>", views.input_image_public, name="input_image_public"),
-    path("credits/", views.credits, name="credits"),
-    path("team/", views.team, name="team"),
-    path("team/settings", views.team_settings, name="team_settings"),
-    path("team/switch", views.switch_team, name="switch_team"),
-    path("team/members", views.add_member, name="add_member"),
-    path("team/members/<str:username>/remove", views.remove_member, name="remove_member"),
-    path("team/providers/<str:provider>", views.save_credential, name="save_credential"),
+    path("credits/", ledger_views.credits, name="credits"),
+    path("team/", team_views.team, name="team"),
+    path("team/settings", team_views.team_settings, name="team_settings"),
+    path("team/switch", team_views.switch_team, name="switch_team"),
+    path("team/members", team_views.add_member, name="add_member"),
+    path("team/members/<str:username>/remove", team_views.remove_member, name="remove_member"),
+    path("team/providers/<str:provider>", team_views.save_credential, name="save_credential"),
     path("team/providers/<str:provider>/test", team_views.test_key, name="test_key"),
     path("team/members/<str:username>/unlock", team_views.unlock_member, name="unlock_member"),
     path("team/invites", team_views.create_invite, name="create_invite"),

@@ -50,12 +50,12 @@ def test_the_500_page_renders_without_a_request_context_and_has_navigation(db):
 
 
 def test_a_crashing_view_gives_the_500_page(client_in, team, monkeypatch):
-    from playground.core import views
+    from playground.ledger import views
 
     def boom(*args, **kwargs):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(views, "_visible_generations", boom)
+    monkeypatch.setattr(views, "render", boom)
     client_in.raise_request_exception = False
     r = client_in.get(reverse("credits"))
     assert r.status_code == 500 and "Something went wrong" in r.content.decode()

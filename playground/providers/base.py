@@ -648,7 +648,7 @@ class Adapter:
         have reached the provider (resending could charge twice). No retry
         here: the job layer decides (a submit that maybe_sent never is)."""
         headers = {**req.headers, req.auth_header: f"{req.auth_scheme}{self._api_key}"}
-        from playground.core.egress import EgressRefused
+        from playground.lib.egress import EgressRefused
 
         try:
             if req.files is not None or req.data is not None:

@@ -1,0 +1,216 @@
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+from django.utils import timezone
+
+from playground.providers import registry
+
+from playground.lib import crypto
+
+
+class Team(models.Model):
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(max_length=100)
+    adult_content_enabled = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "core_team"
+
+    def __str__(self):
+        return self.name
+
+    def role_of(self, user) -> str | None:
+        m = self.memberships.filter(user=user).first()
+        return m.role if m else None
+
+    def is_owner(self, user) -> bool:
+        return self.role_of(user) == Membership.OWNER
+
+
+class Membership(models.Model):
+    OWNER, MEMBER = "owner", "member"
+    ROLES = [(OWNER, "Owner"), (MEMBER, "Member")]
+
+    team = models.ForeignKey(Team, models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=ROLES, default=MEMBER)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "core_membership"
+        constraints = [models.UniqueConstraint(fields=["team", "user"], name="one_membership_per_team")]
+
+    def __str__(self):
+        return f"{self.user} in {self.team} ({self.role})"
+
+
+class ProviderCredential(models.Model):
+    """A team's own key (and optional base URL) for one provider.
+
+    The key is stored encrypted and is write-only: pages show key_last4."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    team = models.ForeignKey(Team, models.CASCADE, related_name="credentials")
+    provider = models.CharField(max_length=40)
+    api_key_encrypted = models.TextField(blank=True)
+    key_last4 = models.CharField(max_length=4, blank=True)
+    base_url = models.URLField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True)
+
+    class Meta:
+        db_table = "core_providercredential"
+        constraints = [models.UniqueConstraint(fields=["team", "provider"], name="one_credential_per_provider")]
+
+    def __repr__(self):  # never the key
+        return f"<ProviderCredential {self.team_id}/{self.provider} ...{self.key_last4}>"
+
+    __str__ = __repr__
+
+    def set_key(self, api_key: str):
+        api_key = api_key.strip()
+        self.api_key_encrypted = crypto.encrypt(api_key) if api_key else ""
+        self.key_last4 = api_key[-4:] if api_key else ""
+
+    def api_key(self) -> str:
+        return crypto.decrypt(self.api_key_encrypted) if self.api_key_encrypted else ""
+
+
+class Endpoint:
+    """Where and how a team reaches a provider: its own credential, the
+    instance-wide one from the environment, or the local sandbox."""
+
+    def __init__(self, provider: str, base_url: str, api_key: str, source: str):
+        self.provider = provider
+        self.base_url = base_url
+        self._api_key = api_key
+        self.source = source  # "team", "instance" or "sandbox"
+
+    def __repr__(self):
+        return f"<Endpoint {self.provider} {self.source} {self.base_url}>"
+
+    @classmethod
+    def resolve(cls, team: Team, provider: str, *, with_key: bool = True) -> "Endpoint":
+        """with_key=False finds where requests go without decrypting anything
+        (for "copy as code" and pages)."""
+        adapter = registry.get(provider)
+        cred = ProviderCredential.objects.filter(team=team, provider=provider).first()
+        env = settings.PROVIDER_ENV.get(provider, {})
+        if cred and cred.api_key_encrypted:
+            key = cred.api_key() if with_key else ""  # raises CredentialError: fail closed
+            base = cred.base_url or env.get("base_url") or adapter.default_base_url
+            return cls(provider, base, key, "team")
+        if env.get("api_key"):
+            return cls(provider, env.get("base_url") or adapter.default_base_url, env["api_key"] if with_key else "",
+                       "instance")
+        base = settings.SANDBOX_URL + adapter.sandbox_prefix
+        return cls(provider, base, settings.SANDBOX_API_KEY if with_key else "", "sandbox")
+
+    def adapter(self, **kwargs):
+        if self.source == "team" and "client" not in kwargs:
+            # A team-supplied base URL: every connection is checked where it
+            # is made (one lookup, a checked address; RELIABILITY 6).
+            from playground.lib.egress import provider_client
+
+            kwargs["client"] = provider_client()
+        return registry.get(self.provider)(base_url=self.base_url, api_key=self._api_key, **kwargs)
+
+    def scrubbed(self, err):
+        """The error with this key removed from its message, code and field
+        in any spelling (a provider may echo the key back, upper-cased or
+        broken up), and the message capped (RELIABILITY 7)."""
+        from playground.lib.egress import provider_text
+
+        key = self._api_key
+        err.message = provider_text(err.message, key) or ""
+        err.args = (err.message,)
+        err.code = provider_text(err.code, key, 60)
+        err.field = provider_text(err.field, key, 60)
+        return err
+
+    def check_base_url(self):
+        """A team's own base URL must not point inside our network (the
+        sandbox excepted, compared by scheme, host and port): a request to
+        it is made from our servers. Checked again at connect time."""
+        if self.source != "team":
+            return
+        from playground.providers.base import ProviderError
+
+        from playground.lib.egress import EgressRefused, check_base_url
+
+        try:
+            check_base_url(self.base_url)
+        except EgressRefused as e:
+            raise ProviderError("config", f"The team's base URL for this provider is refused: {e}") from None
+
+    def rate_bucket(self) -> str:
+        return bucket_id(self.provider, self.base_url, self._api_key)
+
+
+def endpoint_source(team: Team, provider: str) -> str:
+    """Where the team's requests to a provider go ("team", "instance",
+    "sandbox"), or "broken" when its stored key cannot be decrypted."""
+    try:
+        return Endpoint.resolve(team, provider).source
+    except crypto.CredentialError:
+        return "broken"
+
+
+def bucket_id(provider: str, base_url: str, api_key: str) -> str:
+    """An id for one key at one endpoint that reveals nothing of the key."""
+    return hashlib.sha256(f"{provider}|{base_url}|{api_key}".encode()).hexdigest()[:32]
+
+
+class Invite(models.Model):
+    """A link that brings one person into a team: single use, expiring.
+
+    The UUID in the link is the secret (122 random bits): whoever holds the
+    link can use it once, before expires_at. An owner revokes it by deleting."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    team = models.ForeignKey(Team, models.CASCADE, related_name="invites")
+    role = models.CharField(max_length=10, choices=Membership.ROLES, default=Membership.MEMBER)
+    note = models.CharField(max_length=100, blank=True)  # who it is for, shown to owners only
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    used_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+")
+
+    class Meta:
+        db_table = "core_invite"
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"Invite to {self.team} ({self.role})"
+
+    def get_absolute_url(self):
+        return reverse("invite", args=[self.uuid])
+
+    @classmethod
+    def pending(cls, team):
+        return cls.objects.filter(team=team, used_at__isnull=True, expires_at__gt=timezone.now())
+
+    @property
+    def state(self) -> str:
+        if self.used_at:
+            return "used"
+        if self.expires_at <= timezone.now():
+            return "expired"
+        return "pending"
+
+    def claim(self, user) -> bool:
+        """Use the invite for `user`, once: a conditional update, so that two
+        people opening the same link at the same moment cannot both get in."""
+        now = timezone.now()
+        done = Invite.objects.filter(pk=self.pk, used_at__isnull=True, expires_at__gt=now).update(
+            used_at=now, used_by=user)
+        if done:
+            self.used_at, self.used_by = now, user
+        return bool(done)

@@ -1,0 +1,580 @@
+"""The job pipeline: queued -> submitting -> running -> succeeded / failed.
+
+Rules (RELIABILITY 1-3):
+- the status moves to "submitting" and is committed before the provider is
+  called; the provider's job id is committed before the first poll;
+- a job found in "submitting" after its lease ran out may have reached the
+  provider: it is not sent again, it fails with that explanation;
+- every state change is a conditional update: two workers, or a poll and a
+  callback, cannot both finish a job;
+- a worker never sleeps waiting for a provider: the next poll is a task with
+  run_after; a recovery sweep re-enqueues jobs whose worker vanished;
+- a worker holds its job with a short lease that a heartbeat renews while the
+  step runs, so a worker that dies is replaced within about a minute;
+- a callback is a hint: at most one status check per poll interval, and a
+  job whose submit answer was lost adopts the job id a callback names only
+  after one status call confirms it.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+import logging
+import random
+import threading
+import uuid
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.urls import reverse
+from django.utils import timezone
+
+from playground.accounts.models import Endpoint
+from playground.ledger.models import Charge
+from playground.lib.crypto import CredentialError
+from playground.lib.egress import DownloadError, fetch
+from playground.lib.images import check_image
+from playground.providers.base import POLL_RETRYABLE, Outcome, ProviderError
+
+from . import ratelimit
+from .models import Generation, GenerationImage
+from .tasks import reap_dead_task_rows
+
+log = logging.getLogger("playground.jobs")
+
+
+
+def enqueue(gen: Generation, delay: float = 0.0):
+    from .tasks import advance_generation
+
+    task = advance_generation
+    if delay > 0:
+        task = task.using(run_after=timezone.now() + timedelta(seconds=delay))
+    return task.enqueue(gen.pk)
+
+
+def create(*, team, owner, provider: str, model: str, params: dict, client_token=None) -> Generation:
+    """A new job. client_token (one per form render) makes a double click or
+    a resent POST create it once: the second call returns the first job."""
+    if client_token:
+        existing = Generation.objects.filter(owner=owner, client_token=client_token).first()
+        if existing:
+            return existing
+    from playground.providers import registry
+
+    from .models import InputImage
+
+    spec = registry.get(provider).model(model)
+    refs = [params[p.name] for p in spec.image_params() if params.get(p.name)]
+    source = (
+        InputImage.objects.filter(team=team, uuid__in=refs, source__isnull=False).values_list("source", flat=True).first()
+        if refs else None
+    )
+    try:
+        with transaction.atomic():  # the job and its first task, or neither
+            gen = Generation.objects.create(
+                team=team, owner=owner, provider=provider, model=model, params=params,
+                cost_estimate=spec.estimate(params), source_image_id=source, is_adult=spec.is_adult(params),
+                client_token=client_token,
+            )
+            enqueue(gen)
+    except IntegrityError:  # the same form, submitted twice at the same moment
+        return Generation.objects.get(owner=owner, client_token=client_token)
+    return gen
+
+
+def callback_url(gen: Generation) -> str:
+    return settings.PUBLIC_BASE_URL + reverse("provider_callback", args=[gen.provider, gen.callback_token])
+
+
+def backoff(attempt: int, hint: float | None = None) -> float:
+    """Seconds to wait: the provider's hint if any, else capped exponential;
+    plus jitter so that many jobs do not retry at the same instant."""
+    cap = settings.JOB_BACKOFF_CAP_SECONDS
+    base = hint if hint is not None else min(cap, settings.JOB_BACKOFF_BASE_SECONDS * (2 ** attempt))
+    base = min(cap, base)
+    return base + random.uniform(0, max(0.1, base * 0.1))
+
+
+def renew_lease(generation_id: int, holder: str) -> bool:
+    """Extend the lease, only while this holder still has it."""
+    now = timezone.now()
+    return Generation.objects.filter(
+        pk=generation_id, held_by=holder, lease_until__isnull=False, status__in=Generation.ACTIVE,
+    ).update(lease_until=now + timedelta(seconds=settings.JOB_LEASE_SECONDS)) == 1
+
+
+class Heartbeat:
+    """While a step runs (a synchronous provider call may take minutes), a
+    background thread renews the job's short lease every
+    JOB_HEARTBEAT_SECONDS. A worker that dies stops renewing it, and the sweep
+    resumes the job once the lease has run out."""
+
+    def __init__(self, generation_id: int, holder: str):
+        self.generation_id, self.holder = generation_id, holder
+        self.stop = threading.Event()
+        self.thread = None
+
+    def __enter__(self):
+        every = settings.JOB_HEARTBEAT_SECONDS
+        if every and every > 0:
+            self.thread = threading.Thread(target=self.run, args=(every,), daemon=True,
+                                           name=f"lease-heartbeat-{self.generation_id}")
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join(timeout=5)
+
+    def run(self, every: float):
+        from django.db import connection
+
+        try:
+            while not self.stop.wait(every):
+                try:
+                    if not renew_lease(self.generation_id, self.holder):
+                        return  # released, finished, or taken over: nothing left to hold
+                except Exception:  # e.g. a locked database: try again next beat
+                    log.warning("generation %s: lease heartbeat failed", self.generation_id, exc_info=True)
+        finally:
+            connection.close()  # this thread's own connection
+
+
+# --- the one entry point of the worker ------------------------------------------
+
+
+def advance(generation_id: int, holder: str | None = None) -> str:
+    """One step of a job. holder names this run (the task result's id) in
+    the lease, so that its heartbeat and the sweep can tell it apart."""
+    gen = Generation.objects.filter(pk=generation_id).first()
+    if gen is None or not gen.is_active:
+        return "nothing to do"
+    holder = holder or uuid.uuid4().hex
+    if not gen.claim(holder=holder):
+        return "not due, or held by another worker"
+    with Heartbeat(gen.pk, holder):
+        return step(gen)
+
+
+def step(gen: Generation) -> str:
+    """The step a claimed job is due for."""
+    try:
+        if gen.status == Generation.QUEUED:
+            return submit(gen)
+        if gen.status == Generation.SUBMITTING:
+            return fail(gen, Generation.SUBMITTING, ProviderError(
+                "unknown_outcome",
+                "The worker stopped while sending this job to the provider, so we cannot tell "
+                "whether the provider received it.",
+            ))
+        return poll(gen)
+    except Exception as e:  # e.g. a full disk: never leave the job held, never lose a paid result
+        log.exception("generation %s: unexpected error", gen.uuid)
+        gen.refresh_from_db()
+        err = ProviderError("internal", f"Internal error in the playground: {type(e).__name__}.")
+        if gen.status == Generation.SUBMITTING:
+            # The provider may have the job (and charge for it): never resend.
+            return fail(gen, Generation.SUBMITTING, ProviderError(
+                "unknown_outcome", f"{err.message} It happened while sending the job to the provider."))
+        if gen.status == Generation.RUNNING and gen.attempts < settings.JOB_MAX_RETRIES:
+            # The provider has the job: keep asking it, the result may still be saved.
+            return retry_later(gen, Generation.RUNNING, err)
+        return fail(gen, Generation.ACTIVE, err)
+
+
+def submit(gen: Generation) -> str:
+    if gen.canceled_at:
+        # Canceled while it was being sent, and the provider refused it: the
+        # user does not want it, so it is not sent again.
+        gen.transition(Generation.QUEUED, status=Generation.CANCELED, finished_at=timezone.now(), phase="",
+                       lease_until=None)
+        return "canceled"
+    try:
+        endpoint = Endpoint.resolve(gen.team, gen.provider)
+        endpoint.check_base_url()
+    except (CredentialError, ProviderError) as e:
+        return fail(gen, Generation.QUEUED, e if isinstance(e, ProviderError) else ProviderError("config", str(e)))
+    adapter = endpoint.adapter()
+    wait = ratelimit.acquire(endpoint.rate_bucket(), adapter.rate_limits)
+    if wait is not None:
+        # Our own count of the documented limit says no: wait, send nothing.
+        delay = wait + random.uniform(0, 0.5)
+        if gen.transition(Generation.QUEUED, phase=f"waiting for rate limit, retrying in {delay:.0f} s",
+                          due_at=timezone.now() + timedelta(seconds=delay), lease_until=None):
+            enqueue(gen, delay)
+        return f"rate limited locally for {delay:.0f}s"
+    if not gen.transition(Generation.QUEUED, status=Generation.SUBMITTING, phase="submitting",
+                          endpoint_source=endpoint.source):
+        return "lost the race to submit"
+    hook = callback_url(gen) if adapter.callbacks else None
+    try:
+        outcome = adapter.submit(gen.model, gen.params, callback_url=hook, images=input_images(gen))
+    except ProviderError as e:
+        e = endpoint.scrubbed(e)
+        if e.retryable and gen.attempts < settings.JOB_MAX_RETRIES:
+            return retry_later(gen, Generation.SUBMITTING, e, back_to=Generation.QUEUED)
+        if e.maybe_sent:
+            e = ProviderError("unknown_outcome", f"{e.message} The request may have reached the provider.",
+                              code=e.code)
+        return fail(gen, Generation.SUBMITTING, e)
+    if outcome.error is not None:
+        outcome.error = endpoint.scrubbed(outcome.error)
+    if outcome.image_bytes:
+        outcome = stage_inline_images(gen, outcome)
+    now = timezone.now()
+    if not gen.transition(
+        Generation.SUBMITTING, status=Generation.RUNNING, provider_job_id=outcome.job_id or "",
+        submitted_at=now, phase="submitted" if not outcome.finished else "downloading",
+        result_urls=outcome.image_urls if outcome.state == "succeeded" else [],
+        credits_used=outcome.credits_used,  # as reported, kept for a resumed download
+        due_at=now + timedelta(seconds=poll_delay(gen, adapter)), attempts=0,
+    ) and not rescue_after_lost_lease(gen, outcome, now):
+        return "job changed while submitting"
+    if outcome.finished:
+        return conclude(gen, outcome)
+    return schedule_poll(gen, delay=poll_delay(gen, adapter))
+
+
+def rescue_after_lost_lease(gen: Generation, outcome: Outcome, now) -> bool:
+    """The provider answered after our lease ran out, and the sweep already
+    failed the job as "unknown outcome". Now the outcome is known: take the
+    job back rather than throw a paid result away."""
+    n = Generation.objects.filter(
+        pk=gen.pk, status=Generation.FAILED, error_kind="unknown_outcome", provider_job_id="",
+    ).update(
+        status=Generation.RUNNING, provider_job_id=outcome.job_id or "", submitted_at=now, finished_at=None,
+        result_urls=outcome.image_urls if outcome.state == "succeeded" else [], credits_used=outcome.credits_used,
+        error_kind="", error_code="", error_message="", error_field="", phase="downloading", lease_until=None,
+        attempts=0, due_at=now, updated_at=now,
+    )
+    if n:
+        log.warning("generation %s: the provider answered after the lease ran out; job taken back", gen.uuid)
+        gen.refresh_from_db()
+    return n == 1
+
+
+def poll_delay(gen: Generation, adapter) -> float:
+    """The provider's cadence (POLL_SECONDS overrides it), slower for long jobs."""
+    delay = settings.POLL_SECONDS if settings.POLL_SECONDS is not None else adapter.poll_seconds
+    started = gen.submitted_at or gen.created_at
+    if started and timezone.now() - started > timedelta(minutes=2):
+        delay = max(delay, 15.0)
+    return delay
+
+
+STAGED = "staged:"
+
+
+def stage_inline_images(gen: Generation, outcome: Outcome) -> Outcome:
+    """Images returned inline (base64) are written to storage at once and
+    referenced like URLs, so that a worker dying before the download step
+    loses nothing: the next one picks them up from storage."""
+    names = [
+        default_storage.save(f"staging/{gen.uuid}/{i}.bin", ContentFile(data))
+        for i, data in enumerate(outcome.image_bytes)
+    ]
+    return Outcome(outcome.state, job_id=outcome.job_id, credits_used=outcome.credits_used, raw=outcome.raw,
+                   image_urls=list(outcome.image_urls) + [STAGED + n for n in names])
+
+
+def _read(gen: Generation, url: str) -> bytes:
+    if url.startswith(STAGED):
+        name = url[len(STAGED):]
+        # Only this job's own staging folder: a provider cannot name a path.
+        if not name.startswith(f"staging/{gen.uuid}/") or ".." in name:
+            raise DownloadError("Refused a staged image outside this job.")
+        with default_storage.open(name, "rb") as fh:
+            return fh.read()
+    return fetch(url)
+
+
+def input_images(gen: Generation) -> dict:
+    """The job's input images as the adapter wants them."""
+    out = {}
+    for name, img in gen.input_images().items():
+        if img is None:
+            title = gen.spec.param(name).title
+            raise ProviderError("validation", f"The input image for {title} no longer exists.", field=name)
+        out[name] = img.as_input()
+    return out
+
+
+def schedule_poll(gen: Generation, phase: str | None = None, delay: float = 3.0) -> str:
+    # A good status answer: the retry budget is for consecutive failures.
+    changes = {"due_at": timezone.now() + timedelta(seconds=delay), "lease_until": None, "attempts": 0}
+    if phase:
+        changes["phase"] = phase
+    if gen.transition(Generation.RUNNING, **changes):
+        enqueue(gen, delay)
+        return f"poll in {delay:.0f}s"
+    return "job changed"
+
+
+def poll(gen: Generation) -> str:
+    if gen.result_urls:  # a synchronous result whose download was interrupted
+        return conclude(gen, Outcome("succeeded", image_urls=list(gen.result_urls), credits_used=gen.credits_used))
+    if not gen.provider_job_id:
+        return fail(gen, Generation.RUNNING, ProviderError("bad_response", "The provider returned no job id."))
+    try:
+        endpoint = Endpoint.resolve(gen.team, gen.provider)
+        endpoint.check_base_url()
+    except (CredentialError, ProviderError) as e:
+        return fail(gen, Generation.RUNNING, e if isinstance(e, ProviderError) else ProviderError("config", str(e)))
+    adapter = endpoint.adapter()
+    try:
+        outcome = adapter.check(gen.model, gen.provider_job_id)
+    except ProviderError as e:
+        if e.kind in POLL_RETRYABLE and gen.attempts < settings.JOB_MAX_RETRIES:
+            return retry_later(gen, Generation.RUNNING, endpoint.scrubbed(e))
+        return fail(gen, Generation.RUNNING, endpoint.scrubbed(e))
+    if outcome.error is not None:
+        outcome.error = endpoint.scrubbed(outcome.error)
+    if outcome.finished:
+        return conclude(gen, outcome)
+    if timezone.now() - (gen.submitted_at or gen.created_at) > timedelta(seconds=settings.JOB_MAX_SECONDS):
+        return fail(gen, Generation.RUNNING, ProviderError(
+            "timeout", f"The provider did not finish within {settings.JOB_MAX_SECONDS // 60} minutes."))
+    return schedule_poll(gen, phase=outcome.state if outcome.state == "generating" else "submitted",
+                         delay=poll_delay(gen, adapter))
+
+
+def retry_later(gen: Generation, from_status: str, err: ProviderError, back_to: str | None = None) -> str:
+    attempts = F("attempts") + 1
+    if err.kind == "rate_limited" and err.retry_after is not None:
+        # The provider said how long: wait that long (an hour for Kwiki's hourly
+        # limit), which is no failure. Bounded by the job's total waiting time.
+        if timezone.now() + timedelta(seconds=err.retry_after) - gen.created_at > timedelta(
+                seconds=settings.JOB_RATE_LIMIT_MAX_WAIT_SECONDS):
+            return fail(gen, from_status, err)
+        delay = err.retry_after + random.uniform(0, max(0.5, err.retry_after * 0.1))
+        attempts = F("attempts")
+    else:
+        delay = backoff(gen.attempts, err.retry_after)
+    if err.kind == "rate_limited":
+        phase = f"waiting for rate limit, retrying in {delay:.0f} s"
+    else:
+        phase = f"{err.message[:140].rstrip('.')}, retrying in {delay:.0f} s"
+    if gen.transition(
+        from_status, status=back_to or from_status, phase=phase[:200], attempts=attempts,
+        due_at=timezone.now() + timedelta(seconds=delay), lease_until=None,
+    ):
+        enqueue(gen, delay)
+        return f"retry in {delay:.0f}s"
+    return "job changed"
+
+
+def conclude(gen: Generation, outcome: Outcome) -> str:
+    if outcome.state == "failed":
+        return fail(gen, Generation.RUNNING, outcome.error or ProviderError("failed", "The provider reports failure."))
+    try:
+        checked = [check_image(_read(gen, url)) for url in outcome.image_urls]
+        checked += [check_image(data) for data in outcome.image_bytes]
+    except DownloadError as e:
+        if e.expired and gen.provider_job_id and not gen.result_urls and gen.attempts < 3:
+            # Result URLs expire: ask the provider again for fresh ones.
+            return retry_later(gen, Generation.RUNNING, ProviderError("download", f"{e} Asking for a fresh URL."))
+        if e.transient and gen.attempts < settings.JOB_MAX_RETRIES:
+            # The provider has made (and charged for) the image: keep trying to fetch it.
+            return retry_later(gen, Generation.RUNNING, ProviderError("download", str(e)))
+        return fail_paid_without_image(gen, outcome, e)
+    if not checked:
+        return fail(gen, Generation.RUNNING, ProviderError("bad_response", "The provider returned no image."))
+    return finish(gen, checked, outcome)
+
+
+def finish(gen: Generation, checked, outcome: Outcome) -> str:
+    folder = f"generations/{gen.team.uuid}/{gen.uuid}"
+    saved = []
+    try:
+        for i, img in enumerate(checked):
+            tag = uuid.uuid4().hex[:8]
+            name = default_storage.save(f"{folder}/{i}-{tag}.{img.extension}", ContentFile(img.data))
+            thumb = default_storage.save(f"{folder}/{i}-{tag}-thumb.webp", ContentFile(img.thumbnail))
+            saved.append((i, img, name, thumb))
+        with transaction.atomic():
+            won = gen.transition(
+                Generation.RUNNING, status=Generation.SUCCEEDED, phase="", finished_at=timezone.now(),
+                lease_until=None, credits_used=outcome.credits_used if outcome.credits_used is not None else gen.cost_estimate,
+            )
+            if won:
+                reported = outcome.credits_used is not None
+                Charge.objects.create(
+                    team_id=gen.team_id, user_id=gen.owner_id, generation=gen, provider=gen.provider, model=gen.model,
+                    credits=outcome.credits_used if reported else gen.cost_estimate,
+                    basis=Charge.REPORTED if reported else Charge.ESTIMATE,
+                )
+                GenerationImage.objects.bulk_create([
+                    GenerationImage(
+                        generation=gen, index=i, file=name, thumbnail=thumb, content_type=img.content_type,
+                        width=img.width, height=img.height, bytes=len(img.data), sha256=img.sha256,
+                    )
+                    for i, img, name, thumb in saved
+                ])
+    except BaseException:
+        _delete(saved)
+        raise
+    if not won:
+        _delete(saved)
+        return "another worker finished it"
+    for url in outcome.image_urls:
+        if url.startswith(STAGED):
+            default_storage.delete(url[len(STAGED):])
+    return "succeeded"
+
+
+def _delete(saved):
+    for _, _, name, thumb in saved:
+        for n in (name, thumb):
+            try:
+                default_storage.delete(n)
+            except OSError:
+                pass
+
+
+def fail_paid_without_image(gen: Generation, outcome: Outcome, e: DownloadError) -> str:
+    """The provider made the image, and charged for it, but it could not be
+    saved (its link expired, it was refused, too large...). The job fails, and
+    the ledger records what the provider charged as "paid, no image", in the
+    same transaction (one per generation, like any charge)."""
+    if e.expired:
+        err = ProviderError("download", "The result link expired before the image could be saved. "
+                            "The provider charged for it (see Credits: paid, no image).", code="result_link_expired")
+    else:
+        err = ProviderError("download", f"The provider made the image but it could not be saved: {e} "
+                            "The provider charged for it (see Credits: paid, no image).", code="image_not_saved")
+    reported = outcome.credits_used if outcome.credits_used is not None else gen.credits_used
+    with transaction.atomic():
+        won = fail(gen, Generation.RUNNING, err) != "job changed"
+        if won:
+            Charge.objects.create(
+                team_id=gen.team_id, user_id=gen.owner_id, generation=gen, provider=gen.provider, model=gen.model,
+                credits=reported if reported is not None else gen.cost_estimate,
+                basis=Charge.REPORTED if reported is not None else Charge.ESTIMATE, kind=Charge.NO_IMAGE,
+            )
+    return f"failed: {err.kind} (paid, no image)" if won else "job changed"
+
+
+def fail(gen: Generation, from_statuses, err: ProviderError) -> str:
+    won = gen.transition(
+        from_statuses, status=Generation.FAILED, error_kind=err.kind, error_code=err.code[:60],
+        error_message=err.message, error_field=err.field or "", phase="", finished_at=timezone.now(),
+        lease_until=None,
+    )
+    return f"failed: {err.kind}" if won else "job changed"
+
+
+def sweep() -> int:
+    """Re-enqueue active jobs that nobody works on: held by a worker that
+    stopped renewing its lease (it died), or overdue and not held (their task
+    was lost). Duplicates are harmless: each step starts with a conditional
+    claim. Then mark the task rows of dead workers as failed."""
+    now = timezone.now()
+    overdue = Generation.objects.filter(status__in=Generation.ACTIVE).filter(
+        Q(lease_until__isnull=True, due_at__lt=now - timedelta(seconds=settings.JOB_SWEEP_GRACE_SECONDS))
+        | Q(lease_until__lt=now, due_at__lte=now)
+    )
+    count = 0
+    for gen in overdue.only("pk", "due_at", "lease_until"):
+        if Generation.objects.filter(pk=gen.pk, due_at=gen.due_at, lease_until=gen.lease_until).update(
+                due_at=now, lease_until=None) == 1:
+            if gen.lease_until is not None:
+                log.warning("generation %s: its worker stopped renewing the lease; resuming it", gen.uuid)
+            enqueue(gen)
+            count += 1
+    if count:
+        log.info("sweep: re-enqueued %d generation(s)", count)
+    reaped = reap_dead_task_rows()
+    if reaped:
+        log.warning("sweep: marked %d task(s) of dead workers as failed", reaped)
+    return count
+
+
+def nudge(gen: Generation, body=None) -> bool:
+    """A callback arrived. It is a hint (RELIABILITY 5): a running job checks
+    with the provider soon, at most once per poll interval however often the
+    callback is replayed, and nothing else changes. A job whose submit answer
+    was lost (still "submitting", or failed as "unknown outcome") may adopt
+    the job id the callback names, once a status call confirms it."""
+    now = timezone.now()
+    interval = timedelta(seconds=poll_delay(gen, gen.adapter_class))
+    # The conditional update on nudged_at lets one of many concurrent replays win.
+    fresh = Q(nudged_at__isnull=True) | Q(nudged_at__lte=now - interval)
+    if gen.status == Generation.RUNNING:
+        # Not during a backoff (a replayed callback must not cut a rate-limit wait short).
+        waiting = Q(phase__contains=", retrying in ")
+        if Generation.objects.filter(fresh, pk=gen.pk, status=Generation.RUNNING).exclude(waiting).update(
+                due_at=now, nudged_at=now) == 1:
+            enqueue(gen)
+            return True
+        return False
+    if gen.provider_job_id or not _adoptable(gen):
+        return False
+    claimed = gen.adapter_class.parse_callback(body)
+    if not claimed or len(claimed) > 200 or not claimed.isprintable() or Generation.objects.filter(
+            provider=gen.provider, provider_job_id=claimed).exists():
+        return False
+    if Generation.objects.filter(fresh, ADOPTABLE, pk=gen.pk, provider_job_id="").update(
+            claimed_job_id=claimed, nudged_at=now) == 1:
+        from .tasks import adopt_claimed_job
+
+        adopt_claimed_job.enqueue(gen.pk)
+        return True
+    return False
+
+
+# A job the provider may have although we never saved its job id.
+ADOPTABLE = Q(status=Generation.SUBMITTING) | Q(status=Generation.FAILED, error_kind="unknown_outcome")
+
+
+def _adoptable(gen: Generation) -> bool:
+    return gen.status == Generation.SUBMITTING or (
+        gen.status == Generation.FAILED and gen.error_kind == "unknown_outcome")
+
+
+def adopt(generation_id: int, holder: str | None = None) -> str:
+    """Confirm a job id that a callback claimed, with one status call, and
+    adopt it: the job then finishes normally (image stored, one charge). An
+    id the provider does not confirm changes nothing."""
+    gen = Generation.objects.filter(pk=generation_id).first()
+    if gen is None or not gen.claimed_job_id or gen.provider_job_id or not _adoptable(gen):
+        return "nothing to adopt"
+    claimed = gen.claimed_job_id
+    try:
+        endpoint = Endpoint.resolve(gen.team, gen.provider)
+        endpoint.check_base_url()
+        adapter = endpoint.adapter()
+        outcome = adapter.check(gen.model, claimed)
+        if outcome.job_id and outcome.job_id != claimed:
+            raise ProviderError("bad_response", "The provider answered about another job.")
+    except (CredentialError, ProviderError) as e:
+        Generation.objects.filter(pk=gen.pk, claimed_job_id=claimed).update(claimed_job_id="")
+        log.warning("generation %s: a callback named job %r, which the provider did not confirm (%s)",
+                    gen.uuid, claimed[:60], getattr(e, "kind", "config"))
+        return "claim not confirmed"
+    if outcome.error is not None:
+        outcome.error = endpoint.scrubbed(outcome.error)
+    now = timezone.now()
+    holder = holder or uuid.uuid4().hex
+    # Conditional: a worker still alive in "submitting" that saves its own
+    # answer first wins, and then this changes nothing (one finish, one charge).
+    if Generation.objects.filter(ADOPTABLE, pk=gen.pk, provider_job_id="", claimed_job_id=claimed).update(
+        status=Generation.RUNNING, provider_job_id=claimed, claimed_job_id="", submitted_at=gen.submitted_at or now,
+        finished_at=None, error_kind="", error_code="", error_message="", error_field="",
+        result_urls=outcome.image_urls if outcome.state == "succeeded" else [], credits_used=outcome.credits_used,
+        phase="downloading" if outcome.state == "succeeded" else "submitted", attempts=0, due_at=now,
+        lease_until=now + timedelta(seconds=settings.JOB_LEASE_SECONDS), held_by=holder, updated_at=now,
+    ) != 1:
+        return "job changed"
+    log.warning("generation %s: adopted provider job %s named by a callback and confirmed", gen.uuid, claimed[:60])
+    gen.refresh_from_db()
+    with Heartbeat(gen.pk, holder):
+        if outcome.state == "succeeded":
+            return step(gen)  # downloads the confirmed result: no second status call
+        if outcome.state == "failed":
+            return conclude(gen, outcome)
+        return schedule_poll(gen, delay=poll_delay(gen, adapter))

@@ -1,0 +1,323 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+import secrets
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+from playground.providers import registry
+
+from playground.accounts.models import Team
+
+
+class Generation(models.Model):
+    QUEUED, SUBMITTING, RUNNING = "queued", "submitting", "running"
+    SUCCEEDED, FAILED, CANCELED = "succeeded", "failed", "canceled"
+    STATUSES = [
+        (QUEUED, "Queued"), (SUBMITTING, "Submitting"), (RUNNING, "Running"),
+        (SUCCEEDED, "Done"), (FAILED, "Failed"), (CANCELED, "Canceled"),
+    ]
+    ACTIVE = (QUEUED, SUBMITTING, RUNNING)
+    FINAL = (SUCCEEDED, FAILED, CANCELED)
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    team = models.ForeignKey(Team, models.CASCADE, related_name="generations")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="generations")
+    provider = models.CharField(max_length=40)
+    model = models.CharField(max_length=60)
+    params = models.JSONField(default=dict)
+    status = models.CharField(max_length=12, choices=STATUSES, default=QUEUED, db_index=True)
+    # What the provider last said, for the card: submitted, generating, waiting...
+    phase = models.CharField(max_length=200, blank=True)
+    endpoint_source = models.CharField(max_length=10, blank=True)
+    provider_job_id = models.CharField(max_length=200, blank=True)
+    error_kind = models.CharField(max_length=30, blank=True)
+    error_code = models.CharField(max_length=60, blank=True)
+    error_message = models.TextField(blank=True)
+    error_field = models.CharField(max_length=60, blank=True)
+    # Adult content (an adult style was chosen): blurred in shared views.
+    is_adult = models.BooleanField(default=False)
+    cost_estimate = models.DecimalField(max_digits=12, decimal_places=4, default=Decimal("0"))
+    credits_used = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
+    callback_token = models.CharField(max_length=64, default=secrets.token_urlsafe, unique=True, editable=False)
+    # One per rendered form: a double click or a resent POST creates one job.
+    client_token = models.UUIDField(null=True, blank=True, editable=False)
+    # The gallery image this generation took as input (pipelines: generate,
+    # then upscale the result, then remove its background).
+    source_image = models.ForeignKey("GenerationImage", models.SET_NULL, null=True, blank=True,
+                                     related_name="derived")
+    # Result URLs a synchronous provider returned, kept so that a worker that
+    # dies before downloading them can be replaced without resubmitting.
+    result_urls = models.JSONField(default=list, blank=True)
+    attempts = models.PositiveIntegerField(default=0)  # transient failures retried so far
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    # Set when a user cancels a job the provider already has: providers have
+    # no cancel call, so it is still tracked and its result and charge kept.
+    canceled_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    # Scheduling: the next step is due at due_at; a worker working on the job
+    # holds it until lease_until. The recovery sweep looks at both.
+    due_at = models.DateTimeField(default=timezone.now, db_index=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    # Who holds the lease (the task run working on it): its heartbeat renews
+    # lease_until only while this still names it.
+    held_by = models.CharField(max_length=64, blank=True)
+    # The last callback that made the job ask the provider: replays within a
+    # poll interval change nothing (RELIABILITY 5).
+    nudged_at = models.DateTimeField(null=True, blank=True)
+    # A provider job id named by a callback for a job whose own submit answer
+    # was lost: only a claim until one status call confirms it (RELIABILITY 1).
+    claimed_job_id = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        db_table = "core_generation"
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["team", "owner", "-created_at"])]
+        constraints = [models.UniqueConstraint(fields=["owner", "client_token"], name="one_job_per_form_submit")]
+
+    def __str__(self):
+        return f"{self.provider}/{self.model} {self.uuid} {self.status}"
+
+    def get_absolute_url(self):
+        return reverse("generation", args=[self.uuid])
+
+    # -- descriptions --
+    @property
+    def adapter_class(self):
+        return registry.get(self.provider)
+
+    @property
+    def spec(self):
+        return self.adapter_class.model(self.model)
+
+    @property
+    def provider_label(self):
+        return self.adapter_class.label
+
+    @property
+    def model_label(self):
+        return self.spec.label
+
+    @property
+    def is_active(self):
+        return self.status in self.ACTIVE
+
+    @property
+    def prompt(self):
+        return self.params.get("prompt", "")
+
+    @property
+    def stage(self) -> str:
+        """queued -> submitted -> generating -> done, as a user reads it."""
+        if self.canceled_at and self.status == self.SUCCEEDED:
+            return "canceled (finished anyway)"
+        if self.canceled_at and self.is_active:
+            return "canceled (still tracking)"
+        if self.is_active and ", retrying in " in self.phase:
+            return "waiting" if self.phase.startswith("waiting for rate limit") else "retrying"
+        if self.status == self.QUEUED:
+            return "queued"
+        if self.status == self.SUBMITTING:
+            return "submitting"
+        if self.status == self.RUNNING:
+            return self.phase or "submitted"
+        return self.get_status_display().lower()
+
+    @property
+    def note(self) -> str:
+        """What the job is waiting for, with a live countdown (the card is
+        polled every second)."""
+        if not self.is_active or ", retrying in " not in self.phase:
+            return ""
+        left = round((self.due_at - timezone.now()).total_seconds())
+        when = f"retrying in {left} s" if left >= 1 else "retrying now"
+        return f"{self.phase.split(', retrying in ')[0]}, {when}"
+
+    @property
+    def cancel_summary(self) -> str:
+        """What a canceled job (canceled while queued) went through. A job
+        the provider refused and that waited to be sent again was sent: it
+        must not read "canceled before it was sent". endpoint_source is set
+        when the first request goes out and never cleared; attempts counts
+        the refusals that were retried."""
+        if not self.endpoint_source:
+            return "Canceled before it was sent: nothing was charged."
+        if self.attempts:
+            tries = "1 refused attempt" if self.attempts == 1 else f"{self.attempts} refused attempts"
+            return f"Canceled after {tries} to send it: nothing was charged."
+        return "Canceled while waiting to send it again (the provider asked to wait): nothing was charged."
+
+    @property
+    def elapsed(self) -> timedelta:
+        end = self.finished_at or timezone.now()
+        return end - self.created_at
+
+    @property
+    def error_hint(self) -> str:
+        from playground.providers.base import ERROR_KINDS
+
+        return ERROR_KINDS.get(self.error_kind, "")
+
+    def input_images(self) -> dict:
+        """{image parameter: InputImage or None}, looked up in the job's own team."""
+        out = {}
+        for p in self.spec.image_params():
+            ref = self.params.get(p.name)
+            if ref:
+                out[p.name] = InputImage.objects.filter(team=self.team, uuid=ref).first()
+        return out
+
+    @property
+    def can_cancel(self) -> bool:
+        return self.is_active and not self.canceled_at
+
+    def cancel(self) -> str:
+        """Queued: nothing was sent, it just stops. Sent: the provider cannot be
+        told, so it is tracked quietly and shown as canceled."""
+        if self.transition(self.QUEUED, status=self.CANCELED, canceled_at=timezone.now(),
+                           finished_at=timezone.now(), phase="", lease_until=None):
+            return "canceled"
+        if Generation.objects.filter(pk=self.pk, status__in=(self.SUBMITTING, self.RUNNING),
+                                     canceled_at__isnull=True).update(canceled_at=timezone.now()) == 1:
+            self.refresh_from_db()
+            return "tracking"
+        self.refresh_from_db()
+        return "too late"
+
+    # -- state changes: each one a conditional update --
+    def transition(self, from_statuses, **changes) -> bool:
+        """Move to new values only if the status is still one of from_statuses.
+        Returns True for the single winner."""
+        if isinstance(from_statuses, str):
+            from_statuses = (from_statuses,)
+        changes.setdefault("updated_at", timezone.now())
+        won = Generation.objects.filter(pk=self.pk, status__in=from_statuses).update(**changes) == 1
+        if won:
+            computed = [k for k, v in changes.items() if hasattr(v, "resolve_expression")]
+            for k, v in changes.items():
+                if k not in computed:
+                    setattr(self, k, v)
+            if computed:
+                self.refresh_from_db(fields=computed)
+        return won
+
+    def claim(self, lease_seconds: int | None = None, holder: str = "") -> bool:
+        """Take the job for one step, if it is due and nobody holds it. The
+        lease is short: the holder's heartbeat renews it while it works."""
+        now = timezone.now()
+        lease = lease_seconds or settings.JOB_LEASE_SECONDS
+        n = (
+            Generation.objects.filter(pk=self.pk, status__in=self.ACTIVE, due_at__lte=now)
+            .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+            .update(lease_until=now + timedelta(seconds=lease), held_by=holder[:64], updated_at=now)
+        )
+        if n:
+            self.refresh_from_db()
+        return n == 1
+
+
+class GenerationImage(models.Model):
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    generation = models.ForeignKey(Generation, models.CASCADE, related_name="images")
+    index = models.PositiveSmallIntegerField(default=0)
+    file = models.FileField(upload_to="generations/", max_length=300)
+    thumbnail = models.FileField(upload_to="generations/", max_length=300, blank=True)
+    content_type = models.CharField(max_length=40)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    bytes = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "core_generationimage"
+        ordering = ["generation", "index"]
+        constraints = [models.UniqueConstraint(fields=["generation", "index"], name="one_image_per_index")]
+
+    def get_absolute_url(self):
+        return reverse("image", args=[self.uuid])
+
+    def thumbnail_url(self):
+        return reverse("image_thumb", args=[self.uuid])
+
+
+class InputImage(models.Model):
+    """An image given to a model as input: uploaded (checked and re-encoded)
+    or picked from the gallery ("use as input")."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    team = models.ForeignKey(Team, models.CASCADE, related_name="input_images")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="input_images")
+    file = models.FileField(upload_to="inputs/", max_length=300)
+    content_type = models.CharField(max_length=40)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    bytes = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    source = models.ForeignKey(GenerationImage, models.SET_NULL, null=True, blank=True, related_name="reuses")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "core_inputimage"
+        ordering = ["-created_at"]
+
+    def signed_url(self) -> str:
+        """An unguessable URL that works without login until it expires, so
+        that a provider can fetch the image."""
+        from django.core import signing
+
+        token = signing.dumps(str(self.uuid), salt="input-image", compress=False)
+        return settings.PUBLIC_BASE_URL + reverse("input_image_public", args=[token])
+
+    def as_input(self):
+        from playground.providers.base import ImageInput
+
+        def load():
+            with self.file.open("rb") as fh:
+                return fh.read()
+
+        ext = self.file.name.rsplit(".", 1)[-1]
+        return ImageInput(url=self.signed_url(), content_type=self.content_type, load=load, name=f"input.{ext}")
+
+    @classmethod
+    def from_bytes(cls, *, team, owner, data: bytes, source=None) -> "InputImage":
+        from playground.lib.images import check_image
+
+        # raises DownloadError with a clear message
+        return cls.from_checked(team=team, owner=owner, img=check_image(data), source=source)
+
+    @classmethod
+    def from_checked(cls, *, team, owner, img, source=None) -> "InputImage":
+        from django.core.files.base import ContentFile
+
+        obj = cls(team=team, owner=owner, content_type=img.content_type, width=img.width, height=img.height,
+                  bytes=len(img.data), sha256=img.sha256, source=source)
+        obj.file.save(f"{team.uuid}/{uuid.uuid4().hex}.{img.extension}", ContentFile(img.data), save=False)
+        obj.save()
+        return obj
+
+
+class RateBucket(models.Model):
+    """One provider key at one endpoint (hashed); locked while slots are taken."""
+
+    key = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        db_table = "core_ratebucket"
+
+
+class RateSlot(models.Model):
+    bucket = models.CharField(max_length=64)
+    at = models.DateTimeField()
+
+    class Meta:
+        db_table = "core_rateslot"
+        indexes = [models.Index(fields=["bucket", "at"])]

@@ -1,0 +1,78 @@
+from django import template
+
+register = template.Library()
+
+STEPS = ["queued", "submitted", "generating", "done"]
+
+
+@register.filter
+def duration(td) -> str:
+    seconds = int(td.total_seconds()) if td is not None else 0
+    if seconds < 1:
+        return "<1s"
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m {seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+@register.simple_tag
+def steps(gen):
+    """The progress steps with their state: done, current, failed or todo."""
+    stage = gen.stage
+    if gen.status == "succeeded":
+        reached = 3
+    elif gen.status == "running":
+        reached = 2 if stage == "generating" or stage == "downloading" else 1
+    elif gen.status == "failed":
+        reached = failed_step(gen)
+    else:
+        reached = 0
+    out = []
+    for i, name in enumerate(STEPS):
+        state = "done" if i < reached or gen.status == "succeeded" else "current" if i == reached else "todo"
+        if gen.status == "failed" and i == reached:
+            state = "failed"
+        elif gen.status in ("failed", "canceled") and i >= reached:
+            state = "todo"
+        out.append({"name": name, "state": state})
+    return out
+
+
+def failed_step(gen) -> int:
+    """Where a failed job stopped: sending it (never accepted), while the
+    provider worked on it, or fetching the finished image ("done")."""
+    if gen.submitted_at is None and not gen.provider_job_id:
+        return STEPS.index("submitted")
+    if gen.error_kind == "download" or gen.result_urls:
+        return STEPS.index("done")
+    return STEPS.index("generating")
+
+
+@register.filter
+def credits_text(value) -> str:
+    """An amount with its unit: "1 credit", "0.5 credits", "12 credits"."""
+    if value is None:
+        return "-"
+    amount = credits(value)
+    return f"{amount} credit" if amount == "1" else f"{amount} credits"
+
+
+@register.simple_tag
+def image_targets():
+    """(provider, model, label) of the models that take an input image: the
+    choices of "Use as input"."""
+    from playground.generations.views import _image_models
+
+    return _image_models()
+
+
+@register.filter
+def credits(value) -> str:
+    if value is None:
+        return "-"
+    text = f"{value:.4f}".rstrip("0").rstrip(".")
+    return text or "0"

@@ -1,0 +1,73 @@
+"""Checks of images that come from outside (results and uploads; RELIABILITY 6):
+the bytes must decode as an allowed image type within a pixel cap, and are
+re-encoded before anyone sees them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import hashlib
+import io
+
+from django.conf import settings
+from PIL import Image, UnidentifiedImageError
+
+from .egress import DownloadError
+
+ALLOWED_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}
+
+@dataclass
+class CheckedImage:
+    data: bytes  # re-encoded
+    format: str
+    width: int
+    height: int
+    thumbnail: bytes
+
+    @property
+    def content_type(self):
+        return ALLOWED_FORMATS[self.format]
+
+    @property
+    def extension(self):
+        return EXTENSIONS[self.format]
+
+    @property
+    def sha256(self):
+        return hashlib.sha256(self.data).hexdigest()
+
+
+def check_image(data: bytes, *, max_pixels=None, thumb_size=512) -> CheckedImage:
+    """Decode within limits and re-encode; raise DownloadError otherwise."""
+    max_pixels = max_pixels or settings.IMAGE_MAX_PIXELS
+    try:
+        with Image.open(io.BytesIO(data), formats=list(ALLOWED_FORMATS)) as probe:
+            fmt = probe.format
+            w, h = probe.size
+            if fmt not in ALLOWED_FORMATS:  # pragma: no cover - Image.open refuses them first
+                raise DownloadError(f"{fmt or 'Unknown'} images are not accepted (PNG, JPEG or WebP).")
+            if w * h > max_pixels:
+                raise DownloadError(f"The image has {w}x{h} pixels, over the limit of {max_pixels}.")
+            probe.verify()
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+            if img.mode not in ("RGB", "RGBA", "L", "LA"):
+                img = img.convert("RGBA" if "A" in img.getbands() or "transparency" in img.info else "RGB")
+            out = io.BytesIO()
+            if fmt == "JPEG":
+                img.convert("RGB").save(out, "JPEG", quality=95)
+            elif fmt == "WEBP":
+                img.save(out, "WEBP", quality=95)
+            else:
+                img.save(out, "PNG")
+            thumb = img.copy()
+            thumb.thumbnail((thumb_size, thumb_size))
+            tbuf = io.BytesIO()
+            thumb.save(tbuf, "WEBP", quality=80)
+    except DownloadError:
+        raise
+    except UnidentifiedImageError:
+        raise DownloadError("The file is not a PNG, JPEG or WebP image.") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise DownloadError(f"The file is not a valid image ({type(e).__name__}).") from None
+    return CheckedImage(out.getvalue(), fmt, w, h, tbuf.getvalue())

@@ -1,0 +1,302 @@
+"""A provider callback is only a hint (RELIABILITY 5)."""
+
+from datetime import timedelta
+
+from django.urls import reverse
+from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
+import pytest
+
+from playground.generations import jobs
+from playground.generations.models import Generation
+
+from tests.factories import job
+from tests.helpers import Counting, run_tasks, start_sandbox, use_sandbox
+
+
+def test_the_callback_url_sent_to_the_provider_carries_an_unguessable_token(sandbox, team, user, settings):
+    import json
+    import sqlite3
+
+    settings.PUBLIC_BASE_URL = "https://playground.example.com"
+    gen = job(team, user, prompt="a field of sunflowers")
+    jobs.advance(gen.pk)
+    gen.refresh_from_db()
+    with sqlite3.connect(sandbox.app.config.db_path) as c:
+        (params,) = c.execute("SELECT params FROM tasks WHERE id=?", (gen.provider_job_id,)).fetchone()
+    assert json.loads(params)["callBackUrl"] == f"https://playground.example.com/callbacks/kie/{gen.callback_token}"
+    assert len(gen.callback_token) >= 40
+
+
+def test_a_callback_makes_the_job_check_with_the_provider_and_changes_nothing_else(client, sandbox, team, user):
+    gen = job(team, user, prompt="a field of sunflowers")
+    jobs.advance(gen.pk)
+    DBTaskResult.objects.all().delete()
+    gen.refresh_from_db()
+    before = (gen.status, gen.provider_job_id, gen.error_kind)
+    # A forged body claiming success with someone else's image:
+    body = {"code": 200, "data": {"taskId": gen.provider_job_id, "resultUrls": ["https://evil.example/x.png"]}}
+    response = client.post(reverse("provider_callback", args=["kie", gen.callback_token]), body, content_type="application/json")
+    assert response.status_code == 200
+    gen.refresh_from_db()
+    assert (gen.status, gen.provider_job_id, gen.error_kind) == before
+    assert DBTaskResult.objects.filter(status="READY").count() == 1  # one status check scheduled
+    run_tasks(until=gen)
+    assert gen.status == Generation.SUCCEEDED
+    assert gen.images.count() == 1  # the image came from record-info, not the callback
+
+
+def test_a_forged_token_is_a_404(client, sandbox, team, user):
+    gen = job(team, user, prompt="a field of sunflowers")
+    response = client.post(reverse("provider_callback", args=["kie", "not-the-token"]), {}, content_type="application/json")
+    assert response.status_code == 404
+    response = client.post(reverse("provider_callback", args=["kwiki", gen.callback_token]), {}, content_type="application/json")
+    assert response.status_code == 404
+
+
+def test_replaying_a_callback_after_the_job_finished_changes_nothing(client, sandbox, team, user):
+    gen = job(team, user, prompt="a field of sunflowers")
+    run_tasks(until=gen)
+    finished = (gen.status, gen.finished_at, gen.images.count())
+    for _ in range(3):
+        client.post(reverse("provider_callback", args=["kie", gen.callback_token]), {}, content_type="application/json")
+    gen.refresh_from_db()
+    assert (gen.status, gen.finished_at, gen.images.count()) == finished
+    assert not DBTaskResult.objects.filter(status="READY").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_sandbox_delivers_the_callback_to_the_running_app(live_server, team, user, settings, tmp_path):
+    import time
+
+    sb = start_sandbox(tmp_path, callbacks=True, latency=0.2)
+    try:
+        use_sandbox(settings, sb)
+        settings.PUBLIC_BASE_URL = live_server.url
+        settings.POLL_SECONDS = 300  # no polling: only the callback can wake the job
+        gen = job(team, user, prompt="a sailing ship")
+        jobs.advance(gen.pk)
+        DBTaskResult.objects.all().delete()
+        deadline = time.monotonic() + 10
+        while not DBTaskResult.objects.filter(status="READY").exists():
+            assert time.monotonic() < deadline, "no callback arrived"
+            time.sleep(0.1)
+        run_tasks(until=gen)
+        assert gen.status == Generation.SUCCEEDED
+    finally:
+        sb.stop()
+
+
+# --- replays are throttled; a lost submit answer is adopted from a callback ------
+
+
+@pytest.fixture
+def counted(tmp_path, settings):
+    """A sandbox of its own whose requests are counted (latency set per test)."""
+    made = []
+
+    def start(**overrides):
+        sb = start_sandbox(tmp_path, **overrides)
+        made.append(sb)
+        use_sandbox(settings, sb)
+        return sb, Counting(sb)
+
+    yield start
+    for sb in made:
+        sb.stop()
+
+
+def run_due():
+    """Run every task that is due now (later polls stay queued), as db_worker does."""
+    from django_tasks_db.management.commands import db_worker
+
+    db_worker.close_old_connections = lambda: None
+    db_worker.Worker(queue_names=["default"], interval=0, batch=True, backend_name="default", startup_delay=False,
+                     max_tasks=None, worker_id="test-worker", excluded_queue_names=[]).run()
+
+
+def post_callback(client, gen, task_id):
+    body = {"code": 200, "data": {"taskId": task_id, "resultUrls": ["https://example.com/forged.png"]}}
+    return client.post(reverse("provider_callback", args=["kie", gen.callback_token]), body,
+                       content_type="application/json")
+
+
+def test_a_callback_replayed_50_times_makes_at_most_one_status_call_per_poll_interval(client, counted, team, user,
+                                                                                      settings):
+    sb, requests = counted(latency=3600)  # the job stays "generating"
+    settings.POLL_SECONDS = 300
+    gen = job(team, user, prompt="a field of sunflowers")
+    jobs.advance(gen.pk)  # submitted; next poll in 300 s
+    DBTaskResult.objects.all().delete()
+    gen.refresh_from_db()
+    before = (gen.status, gen.provider_job_id, gen.attempts)
+    for _ in range(50):
+        assert post_callback(client, gen, gen.provider_job_id).status_code == 200
+        run_due()  # whatever the replay scheduled runs at once
+    assert requests.count("record-info") == 1
+    gen.refresh_from_db()
+    assert (gen.status, gen.provider_job_id, gen.attempts) == before
+    assert gen.due_at > timezone.now() + timedelta(seconds=200)  # the regular poll, not cut short
+    # One poll interval later, a callback may make one more check (and only one).
+    Generation.objects.filter(pk=gen.pk).update(nudged_at=timezone.now() - timedelta(seconds=301))
+    for _ in range(5):
+        post_callback(client, gen, gen.provider_job_id)
+        run_due()
+    assert requests.count("record-info") == 2
+
+
+def test_a_replayed_callback_does_not_cut_a_backoff_short(client, sandbox, team, user):
+    gen = job(team, user, prompt="a field of sunflowers")
+    jobs.advance(gen.pk)
+    DBTaskResult.objects.all().delete()
+    later = timezone.now() + timedelta(seconds=120)
+    Generation.objects.filter(pk=gen.pk).update(phase="Server error, retrying in 120 s", due_at=later)
+    post_callback(client, gen, "whatever")
+    gen.refresh_from_db()
+    assert gen.due_at == later and not DBTaskResult.objects.exists()
+
+
+def killed_while_submitting(gen, sb, *, failed: bool):
+    """The worker sent the job (the provider has it and will call back) and died
+    before saving the answer; with failed=True the sweep has since failed it as
+    "unknown outcome"."""
+    from playground.providers.kie import KieAdapter
+
+    DBTaskResult.objects.all().delete()
+    Generation.objects.filter(pk=gen.pk).update(status=Generation.SUBMITTING, phase="submitting")
+    sent = KieAdapter(base_url=sb.url + "/kie", api_key="sandbox-key").submit(
+        gen.model, gen.params, callback_url=jobs.callback_url(gen))
+    if failed:
+        gen.refresh_from_db()
+        jobs.fail(gen, Generation.SUBMITTING, jobs.ProviderError("unknown_outcome", "The worker stopped."))
+    gen.refresh_from_db()
+    assert gen.provider_job_id == ""
+    return sent.job_id
+
+
+@pytest.mark.parametrize("failed", [False, True], ids=["still-submitting", "failed-unknown-outcome"])
+def test_a_job_killed_while_submitting_adopts_the_task_id_from_its_callback(client, counted, team, user, failed):
+    from playground.ledger.models import Charge
+
+    sb, requests = counted(latency=0)  # the provider has finished when it calls back
+    gen = job(team, user, prompt="a lighthouse on a cliff")
+    task_id = killed_while_submitting(gen, sb, failed=failed)
+    status_before = gen.status
+    assert post_callback(client, gen, task_id).status_code == 200
+    gen.refresh_from_db()
+    assert gen.status == status_before and gen.provider_job_id == ""  # a claim only, until confirmed
+    run_tasks()
+    gen.refresh_from_db()
+    assert gen.status == Generation.SUCCEEDED, gen.error_message
+    assert gen.provider_job_id == task_id and gen.error_kind == ""
+    assert gen.images.count() == 1
+    assert Charge.objects.filter(generation=gen, kind=Charge.IMAGE).count() == 1
+    assert requests.count("record-info") == 1  # confirmed with one status call
+    assert requests.count("/generate") == 1  # never sent again
+    # The late callback replayed changes nothing.
+    post_callback(client, gen, task_id)
+    run_tasks()
+    assert Charge.objects.filter(generation=gen).count() == 1 and requests.count("record-info") == 1
+
+
+@pytest.mark.parametrize("failed", [False, True], ids=["still-submitting", "failed-unknown-outcome"])
+def test_a_forged_callback_naming_an_unknown_task_changes_nothing(client, counted, team, user, failed):
+    from playground.ledger.models import Charge
+
+    sb, requests = counted(latency=0)
+    gen = job(team, user, prompt="a row of beach huts")
+    killed_while_submitting(gen, sb, failed=failed)
+    before = Generation.objects.values().get(pk=gen.pk)
+    post_callback(client, gen, "task_0123456789abcdef0123")
+    run_tasks()
+    after = Generation.objects.values().get(pk=gen.pk)
+    for field in ("status", "provider_job_id", "error_kind", "error_message", "claimed_job_id", "lease_until"):
+        assert after[field] == before[field], field
+    assert not Charge.objects.filter(generation=gen).exists()
+    assert requests.count("record-info") == 1  # asked once; the provider does not know it
+    # Another generation's job id is refused without asking.
+    other = job(team, user, prompt="a windmill")
+    run_tasks(until=other)
+    Generation.objects.filter(pk=gen.pk).update(nudged_at=None)
+    post_callback(client, gen, other.provider_job_id)
+    run_tasks()
+    gen.refresh_from_db()
+    assert gen.provider_job_id == "" and gen.status == before["status"]
+
+
+def test_a_live_worker_that_saves_its_answer_after_an_adoption_changes_nothing(client, counted, team, user):
+    from playground.ledger.models import Charge
+
+    sb, requests = counted(latency=0)
+    gen = job(team, user, prompt="a red barn")
+    task_id = killed_while_submitting(gen, sb, failed=False)
+    late = Generation.objects.get(pk=gen.pk)  # the worker's stale copy: "submitting"
+    post_callback(client, gen, task_id)
+    run_tasks()
+    gen.refresh_from_db()
+    assert gen.status == Generation.SUCCEEDED
+    # The submitting worker was only slow: its answer arrives now.
+    now = timezone.now()
+    assert not late.transition(Generation.SUBMITTING, status=Generation.RUNNING, provider_job_id=task_id)
+    assert not jobs.rescue_after_lost_lease(late, jobs.Outcome("pending", job_id=task_id), now)
+    gen.refresh_from_db()
+    assert gen.status == Generation.SUCCEEDED and Charge.objects.filter(generation=gen).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_providers_own_callback_rescues_a_job_killed_while_submitting(live_server, team, user, settings, tmp_path):
+    import time
+
+    sb = start_sandbox(tmp_path, callbacks=True, latency=0.2)
+    try:
+        use_sandbox(settings, sb)
+        settings.PUBLIC_BASE_URL = live_server.url
+        gen = job(team, user, prompt="a lighthouse at night")
+        killed_while_submitting(gen, sb, failed=True)
+        deadline = time.monotonic() + 10
+        while not DBTaskResult.objects.filter(status="READY").exists():
+            assert time.monotonic() < deadline, "no callback arrived"
+            time.sleep(0.1)
+        run_tasks()
+        gen.refresh_from_db()
+        assert gen.status == Generation.SUCCEEDED, gen.error_message
+        assert gen.images.count() == 1 and gen.charge.kind == "image"
+    finally:
+        sb.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_replays_cannot_both_win(team, user, settings, tmp_path):
+    """Twenty replays at the same instant: the conditional update lets one through."""
+    import threading
+
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("concurrent writers need a server database (SQLite serialises them anyway)")
+    sb = start_sandbox(tmp_path, latency=3600)
+    try:
+        use_sandbox(settings, sb)
+        settings.POLL_SECONDS = 300
+        gen = job(team, user, prompt="a quiet library")
+        jobs.advance(gen.pk)
+        DBTaskResult.objects.all().delete()
+        gen.refresh_from_db()
+        barrier, wins = threading.Barrier(20), []
+
+        def replay():
+            try:
+                barrier.wait()
+                wins.append(jobs.nudge(Generation.objects.get(pk=gen.pk), {"data": {"taskId": gen.provider_job_id}}))
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=replay) for _ in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert wins.count(True) == 1
+        assert DBTaskResult.objects.count() == 1
+    finally:
+        sb.stop()

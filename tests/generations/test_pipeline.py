@@ -1,0 +1,439 @@
+"""The job pipeline against the KIE sandbox: failures, expiry, crashes, races."""
+
+from datetime import timedelta
+import sqlite3
+
+from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
+import pytest
+
+from playground.generations import jobs
+from playground.generations.models import Generation, GenerationImage
+from playground.providers.base import Outcome
+
+from tests.factories import job
+from tests.helpers import run_tasks, start_sandbox, use_sandbox
+
+
+def sandbox_tasks(sb, prompt):
+    with sqlite3.connect(sb.app.config.db_path) as c:
+        return c.execute("SELECT count(*) FROM tasks WHERE params LIKE ?", (f'%"{prompt}"%',)).fetchone()[0]
+
+
+def test_it_keeps_params_and_the_providers_message_when_generation_fails(sandbox, team, user):
+    gen = job(team, user, prompt="a red bicycle [fail]", seed=9)
+    run_tasks(until=gen)
+    assert gen.status == Generation.FAILED
+    assert gen.error_kind == "failed"
+    assert "Generation failed" in gen.error_message
+    assert gen.params == {"prompt": "a red bicycle [fail]", "seed": 9}
+    assert gen.provider_job_id.startswith("task_")
+    assert gen.credits_used is None  # failed jobs are not charged
+    assert not gen.images.exists()
+
+
+def test_it_fails_with_insufficient_credits_without_retrying(sandbox, team, user):
+    gen = job(team, user, prompt="a blue kite [402]")
+    run_tasks(until=gen)
+    assert (gen.status, gen.error_kind, gen.attempts) == (Generation.FAILED, "insufficient_credits", 0)
+    assert gen.error_message == "Insufficient Credits"
+
+
+def test_it_waits_for_the_rate_limit_hint_then_succeeds(sandbox, team, user):
+    gen = job(team, user, prompt="a green tractor [429-once]")
+    jobs.advance(gen.pk)
+    gen.refresh_from_db()
+    assert gen.status == Generation.QUEUED
+    assert gen.phase.startswith("waiting for rate limit, retrying in")
+    assert gen.due_at > timezone.now()
+    assert gen.stage == "waiting"
+    assert gen.note.startswith("waiting for rate limit, retrying in ")  # counts down on the card
+    run_tasks(until=gen)
+    assert gen.status == Generation.SUCCEEDED
+
+
+def test_it_retries_server_errors_with_backoff_then_fails_clearly(sandbox, team, user, settings):
+    settings.JOB_MAX_RETRIES = 2
+    settings.JOB_BACKOFF_BASE_SECONDS = 0.05
+    gen = job(team, user, prompt="a paper boat [500]")
+    run_tasks(until=gen)
+    assert gen.status == Generation.FAILED
+    assert gen.error_kind == "server_error"
+    assert gen.attempts == 2
+    assert sandbox_tasks(sandbox, "a paper boat [500]") == 0  # the provider never accepted it
+
+
+def test_it_asks_again_when_result_urls_expired_and_fails_clearly(team, user, settings, tmp_path):
+    sb = start_sandbox(tmp_path, url_ttl=-1)  # every URL is already expired
+    try:
+        use_sandbox(settings, sb)
+        settings.JOB_BACKOFF_BASE_SECONDS = 0.05
+        gen = job(team, user, prompt="an old clock tower")
+        run_tasks(until=gen)
+    finally:
+        sb.stop()
+    assert gen.status == Generation.FAILED
+    assert gen.error_kind == "download"
+    assert "The result link expired before the image could be saved" in gen.error_message
+    assert "HTTP" not in gen.error_message and "403" not in gen.error_message
+    assert gen.attempts == 3  # asked the provider for fresh URLs three times
+    assert gen.provider_job_id  # kept, so the job can be found at the provider
+
+
+def test_it_gets_a_fresh_url_when_the_first_one_expired(sandbox, team, user):
+    gen = job(team, user, prompt="a stone bridge")
+    jobs.advance(gen.pk)  # submit
+    gen.refresh_from_db()
+    expired = Outcome("succeeded", image_urls=[f"{sandbox.url}/kie/files/{gen.provider_job_id}/0.png?expires=1&sig=x"])
+    Generation.objects.filter(pk=gen.pk).update(lease_until=None)
+    assert "retry" in jobs.conclude(gen, expired)
+    run_tasks(until=gen)
+    assert gen.status == Generation.SUCCEEDED
+
+
+def test_a_job_whose_worker_died_while_submitting_is_not_sent_twice(sandbox, team, user, settings):
+    gen = job(team, user, prompt="a windmill in a field")
+    DBTaskResult.objects.all().delete()  # the worker took the task and died
+    past = timezone.now() - timedelta(seconds=settings.JOB_SWEEP_GRACE_SECONDS + 5)
+    Generation.objects.filter(pk=gen.pk).update(status=Generation.SUBMITTING, due_at=past, lease_until=past)
+    assert jobs.sweep() == 1
+    run_tasks(until=gen)
+    assert gen.status == Generation.FAILED
+    assert gen.error_kind == "unknown_outcome"
+    assert "not sent again" in gen.error_hint
+    assert sandbox_tasks(sandbox, "a windmill in a field") == 0
+
+
+def test_a_job_whose_worker_died_after_submitting_is_resumed_by_the_sweep(sandbox, team, user, settings):
+    gen = job(team, user, prompt="a snowy cabin")
+    jobs.advance(gen.pk)  # submitted; the provider job id is saved
+    DBTaskResult.objects.all().delete()  # ...and the scheduled poll is lost
+    past = timezone.now() - timedelta(seconds=settings.JOB_SWEEP_GRACE_SECONDS + 5)
+    Generation.objects.filter(pk=gen.pk).update(due_at=past, lease_until=past)
+    assert jobs.sweep() == 1
+    assert jobs.sweep() == 0  # enqueued once, not on every sweep
+    run_tasks(until=gen)
+    assert gen.status == Generation.SUCCEEDED
+    assert sandbox_tasks(sandbox, "a snowy cabin") == 1  # submitted exactly once
+
+
+def test_the_sweep_leaves_jobs_alone_while_their_worker_holds_them(sandbox, team, user):
+    gen = job(team, user, prompt="a lantern")
+    Generation.objects.filter(pk=gen.pk).update(
+        status=Generation.SUBMITTING, due_at=timezone.now() - timedelta(hours=1),
+        lease_until=timezone.now() + timedelta(minutes=5),
+    )
+    assert jobs.sweep() == 0
+
+
+def test_two_workers_finishing_the_same_job_store_one_set_of_images(sandbox, team, user, settings, tmp_path):
+    gen = job(team, user, prompt="a yellow tram")
+    jobs.advance(gen.pk)
+    DBTaskResult.objects.all().delete()
+    first = Generation.objects.get(pk=gen.pk)
+    second = Generation.objects.get(pk=gen.pk)
+    outcome = first.adapter_class(base_url=sandbox.url + "/kie", api_key="sandbox-key")
+    import time
+
+    time.sleep(0.4)
+    result = outcome.check("seedream-v4", first.provider_job_id)
+    assert result.state == "succeeded"
+    assert jobs.conclude(first, result) == "succeeded"
+    assert jobs.conclude(second, result) in ("another worker finished it", "job changed")
+    assert GenerationImage.objects.filter(generation=gen).count() == 1
+    files = list((tmp_path / "media" / "generations").rglob("*.png"))
+    assert len(files) == 1  # the loser's download was deleted
+
+
+def test_a_succeeded_job_is_not_touched_by_a_late_step(sandbox, team, user):
+    gen = job(team, user, prompt="a teapot")
+    run_tasks(until=gen)
+    finished_at = gen.finished_at
+    assert jobs.advance(gen.pk) == "nothing to do"
+    gen.refresh_from_db()
+    assert gen.finished_at == finished_at
+
+
+def test_an_unreachable_provider_is_retried_then_reported(team, user, settings):
+    settings.SANDBOX_URL = "http://127.0.0.1:9"  # nothing listens there
+    settings.PROVIDER_ENV = {k: {"api_key": "", "base_url": ""} for k in settings.PROVIDERS}
+    settings.JOB_MAX_RETRIES = 1
+    settings.JOB_BACKOFF_BASE_SECONDS = 0.05
+    gen = job(team, user, prompt="a mountain lake")
+    run_tasks(until=gen)
+    assert gen.status == Generation.FAILED
+    assert gen.error_kind == "unavailable"
+    assert "Could not connect" in gen.error_message
+
+
+@pytest.mark.parametrize("prompt,kind", [("a tulip field [455]", "unavailable"), ("a tulip field [creation-fail]", "failed")])
+def test_it_maps_provider_outcomes_to_clear_errors(sandbox, team, user, settings, prompt, kind):
+    settings.JOB_MAX_RETRIES = 0
+    gen = job(team, user, prompt=prompt)
+    run_tasks(until=gen)
+    assert (gen.status, gen.error_kind) == (Generation.FAILED, kind)
+    assert gen.error_message
+
+
+class WorkerDied(BaseException):
+    """Stands for the process dying at a given line (not an Exception, so no
+    handler in the pipeline can catch it)."""
+
+
+def test_inline_images_survive_a_worker_dying_before_the_download_step(sandbox, team, user, settings, monkeypatch):
+    settings.JOB_LEASE_SECONDS = 1
+    settings.JOB_SWEEP_GRACE_SECONDS = 0
+    gen = jobs.create(team=team, owner=user, provider="kawai", model="generations",
+                      params={"prompt": "two lemons", "n": 2, "response_format": "b64_json"})
+    real_conclude = jobs.conclude
+
+    def die(*args, **kwargs):
+        raise WorkerDied()
+
+    monkeypatch.setattr(jobs, "conclude", die)
+    with pytest.raises(WorkerDied):
+        jobs.advance(gen.pk)
+    gen.refresh_from_db()
+    assert gen.status == Generation.RUNNING
+    assert [u.split("/")[0] for u in gen.result_urls] == ["staged:staging"] * 2  # the bytes are already stored
+    monkeypatch.setattr(jobs, "conclude", real_conclude)
+    import time
+
+    time.sleep(1.1)  # the dead worker's lease runs out
+    DBTaskResult.objects.all().delete()
+    assert jobs.sweep() == 1
+    run_tasks(until=gen)
+    assert gen.status == Generation.SUCCEEDED
+    assert gen.images.count() == 2
+
+
+def test_a_provider_cannot_point_a_staged_image_at_another_job(sandbox, team, user):
+    gen = job(team, user, prompt="a plum")
+    jobs.advance(gen.pk)
+    gen.refresh_from_db()
+    Generation.objects.filter(pk=gen.pk).update(lease_until=None)
+    outcome = Outcome("succeeded", image_urls=["staged:generations/other-team/secret.png"])
+    jobs.conclude(gen, outcome)
+    gen.refresh_from_db()
+    assert (gen.status, gen.error_kind) == (Generation.FAILED, "download")
+
+
+def test_a_dropped_connection_during_a_status_check_is_retried(sandbox, team, user, settings, monkeypatch):
+    import httpx
+
+    settings.JOB_BACKOFF_BASE_SECONDS = 0.05
+    gen = job(team, user, prompt="a copper kettle")
+    jobs.advance(gen.pk)
+    calls = {"n": 0}
+    real = httpx.Client.request
+
+    def flaky(self, method, url, *args, **kwargs):
+        if "record-info" in str(url) and calls["n"] < 2:
+            calls["n"] += 1
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+        return real(self, method, url, *args, **kwargs)
+
+    monkeypatch.setattr(httpx.Client, "request", flaky)
+    run_tasks(until=gen)
+    assert gen.status == Generation.SUCCEEDED and calls["n"] == 2
+
+
+def test_a_storage_failure_after_the_provider_finished_is_retried_not_failed(sandbox, team, user, settings, monkeypatch):
+    from django.core.files.storage import default_storage
+
+    settings.JOB_BACKOFF_BASE_SECONDS = 0.05
+    gen = job(team, user, prompt="a brass compass")
+    real_save = default_storage.save
+    state = {"failures": 1}
+
+    def disk_full(name, content, *a, **kw):
+        if state["failures"]:
+            state["failures"] -= 1
+            raise OSError(28, "No space left on device")
+        return real_save(name, content, *a, **kw)
+
+    monkeypatch.setattr(default_storage, "save", disk_full)
+    run_tasks(until=gen)
+    assert gen.status == Generation.SUCCEEDED
+    assert gen.attempts == 1 and gen.images.count() == 1
+
+
+def test_an_internal_error_while_submitting_is_never_resent(sandbox, team, user, monkeypatch):
+    from playground.generations import jobs as jobs_module
+
+    gen = job(team, user, prompt="a glass marble")
+
+    def broken(*a, **kw):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(jobs_module, "callback_url", broken)
+    run_tasks(until=gen)
+    assert (gen.status, gen.error_kind) == (Generation.FAILED, "unknown_outcome")
+
+
+def test_a_replayed_callback_does_not_cut_a_rate_limit_wait_short(sandbox, team, user):
+    gen = job(team, user, prompt="a silver spoon")
+    jobs.advance(gen.pk)
+    gen.refresh_from_db()
+    wait_until = timezone.now() + timedelta(seconds=60)
+    Generation.objects.filter(pk=gen.pk).update(phase="waiting for rate limit, retrying in 60 s", due_at=wait_until)
+    gen.refresh_from_db()
+    assert jobs.nudge(gen) is False
+    gen.refresh_from_db()
+    assert gen.due_at == wait_until
+
+
+def test_a_transient_download_failure_is_retried_not_fatal(sandbox, team, user, settings):
+    """The provider has made (and charged for) the image: a 503 from its CDN is retried."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    settings.JOB_BACKOFF_BASE_SECONDS = 0.05
+    png = __import__("io").BytesIO()
+    __import__("PIL.Image").Image.new("RGB", (20, 20), "olive").save(png, "PNG")
+    hits = []
+
+    class Flaky(BaseHTTPRequestHandler):
+        def do_GET(self):
+            hits.append(self.path)
+            if len(hits) == 1:
+                self.send_response(503)
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.end_headers()
+            self.wfile.write(png.getvalue())
+
+        def log_message(self, *a):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    host = f"127.0.0.1:{server.server_port}"
+    settings.DOWNLOAD_ALLOWED_PRIVATE_HOSTS = [sandbox.host, host]
+    try:
+        gen = jobs.create(team=team, owner=user, provider="kwiki", model="generate", params={"prompt": "an olive"})
+        DBTaskResult.objects.all().delete()
+        Generation.objects.filter(pk=gen.pk).update(status=Generation.RUNNING, result_urls=[f"http://{host}/x.png"])
+        gen.refresh_from_db()
+        assert "retry" in jobs.poll(gen)
+        run_tasks(until=gen)
+    finally:
+        server.shutdown()
+    assert gen.status == Generation.SUCCEEDED and len(hits) == 2
+
+
+def test_a_result_arriving_after_the_lease_ran_out_is_taken_back(sandbox, team, user, monkeypatch):
+    """A slow provider answers after the sweep failed the job as 'unknown
+    outcome': the known result wins and nothing paid is thrown away."""
+    from playground.providers.kie import KieAdapter
+
+    gen = job(team, user, prompt="a slow snail")
+    real_submit = KieAdapter.submit
+
+    def slow_submit(self, *args, **kwargs):
+        outcome = real_submit(self, *args, **kwargs)
+        # Meanwhile the lease ran out and another worker gave up on the job:
+        Generation.objects.filter(pk=gen.pk).update(
+            status=Generation.FAILED, error_kind="unknown_outcome", error_message="worker vanished")
+        return outcome
+
+    monkeypatch.setattr(KieAdapter, "submit", slow_submit)
+    jobs.advance(gen.pk)
+    monkeypatch.setattr(KieAdapter, "submit", real_submit)
+    run_tasks(until=gen)
+    assert gen.status == Generation.SUCCEEDED and gen.error_kind == ""
+    assert sandbox_tasks(sandbox, "a slow snail") == 1
+
+
+def test_a_good_status_answer_resets_the_retry_budget(sandbox, team, user, settings):
+    gen = job(team, user, prompt="a lighthouse keeper's cat")
+    jobs.advance(gen.pk)
+    Generation.objects.filter(pk=gen.pk).update(attempts=5, lease_until=None)
+    gen.refresh_from_db()
+    assert jobs.poll(gen).startswith("poll in")
+    gen.refresh_from_db()
+    assert gen.attempts == 0
+
+
+def test_a_rate_limit_hint_longer_than_the_backoff_cap_is_honoured(sandbox, team, user, settings):
+    from playground.providers.base import ProviderError
+
+    settings.JOB_BACKOFF_CAP_SECONDS = 300
+    gen = job(team, user, prompt="an hourglass")
+    Generation.objects.filter(pk=gen.pk).update(status=Generation.SUBMITTING)
+    gen.refresh_from_db()
+    jobs.retry_later(gen, Generation.SUBMITTING, ProviderError("rate_limited", "hourly limit", retry_after=3000),
+                     back_to=Generation.QUEUED)
+    gen.refresh_from_db()
+    assert gen.status == Generation.QUEUED and gen.attempts == 0
+    assert (gen.due_at - timezone.now()).total_seconds() > 2900
+    settings.JOB_RATE_LIMIT_MAX_WAIT_SECONDS = 600  # beyond the allowed total wait: fail clearly
+    Generation.objects.filter(pk=gen.pk).update(status=Generation.SUBMITTING)
+    gen.refresh_from_db()
+    jobs.retry_later(gen, Generation.SUBMITTING, ProviderError("rate_limited", "hourly limit", retry_after=3000))
+    gen.refresh_from_db()
+    assert (gen.status, gen.error_kind) == (Generation.FAILED, "rate_limited")
+
+
+# --- recovery: a short lease, renewed by a heartbeat while the worker lives --------
+
+
+def test_the_default_lease_lets_a_dead_workers_job_continue_within_a_minute(settings):
+    assert settings.JOB_LEASE_SECONDS + settings.JOB_SWEEP_EVERY_SECONDS <= 60
+    assert 0 < settings.JOB_HEARTBEAT_SECONDS < settings.JOB_LEASE_SECONDS / 2
+
+
+def test_a_worker_that_dies_mid_step_is_resumed_once_its_short_lease_passes(sandbox, team, user, settings):
+    gen = job(team, user, prompt="a foggy pier")
+    jobs.advance(gen.pk)  # submitted
+    DBTaskResult.objects.all().delete()
+    Generation.objects.filter(pk=gen.pk).update(due_at=timezone.now())
+    gen.refresh_from_db()
+    assert gen.claim(holder="worker-that-dies")  # it takes the poll step, then dies: no heartbeat
+    assert jobs.sweep() == 0  # held: its lease has not run out
+    # The lease runs out (JOB_LEASE_SECONDS later, well within the sweep's grace for a late step).
+    Generation.objects.filter(pk=gen.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
+    assert jobs.sweep() == 1
+    assert jobs.sweep() == 0  # once
+    run_tasks(until=gen)
+    assert gen.status == Generation.SUCCEEDED
+    assert sandbox_tasks(sandbox, "a foggy pier") == 1
+
+
+def test_a_live_workers_heartbeat_keeps_its_job_held(sandbox, team, user, settings):
+    gen = job(team, user, prompt="a long exposure of a river")
+    DBTaskResult.objects.all().delete()
+    assert gen.claim(holder="live-worker")
+    for _ in range(5):  # each beat comes before the lease runs out
+        Generation.objects.filter(pk=gen.pk).update(lease_until=timezone.now() + timedelta(seconds=1))
+        assert jobs.renew_lease(gen.pk, "live-worker")
+        gen.refresh_from_db()
+        assert gen.lease_until > timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS - 5)
+        assert jobs.sweep() == 0
+    # Once another run has taken the job over, the old heartbeat stops holding it.
+    Generation.objects.filter(pk=gen.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
+    assert jobs.sweep() == 1
+    assert not jobs.renew_lease(gen.pk, "live-worker")
+
+
+def test_the_sweep_fails_task_rows_left_running_by_dead_workers(sandbox, team, user, settings):
+    from django_tasks_db.models import DBTaskResult as Row
+
+    dead_job, live_job = job(team, user, prompt="a tidal pool"), job(team, user, prompt="a cedar forest")
+    rows = {}
+    long_ago = timezone.now() - timedelta(seconds=settings.JOB_LEASE_SECONDS + 60)
+    for gen, worker in ((dead_job, "killed-worker"), (live_job, "busy-worker")):
+        row = Row.objects.get(args_kwargs__args=[gen.pk])
+        Row.objects.filter(pk=row.pk).update(status="RUNNING", started_at=long_ago, worker_ids=[worker])
+        Generation.objects.filter(pk=gen.pk).update(status=Generation.SUBMITTING, held_by=str(row.pk))
+        rows[worker] = row.pk
+    # The killed worker's lease ran out; the busy one's heartbeat keeps renewing it.
+    Generation.objects.filter(pk=dead_job.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
+    Generation.objects.filter(pk=live_job.pk).update(lease_until=timezone.now() + timedelta(seconds=20))
+    jobs.sweep()
+    dead, live = Row.objects.get(pk=rows["killed-worker"]), Row.objects.get(pk=rows["busy-worker"])
+    assert dead.status == "FAILED" and dead.finished_at is not None
+    assert "stopped" in dead.traceback
+    assert live.status == "RUNNING"
