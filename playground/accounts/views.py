@@ -204,18 +204,15 @@ def test_key(request, provider):
         messages.error(request, f"{cls.label}: the stored key cannot be decrypted; enter it again.")
         return back
     which = {"team": "this team's key", "instance": "the instance-wide key", "sandbox": "the sandbox key"}[endpoint.source]
-    adapter = None
     try:
         endpoint.check_base_url()
-        adapter = endpoint.adapter(client=httpx.Client(timeout=httpx.Timeout(10.0), follow_redirects=False))
-        accepted = adapter.key_check()
+        # The endpoint's own client: for a team-supplied base URL, the guarded
+        # one that checks the address it connects to (no second lookup).
+        accepted = endpoint.adapter(timeout=httpx.Timeout(10.0)).key_check()
     except ProviderError as e:
         e = endpoint.scrubbed(e)
         messages.error(request, f"{cls.label}: could not test {which}: {e.message}")
         return back
-    finally:
-        if adapter is not None:
-            adapter.client.close()
     if accepted:
         messages.success(request, f"{cls.label}: {which} works (the provider accepted it).")
     else:

@@ -14,6 +14,7 @@ the connection is made, so no check-then-connect gap exists.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import socket
 import ssl
@@ -257,17 +258,21 @@ def provider_allowed() -> list[str]:
     return download_allowed() + ([sandbox] if sandbox else [])
 
 
-_clients: dict[str, httpx.Client] = {}
+_clients: dict[tuple, httpx.Client] = {}
 _clients_lock = threading.Lock()
 
 
 def provider_client() -> httpx.Client:
     """The process's one guarded client for calls to team-supplied base
     URLs (adapters pass their own timeouts per request)."""
+    # Keyed by process id: a process forked after creating it (a preloaded
+    # gunicorn, a worker pool) must never use its parent's sockets.
+    key = ("provider", os.getpid())
     with _clients_lock:
-        client = _clients.get("provider")
+        client = _clients.get(key)
         if client is None:
-            client = _clients["provider"] = guarded_client(provider_allowed)
+            _clients.clear()  # a parent's client, if any: not ours to use
+            client = _clients[key] = guarded_client(provider_allowed)
             client.shared_by_adapters = True  # adapters pass their own timeouts
         return client
 

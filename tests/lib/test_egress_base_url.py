@@ -154,3 +154,31 @@ def test_a_download_url_with_any_userinfo_is_refused(url):
         check_url(url, allowed_private=[])
     with pytest.raises(DownloadError, match="credentials"):
         fetch(url, allowed_private=[])
+
+
+def test_test_this_key_uses_the_checked_connection_too(client_in, sandbox, team, other_host, monkeypatch):
+    # "Test this key" on the Team page sends the team's key to its base URL:
+    # the same one lookup and checked address as a job (no second lookup).
+    team_cred(team, f"http://rebind.example:{other_host.port}/kie")
+    calls = rebinding_resolver(monkeypatch, "rebind.example", ["93.184.215.14", "127.0.0.1"])
+    page = client_in.post(reverse("test_key", args=["kie"]), follow=True).content.decode()
+    assert calls, "the resolver was used"
+    assert other_host.requests == []  # the private second answer was never reached
+    assert "could not test" in page
+    assert KEY not in page
+
+
+def test_a_forked_process_gets_its_own_guarded_client():
+    import os
+
+    from playground.lib.egress import provider_client
+
+    parent = provider_client()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: a new client, never the parent's sockets
+        os.write(write, b"1" if provider_client() is not parent else b"0")
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert os.read(read, 1) == b"1"
+    assert provider_client() is parent  # the parent keeps its own

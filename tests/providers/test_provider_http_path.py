@@ -9,7 +9,7 @@ import os
 import re
 import threading
 
-from conftest import start_sandbox
+from tests.helpers import start_sandbox
 import httpx
 import pytest
 
