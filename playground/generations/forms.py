@@ -175,9 +175,8 @@ class ModelForm(forms.Form):
             if p.kind == "bool" and value is False and p.default in (None, False):
                 continue
             out[p.name] = value
-        out = {k: v for k, v in out.items() if self.spec.param(k).applies(out)}
-        # An empty seed: draw one now, so the job records (and sends) it.
-        return self.spec.with_random_defaults(out)
+        # An empty seed stays empty: jobs.create draws it, for every caller.
+        return {k: v for k, v in out.items() if self.spec.param(k).applies(out)}
 
 
 def _default_label(p: Param) -> str:
