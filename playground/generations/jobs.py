@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 import logging
-import random
 import threading
 import uuid
 
@@ -210,7 +209,7 @@ def submit(gen: Generation) -> str:
     wait = ratelimit.acquire(endpoint.rate_bucket(), adapter.rate_limits)
     if wait is not None:
         # Our own count of the documented limit says no: wait, send nothing.
-        delay = wait + random.uniform(0, 0.5)
+        delay = POLICY.local_rate_limit_wait(wait)
         if gen.transition(Generation.QUEUED, via="wait_rate_limit",
                           phase=f"waiting for rate limit, retrying in {delay:.0f} s",
                           wait_reason=states.WAIT_RATE_LIMIT,

@@ -77,6 +77,11 @@ class RetryPolicy:
         base = min(cap, base)
         return base + self.rng.uniform(0, max(0.1, base * 0.1))
 
+    def local_rate_limit_wait(self, seconds: float) -> float:
+        """Our own count of the provider's limit says wait this long: a little
+        jitter so that the waiting jobs do not all go at the same instant."""
+        return seconds + self.rng.uniform(0, 0.5)
+
     def wait(self, error, attempts: int, job_age: float) -> Retry | GiveUp:
         """How long to wait before trying again, once it is decided that the
         error retries. job_age: seconds since the job was created."""
