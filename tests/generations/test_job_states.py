@@ -130,7 +130,7 @@ def test_only_transition_writes_a_generations_status():
 
 
 def test_a_rate_limit_wait_is_a_wait_reason(client_in, sandbox, team, user):
-    gen = job(team, user, prompt="a green tractor [429-once]")
+    gen = job(team, user, prompt="a yellow wheelbarrow [429-once]")
     jobs.advance(gen.pk)
     gen.refresh_from_db()
     assert (gen.status, gen.wait_reason) == (Generation.QUEUED, states.WAIT_RATE_LIMIT)
