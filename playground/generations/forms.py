@@ -147,7 +147,29 @@ class ModelForm(forms.Form):
                 self.add_error(p.name, "That image is not available to your team.")
             elif p.required and p.applies(values):
                 self.add_error(p.name, "Upload an image or pick one from the gallery.")
+        if not self._errors:
+            self.check_declarations(data)
         return data
+
+    def check_declarations(self, data):
+        """jobs.create refuses what the declarations forbid (spec.validate):
+        when the fields found nothing, a value they let through that the
+        declarations refuse is shown on its field, never as a server error."""
+        from playground.providers.base import ProviderError
+
+        out = {}
+        for p in self.spec.params:
+            value = data.get(p.name)
+            if p.kind == "image" or value is None or value == "":
+                continue
+            if p.kind == "bool" and value is False and p.default in (None, False):
+                continue
+            out[p.name] = value
+        out = {k: v for k, v in out.items() if self.spec.param(k).applies(out)}
+        try:
+            self.spec.validate(out)
+        except ProviderError as e:
+            self.add_error(e.field if e.field in self.fields else None, e.message)
 
     def full_clean(self):
         super().full_clean()
@@ -175,9 +197,8 @@ class ModelForm(forms.Form):
             if p.kind == "bool" and value is False and p.default in (None, False):
                 continue
             out[p.name] = value
-        out = {k: v for k, v in out.items() if self.spec.param(k).applies(out)}
-        # An empty seed: draw one now, so the job records (and sends) it.
-        return self.spec.with_random_defaults(out)
+        # An empty seed stays empty: jobs.create draws it, for every caller.
+        return {k: v for k, v in out.items() if self.spec.param(k).applies(out)}
 
 
 def _default_label(p: Param) -> str:

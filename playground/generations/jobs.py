@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 import logging
-import random
 import threading
 import uuid
 
@@ -37,10 +36,11 @@ from playground.ledger.models import Charge
 from playground.lib.crypto import CredentialError
 from playground.lib.egress import DownloadError, fetch
 from playground.lib.images import check_image
-from playground.providers.base import POLL_RETRYABLE, Outcome, ProviderError
+from playground.providers.base import Outcome, ProviderError
 
-from . import ratelimit
+from . import ratelimit, states
 from .models import Generation, GenerationImage
+from .retry import DOWNLOAD, POLICY, POLL, RUNNING, SUBMIT, GiveUp, Retry
 from .tasks import reap_dead_task_rows
 
 log = logging.getLogger("playground.jobs")
@@ -68,6 +68,11 @@ def create(*, team, owner, provider: str, model: str, params: dict, client_token
     from .models import InputImage
 
     spec = registry.get(provider).model(model)
+    # Whoever calls (the form already checked), refuse now what the
+    # declarations forbid, naming the field, rather than fail the job later;
+    # and draw an empty seed here, so the job records (and sends) it.
+    params = spec.with_random_defaults(params)
+    spec.validate(params)
     refs = [params[p.name] for p in spec.image_params() if params.get(p.name)]
     source = (
         InputImage.objects.filter(team=team, uuid__in=refs, source__isnull=False).values_list("source", flat=True).first()
@@ -91,12 +96,12 @@ def callback_url(gen: Generation) -> str:
 
 
 def backoff(attempt: int, hint: float | None = None) -> float:
-    """Seconds to wait: the provider's hint if any, else capped exponential;
-    plus jitter so that many jobs do not retry at the same instant."""
-    cap = settings.JOB_BACKOFF_CAP_SECONDS
-    base = hint if hint is not None else min(cap, settings.JOB_BACKOFF_BASE_SECONDS * (2 ** attempt))
-    base = min(cap, base)
-    return base + random.uniform(0, max(0.1, base * 0.1))
+    """Seconds to wait (see retry.RetryPolicy.backoff)."""
+    return POLICY.backoff(attempt, hint)
+
+
+def job_age(gen: Generation) -> float:
+    return (timezone.now() - gen.created_at).total_seconds()
 
 
 def renew_lease(generation_id: int, holder: str) -> bool:
@@ -181,9 +186,11 @@ def step(gen: Generation) -> str:
             # The provider may have the job (and charge for it): never resend.
             return fail(gen, Generation.SUBMITTING, ProviderError(
                 "unknown_outcome", f"{err.message} It happened while sending the job to the provider."))
-        if gen.status == Generation.RUNNING and gen.attempts < settings.JOB_MAX_RETRIES:
+        if gen.status == Generation.RUNNING:
             # The provider has the job: keep asking it, the result may still be saved.
-            return retry_later(gen, Generation.RUNNING, err)
+            decision = POLICY.decide(err, gen.attempts, job_age(gen), RUNNING)
+            if isinstance(decision, Retry):
+                return retry_later(gen, Generation.RUNNING, err, decision=decision)
         return fail(gen, Generation.ACTIVE, err)
 
 
@@ -191,8 +198,7 @@ def submit(gen: Generation) -> str:
     if gen.canceled_at:
         # Canceled while it was being sent, and the provider refused it: the
         # user does not want it, so it is not sent again.
-        gen.transition(Generation.QUEUED, status=Generation.CANCELED, finished_at=timezone.now(), phase="",
-                       lease_until=None)
+        gen.transition(Generation.QUEUED, via="cancel", finished_at=timezone.now(), phase="", lease_until=None)
         return "canceled"
     try:
         endpoint = Endpoint.resolve(gen.team, gen.provider)
@@ -203,21 +209,23 @@ def submit(gen: Generation) -> str:
     wait = ratelimit.acquire(endpoint.rate_bucket(), adapter.rate_limits)
     if wait is not None:
         # Our own count of the documented limit says no: wait, send nothing.
-        delay = wait + random.uniform(0, 0.5)
-        if gen.transition(Generation.QUEUED, phase=f"waiting for rate limit, retrying in {delay:.0f} s",
+        delay = POLICY.local_rate_limit_wait(wait)
+        if gen.transition(Generation.QUEUED, via="wait_rate_limit",
+                          phase=f"waiting for rate limit, retrying in {delay:.0f} s",
+                          wait_reason=states.WAIT_RATE_LIMIT,
                           due_at=timezone.now() + timedelta(seconds=delay), lease_until=None):
             enqueue(gen, delay)
         return f"rate limited locally for {delay:.0f}s"
-    if not gen.transition(Generation.QUEUED, status=Generation.SUBMITTING, phase="submitting",
-                          endpoint_source=endpoint.source):
+    if not gen.transition(Generation.QUEUED, via="send", phase="submitting", endpoint_source=endpoint.source):
         return "lost the race to submit"
     hook = callback_url(gen) if adapter.callbacks else None
     try:
         outcome = adapter.submit(gen.model, gen.params, callback_url=hook, images=input_images(gen))
     except ProviderError as e:
         e = endpoint.scrubbed(e)
-        if e.retryable and gen.attempts < settings.JOB_MAX_RETRIES:
-            return retry_later(gen, Generation.SUBMITTING, e, back_to=Generation.QUEUED)
+        decision = POLICY.decide(e, gen.attempts, job_age(gen), SUBMIT)
+        if isinstance(decision, Retry):
+            return retry_later(gen, Generation.SUBMITTING, e, back_to=Generation.QUEUED, decision=decision)
         if e.maybe_sent:
             e = ProviderError("unknown_outcome", f"{e.message} The request may have reached the provider.",
                               code=e.code)
@@ -228,7 +236,7 @@ def submit(gen: Generation) -> str:
         outcome = stage_inline_images(gen, outcome)
     now = timezone.now()
     if not gen.transition(
-        Generation.SUBMITTING, status=Generation.RUNNING, provider_job_id=outcome.job_id or "",
+        Generation.SUBMITTING, via="accepted", provider_job_id=outcome.job_id or "",
         submitted_at=now, phase="submitted" if not outcome.finished else "downloading",
         result_urls=outcome.image_urls if outcome.state == "succeeded" else [],
         credits_used=outcome.credits_used,  # as reported, kept for a resumed download
@@ -244,18 +252,17 @@ def rescue_after_lost_lease(gen: Generation, outcome: Outcome, now) -> bool:
     """The provider answered after our lease ran out, and the sweep already
     failed the job as "unknown outcome". Now the outcome is known: take the
     job back rather than throw a paid result away."""
-    n = Generation.objects.filter(
-        pk=gen.pk, status=Generation.FAILED, error_kind="unknown_outcome", provider_job_id="",
-    ).update(
-        status=Generation.RUNNING, provider_job_id=outcome.job_id or "", submitted_at=now, finished_at=None,
+    won = gen.transition(
+        Generation.FAILED, via="rescue_after_lost_lease", where=Q(error_kind="unknown_outcome", provider_job_id=""),
+        provider_job_id=outcome.job_id or "", submitted_at=now, finished_at=None,
         result_urls=outcome.image_urls if outcome.state == "succeeded" else [], credits_used=outcome.credits_used,
         error_kind="", error_code="", error_message="", error_field="", phase="downloading", lease_until=None,
         attempts=0, due_at=now, updated_at=now,
     )
-    if n:
+    if won:
         log.warning("generation %s: the provider answered after the lease ran out; job taken back", gen.uuid)
         gen.refresh_from_db()
-    return n == 1
+    return won
 
 
 def poll_delay(gen: Generation, adapter) -> float:
@@ -306,10 +313,11 @@ def input_images(gen: Generation) -> dict:
 
 def schedule_poll(gen: Generation, phase: str | None = None, delay: float = 3.0) -> str:
     # A good status answer: the retry budget is for consecutive failures.
-    changes = {"due_at": timezone.now() + timedelta(seconds=delay), "lease_until": None, "attempts": 0}
+    changes = {"due_at": timezone.now() + timedelta(seconds=delay), "lease_until": None, "attempts": 0,
+               "wait_reason": states.WAIT_POLLING}
     if phase:
         changes["phase"] = phase
-    if gen.transition(Generation.RUNNING, **changes):
+    if gen.transition(Generation.RUNNING, via="schedule_poll", **changes):
         enqueue(gen, delay)
         return f"poll in {delay:.0f}s"
     return "job changed"
@@ -329,8 +337,9 @@ def poll(gen: Generation) -> str:
     try:
         outcome = adapter.check(gen.model, gen.provider_job_id)
     except ProviderError as e:
-        if e.kind in POLL_RETRYABLE and gen.attempts < settings.JOB_MAX_RETRIES:
-            return retry_later(gen, Generation.RUNNING, endpoint.scrubbed(e))
+        decision = POLICY.decide(e, gen.attempts, job_age(gen), POLL)
+        if isinstance(decision, Retry):
+            return retry_later(gen, Generation.RUNNING, endpoint.scrubbed(e), decision=decision)
         return fail(gen, Generation.RUNNING, endpoint.scrubbed(e))
     if outcome.error is not None:
         outcome.error = endpoint.scrubbed(outcome.error)
@@ -343,24 +352,23 @@ def poll(gen: Generation) -> str:
                          delay=poll_delay(gen, adapter))
 
 
-def retry_later(gen: Generation, from_status: str, err: ProviderError, back_to: str | None = None) -> str:
-    attempts = F("attempts") + 1
-    if err.kind == "rate_limited" and err.retry_after is not None:
-        # The provider said how long: wait that long (an hour for Kwiki's hourly
-        # limit), which is no failure. Bounded by the job's total waiting time.
-        if timezone.now() + timedelta(seconds=err.retry_after) - gen.created_at > timedelta(
-                seconds=settings.JOB_RATE_LIMIT_MAX_WAIT_SECONDS):
-            return fail(gen, from_status, err)
-        delay = err.retry_after + random.uniform(0, max(0.5, err.retry_after * 0.1))
-        attempts = F("attempts")
-    else:
-        delay = backoff(gen.attempts, err.retry_after)
-    if err.kind == "rate_limited":
+def retry_later(gen: Generation, from_status: str, err: ProviderError, back_to: str | None = None,
+                decision: Retry | None = None) -> str:
+    """Try again after the wait the retry policy gives (decision, when the
+    caller already asked it), or fail when the policy gives up waiting."""
+    if decision is None:
+        decision = POLICY.wait(err, gen.attempts, job_age(gen))
+    if isinstance(decision, GiveUp):
+        return fail(gen, from_status, err)
+    delay = decision.delay
+    attempts = F("attempts") + 1 if decision.counts_as_attempt else F("attempts")
+    if decision.reason == states.WAIT_RATE_LIMIT:
         phase = f"waiting for rate limit, retrying in {delay:.0f} s"
     else:
         phase = f"{err.message[:140].rstrip('.')}, retrying in {delay:.0f} s"
     if gen.transition(
-        from_status, status=back_to or from_status, phase=phase[:200], attempts=attempts,
+        from_status, via="retry_send" if (back_to or from_status) != from_status else "retry_poll",
+        status=back_to or from_status, phase=phase[:200], wait_reason=decision.reason, attempts=attempts,
         due_at=timezone.now() + timedelta(seconds=delay), lease_until=None,
     ):
         enqueue(gen, delay)
@@ -375,13 +383,14 @@ def conclude(gen: Generation, outcome: Outcome) -> str:
         checked = [check_image(_read(gen, url)) for url in outcome.image_urls]
         checked += [check_image(data) for data in outcome.image_bytes]
     except DownloadError as e:
-        if e.expired and gen.provider_job_id and not gen.result_urls and gen.attempts < 3:
-            # Result URLs expire: ask the provider again for fresh ones.
-            return retry_later(gen, Generation.RUNNING, ProviderError("download", f"{e} Asking for a fresh URL."))
-        if e.transient and gen.attempts < settings.JOB_MAX_RETRIES:
-            # The provider has made (and charged for) the image: keep trying to fetch it.
-            return retry_later(gen, Generation.RUNNING, ProviderError("download", str(e)))
-        return fail_paid_without_image(gen, outcome, e)
+        refetchable = bool(gen.provider_job_id) and not gen.result_urls
+        decision = POLICY.decide(e, gen.attempts, job_age(gen), DOWNLOAD, refetchable=refetchable)
+        if isinstance(decision, GiveUp):
+            return fail_paid_without_image(gen, outcome, e)
+        # Result URLs expire: ask the provider again for fresh ones. Else the
+        # provider has made (and charged for) the image: keep trying to fetch it.
+        message = f"{e} Asking for a fresh URL." if e.expired and refetchable else str(e)
+        return retry_later(gen, Generation.RUNNING, ProviderError("download", message), decision=decision)
     if not checked:
         return fail(gen, Generation.RUNNING, ProviderError("bad_response", "The provider returned no image."))
     return finish(gen, checked, outcome)
@@ -398,7 +407,7 @@ def finish(gen: Generation, checked, outcome: Outcome) -> str:
             saved.append((i, img, name, thumb))
         with transaction.atomic():
             won = gen.transition(
-                Generation.RUNNING, status=Generation.SUCCEEDED, phase="", finished_at=timezone.now(),
+                Generation.RUNNING, via="finish", phase="", finished_at=timezone.now(),
                 lease_until=None, credits_used=outcome.credits_used if outcome.credits_used is not None else gen.cost_estimate,
             )
             if won:
@@ -461,7 +470,7 @@ def fail_paid_without_image(gen: Generation, outcome: Outcome, e: DownloadError)
 
 def fail(gen: Generation, from_statuses, err: ProviderError) -> str:
     won = gen.transition(
-        from_statuses, status=Generation.FAILED, error_kind=err.kind, error_code=err.code[:60],
+        from_statuses, via="fail", error_kind=err.kind, error_code=err.code[:60],
         error_message=err.message, error_field=err.field or "", phase="", finished_at=timezone.now(),
         lease_until=None,
     )
@@ -479,10 +488,11 @@ def sweep() -> int:
         | Q(lease_until__lt=now, due_at__lte=now)
     )
     count = 0
-    for gen in overdue.only("pk", "due_at", "lease_until"):
-        if Generation.objects.filter(pk=gen.pk, due_at=gen.due_at, lease_until=gen.lease_until).update(
-                due_at=now, lease_until=None) == 1:
-            if gen.lease_until is not None:
+    for gen in overdue.only("pk", "uuid", "status", "due_at", "lease_until"):
+        was_held = gen.lease_until is not None
+        if gen.transition(Generation.ACTIVE, via="resume", where=Q(due_at=gen.due_at, lease_until=gen.lease_until),
+                          due_at=now, lease_until=None):
+            if was_held:
                 log.warning("generation %s: its worker stopped renewing the lease; resuming it", gen.uuid)
             enqueue(gen)
             count += 1
@@ -506,7 +516,7 @@ def nudge(gen: Generation, body=None) -> bool:
     fresh = Q(nudged_at__isnull=True) | Q(nudged_at__lte=now - interval)
     if gen.status == Generation.RUNNING:
         # Not during a backoff (a replayed callback must not cut a rate-limit wait short).
-        waiting = Q(phase__contains=", retrying in ")
+        waiting = Q(wait_reason__in=states.RETRY_WAITS)
         if Generation.objects.filter(fresh, pk=gen.pk, status=Generation.RUNNING).exclude(waiting).update(
                 due_at=now, nudged_at=now) == 1:
             enqueue(gen)
@@ -562,13 +572,14 @@ def adopt(generation_id: int, holder: str | None = None) -> str:
     holder = holder or uuid.uuid4().hex
     # Conditional: a worker still alive in "submitting" that saves its own
     # answer first wins, and then this changes nothing (one finish, one charge).
-    if Generation.objects.filter(ADOPTABLE, pk=gen.pk, provider_job_id="", claimed_job_id=claimed).update(
-        status=Generation.RUNNING, provider_job_id=claimed, claimed_job_id="", submitted_at=gen.submitted_at or now,
+    if not gen.transition(
+        (Generation.SUBMITTING, Generation.FAILED), via="adopt_claimed_job",
+        where=ADOPTABLE & Q(provider_job_id="", claimed_job_id=claimed), provider_job_id=claimed, claimed_job_id="", submitted_at=gen.submitted_at or now,
         finished_at=None, error_kind="", error_code="", error_message="", error_field="",
         result_urls=outcome.image_urls if outcome.state == "succeeded" else [], credits_used=outcome.credits_used,
         phase="downloading" if outcome.state == "succeeded" else "submitted", attempts=0, due_at=now,
         lease_until=now + timedelta(seconds=settings.JOB_LEASE_SECONDS), held_by=holder, updated_at=now,
-    ) != 1:
+    ):
         return "job changed"
     log.warning("generation %s: adopted provider job %s named by a callback and confirmed", gen.uuid, claimed[:60])
     gen.refresh_from_db()

@@ -15,16 +15,18 @@ from playground.providers import registry
 
 from playground.accounts.models import Team
 
+from . import states
+
 
 class Generation(models.Model):
-    QUEUED, SUBMITTING, RUNNING = "queued", "submitting", "running"
-    SUCCEEDED, FAILED, CANCELED = "succeeded", "failed", "canceled"
+    QUEUED, SUBMITTING, RUNNING = states.QUEUED, states.SUBMITTING, states.RUNNING
+    SUCCEEDED, FAILED, CANCELED = states.SUCCEEDED, states.FAILED, states.CANCELED
     STATUSES = [
         (QUEUED, "Queued"), (SUBMITTING, "Submitting"), (RUNNING, "Running"),
         (SUCCEEDED, "Done"), (FAILED, "Failed"), (CANCELED, "Canceled"),
     ]
-    ACTIVE = (QUEUED, SUBMITTING, RUNNING)
-    FINAL = (SUCCEEDED, FAILED, CANCELED)
+    ACTIVE = states.ACTIVE
+    FINAL = states.FINAL
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     team = models.ForeignKey(Team, models.CASCADE, related_name="generations")
@@ -35,6 +37,10 @@ class Generation(models.Model):
     status = models.CharField(max_length=12, choices=STATUSES, default=QUEUED, db_index=True)
     # What the provider last said, for the card: submitted, generating, waiting...
     phase = models.CharField(max_length=200, blank=True)
+    # Why an active job waits (rate limit, backoff after an error, provider
+    # still generating): read by the card and by callbacks, never parsed
+    # out of phase. Set with phase by transition().
+    wait_reason = models.CharField(max_length=12, choices=states.WAIT_REASONS, blank=True, default="")
     endpoint_source = models.CharField(max_length=10, blank=True)
     provider_job_id = models.CharField(max_length=200, blank=True)
     error_kind = models.CharField(max_length=30, blank=True)
@@ -121,8 +127,8 @@ class Generation(models.Model):
             return "canceled (finished anyway)"
         if self.canceled_at and self.is_active:
             return "canceled (still tracking)"
-        if self.is_active and ", retrying in " in self.phase:
-            return "waiting" if self.phase.startswith("waiting for rate limit") else "retrying"
+        if self.is_waiting_to_retry:
+            return "waiting" if self.wait_reason == states.WAIT_RATE_LIMIT else "retrying"
         if self.status == self.QUEUED:
             return "queued"
         if self.status == self.SUBMITTING:
@@ -135,11 +141,21 @@ class Generation(models.Model):
     def note(self) -> str:
         """What the job is waiting for, with a live countdown (the card is
         polled every second)."""
-        if not self.is_active or ", retrying in " not in self.phase:
+        if not self.is_waiting_to_retry:
             return ""
         left = round((self.due_at - timezone.now()).total_seconds())
         when = f"retrying in {left} s" if left >= 1 else "retrying now"
-        return f"{self.phase.split(', retrying in ')[0]}, {when}"
+        if self.wait_reason == states.WAIT_RATE_LIMIT:
+            return f"waiting for rate limit, {when}"
+        # What failed, as the phase says it (without its countdown, which
+        # was right when it was written).
+        return f"{self.phase.rsplit(', retrying in ', 1)[0] or 'retrying after an error'}, {when}"
+
+    @property
+    def is_waiting_to_retry(self) -> bool:
+        """Waiting out a rate limit or a backoff: a callback must not cut
+        the wait short, and the card counts it down."""
+        return self.is_active and self.wait_reason in states.RETRY_WAITS
 
     @property
     def cancel_summary(self) -> str:
@@ -182,24 +198,34 @@ class Generation(models.Model):
     def cancel(self) -> str:
         """Queued: nothing was sent, it just stops. Sent: the provider cannot be
         told, so it is tracked quietly and shown as canceled."""
-        if self.transition(self.QUEUED, status=self.CANCELED, canceled_at=timezone.now(),
+        if self.transition(self.QUEUED, via="cancel", canceled_at=timezone.now(),
                            finished_at=timezone.now(), phase="", lease_until=None):
             return "canceled"
-        if Generation.objects.filter(pk=self.pk, status__in=(self.SUBMITTING, self.RUNNING),
-                                     canceled_at__isnull=True).update(canceled_at=timezone.now()) == 1:
+        if self.transition((self.SUBMITTING, self.RUNNING), via="note_cancel", where=Q(canceled_at__isnull=True),
+                           canceled_at=timezone.now()):
             self.refresh_from_db()
             return "tracking"
         self.refresh_from_db()
         return "too late"
 
     # -- state changes: each one a conditional update --
-    def transition(self, from_statuses, **changes) -> bool:
-        """Move to new values only if the status is still one of from_statuses.
-        Returns True for the single winner."""
-        if isinstance(from_statuses, str):
-            from_statuses = (from_statuses,)
+    def transition(self, from_statuses, *, via: str | None = None, where: Q | None = None, **changes) -> bool:
+        """The only writer of status. Move to new values only if the status
+        is still one of from_statuses (and where holds). The move must be in
+        states.TRANSITIONS (via names it; without via, status= gives the
+        target and the pair must be legal): any other raises
+        states.IllegalTransition. A new phase without a wait_reason means
+        the job is not waiting. Returns True for the single winner."""
+        from_statuses, target = states.check(from_statuses, changes.pop("status", None), via)
+        if target is not None:
+            changes["status"] = target
+        if "phase" in changes:
+            changes.setdefault("wait_reason", states.WAIT_NONE)
         changes.setdefault("updated_at", timezone.now())
-        won = Generation.objects.filter(pk=self.pk, status__in=from_statuses).update(**changes) == 1
+        rows = Generation.objects.filter(pk=self.pk, status__in=from_statuses)
+        if where is not None:
+            rows = rows.filter(where)
+        won = rows.update(**changes) == 1
         if won:
             computed = [k for k, v in changes.items() if hasattr(v, "resolve_expression")]
             for k, v in changes.items():

@@ -150,7 +150,8 @@ def test_a_replayed_callback_does_not_cut_a_backoff_short(client, sandbox, team,
     jobs.advance(gen.pk)
     DBTaskResult.objects.all().delete()
     later = timezone.now() + timedelta(seconds=120)
-    Generation.objects.filter(pk=gen.pk).update(phase="Server error, retrying in 120 s", due_at=later)
+    Generation.objects.filter(pk=gen.pk).update(phase="Server error, retrying in 120 s", wait_reason="backoff",
+                                                 due_at=later)
     post_callback(client, gen, "whatever")
     gen.refresh_from_db()
     assert gen.due_at == later and not DBTaskResult.objects.exists()

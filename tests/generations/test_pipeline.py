@@ -276,7 +276,8 @@ def test_a_replayed_callback_does_not_cut_a_rate_limit_wait_short(sandbox, team,
     jobs.advance(gen.pk)
     gen.refresh_from_db()
     wait_until = timezone.now() + timedelta(seconds=60)
-    Generation.objects.filter(pk=gen.pk).update(phase="waiting for rate limit, retrying in 60 s", due_at=wait_until)
+    Generation.objects.filter(pk=gen.pk).update(phase="waiting for rate limit, retrying in 60 s",
+                                                 wait_reason="rate_limit", due_at=wait_until)
     gen.refresh_from_db()
     assert jobs.nudge(gen) is False
     gen.refresh_from_db()

@@ -146,12 +146,13 @@ def test_a_line_break_counts_once_as_in_the_browser(client_in, sandbox):
 
 
 def test_nothing_over_a_limit_reaches_a_provider_whoever_created_the_job(sandbox, team, user):
-    gen = jobs.create(team=team, owner=user, provider="kvid", model="text-to-image",
-                      params={"prompt": "a calm lake " * 16_667})
-    run_tasks(until=gen)
-    assert (gen.status, gen.error_kind, gen.error_field) == (Generation.FAILED, "validation", "prompt")
-    assert "longer than 4000 characters" in gen.error_message
-    assert gen.provider_job_id in (None, "")
+    # A caller that is not the form is refused at once, naming the field: no job, nothing sent.
+    with pytest.raises(ProviderError) as refused:
+        jobs.create(team=team, owner=user, provider="kvid", model="text-to-image",
+                    params={"prompt": "a calm lake " * 16_667})
+    assert (refused.value.kind, refused.value.field) == ("validation", "prompt")
+    assert "longer than 4000 characters" in refused.value.message
+    assert not Generation.objects.exists()
     spec = registry.get("kwiki").model("generate")
     with pytest.raises(ProviderError) as caught:
         registry.get("kwiki").validate(spec, {"prompt": "a cat", "style": "nude", "snap_caption_text": "x" * 201})
