@@ -30,6 +30,7 @@ class Generation(models.Model):
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     team = models.ForeignKey(Team, models.CASCADE, related_name="generations")
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="generations")
+    objects = visible_queryset("team", "owner").as_manager()  # .visible_to(user, team)
     provider = models.CharField(max_length=40)
     model = models.CharField(max_length=60)
     params = models.JSONField(default=dict)
@@ -77,8 +78,6 @@ class Generation(models.Model):
     # A provider job id named by a callback for a job whose own submit answer
     # was lost: only a claim until one status call confirms it (RELIABILITY 1).
     claimed_job_id = models.CharField(max_length=200, blank=True)
-
-    objects = visible_queryset("team", "owner").as_manager()
 
     class Meta:
         db_table = "core_generation"
