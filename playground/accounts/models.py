@@ -98,8 +98,15 @@ class Endpoint:
     @classmethod
     def resolve(cls, team: Team, provider: str, *, with_key: bool = True) -> "Endpoint":
         """with_key=False finds where requests go without decrypting anything
-        (for "copy as code" and pages)."""
-        adapter = registry.get(provider)
+        (for "copy as code" and pages). A provider that is no longer
+        configured is a "config" error: its jobs fail cleanly."""
+        try:
+            adapter = registry.get(provider)
+        except LookupError:
+            from playground.providers.base import ProviderError
+            from playground.providers.removed import PROVIDER_GONE
+
+            raise ProviderError("config", PROVIDER_GONE) from None
         cred = ProviderCredential.objects.filter(team=team, provider=provider).first()
         env = settings.PROVIDER_ENV.get(provider, {})
         if cred and cred.api_key_encrypted:

@@ -32,10 +32,21 @@ from .models import Endpoint, Invite, Membership, ProviderCredential, Team, endp
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 
 
-def team_page_context(request, creds) -> dict:
-    """What the Team page shows besides providers and members."""
+def team_page_context(request) -> dict:
+    """Everything the Team page shows: providers (where requests go, the key
+    form), members, and for an owner the invites and locked logins."""
     is_owner = request.membership.role == Membership.OWNER
-    ctx = {"new_team_form": NewTeamForm()}
+    creds = {c.provider: c for c in ProviderCredential.objects.filter(team=request.team)}
+    ctx = {
+        "providers": [
+            {"key": key, "adapter": cls, "cred": creds.get(key), "source": endpoint_source(request.team, key),
+             "form": credential_form(CredentialForm(initial={"base_url": creds[key].base_url if key in creds else ""}),
+                                     creds.get(key), key)}
+            for key, cls in registry.adapter_classes().items()
+        ],
+        "members": request.team.memberships.select_related("user").order_by("user__username"),
+        "member_form": MemberForm(), "is_owner": is_owner, "new_team_form": NewTeamForm(),
+    }
     if is_owner:
         members = request.team.memberships.values_list("user__username", flat=True)
         ctx.update({
@@ -225,18 +236,7 @@ def test_key(request, provider):
 
 @team_required
 def team(request):
-    creds = {c.provider: c for c in ProviderCredential.objects.filter(team=request.team)}
-    providers = [
-        {"key": key, "adapter": cls, "cred": creds.get(key), "source": endpoint_source(request.team, key),
-         "form": credential_form(CredentialForm(initial={"base_url": creds[key].base_url if key in creds else ""}),
-                                 creds.get(key), key)}
-        for key, cls in registry.adapter_classes().items()
-    ]
-    members = request.team.memberships.select_related("user").order_by("user__username")
-    return render(request, "accounts/team.html", {
-        "providers": providers, "members": members, "member_form": MemberForm(),
-        "is_owner": request.membership.role == Membership.OWNER, **team_page_context(request, creds),
-    })
+    return render(request, "accounts/team.html", team_page_context(request))
 
 
 @require_POST

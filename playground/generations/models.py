@@ -14,6 +14,7 @@ from django.utils import timezone
 from playground.providers import registry
 
 from playground.accounts.models import Team
+from playground.accounts.visibility import visible_queryset
 
 from . import states
 
@@ -31,6 +32,7 @@ class Generation(models.Model):
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     team = models.ForeignKey(Team, models.CASCADE, related_name="generations")
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="generations")
+    objects = visible_queryset("team", "owner").as_manager()  # .visible_to(user, team)
     provider = models.CharField(max_length=40)
     model = models.CharField(max_length=60)
     params = models.JSONField(default=dict)
@@ -98,11 +100,22 @@ class Generation(models.Model):
     # -- descriptions --
     @property
     def adapter_class(self):
-        return registry.get(self.provider)
+        """Its provider's adapter class, or a RemovedProvider named by the
+        stored key when the provider is no longer configured."""
+        return registry.get_or_removed(self.provider)
 
     @property
     def spec(self):
-        return self.adapter_class.model(self.model)
+        """Its model's declaration, or a RemovedModel named by the stored key."""
+        return registry.spec_or_removed(self.provider, self.model)
+
+    @property
+    def is_configured(self) -> bool:
+        """False when its provider or model is no longer configured: shown
+        with its stored names, and not offered for remixing."""
+        from playground.providers.removed import is_removed
+
+        return not is_removed(self.spec)
 
     @property
     def provider_label(self):
@@ -263,6 +276,8 @@ class GenerationImage(models.Model):
     sha256 = models.CharField(max_length=64)
     created_at = models.DateTimeField(default=timezone.now)
 
+    objects = visible_queryset("generation__team", "generation__owner").as_manager()
+
     class Meta:
         db_table = "core_generationimage"
         ordering = ["generation", "index"]
@@ -290,6 +305,8 @@ class InputImage(models.Model):
     sha256 = models.CharField(max_length=64)
     source = models.ForeignKey(GenerationImage, models.SET_NULL, null=True, blank=True, related_name="reuses")
     created_at = models.DateTimeField(default=timezone.now)
+
+    objects = visible_queryset("team", "owner").as_manager()
 
     class Meta:
         db_table = "core_inputimage"

@@ -1,3 +1,4 @@
+from functools import cache, partial
 import json
 import uuid as uuid_mod
 
@@ -25,13 +26,29 @@ from .models import Generation, GenerationImage, InputImage
 RECENT_JOBS = 12
 
 
+def _visible(request, model):
+    """The rows of model this user may see in the current team (visible_to)."""
+    return model.objects.visible_to(request.user, request.team)
+
+
 def _visible_generations(request):
-    """What this user may see: their own generations in the current team."""
-    return Generation.objects.filter(team=request.team, owner=request.user)
+    return _visible(request, Generation)
 
 
 def _generation_or_404(request, uuid):
     return get_object_or_404(_visible_generations(request).select_related("team"), uuid=uuid)
+
+
+def _lazy(fn, *args):
+    """A context value computed only if the template or partial being
+    rendered uses it, and then once (the template calls it)."""
+    return cache(partial(fn, *args))
+
+
+def _render(request, template, context, part=None, **kwargs):
+    """One template per page: the whole page, or one named partial of it
+    (django-htmx's partial rendering: "page.html#name"), with the same context."""
+    return render(request, f"{template}#{part}" if part else template, context, **kwargs)
 
 
 def _pick(request):
@@ -51,48 +68,73 @@ def _pick(request):
     return provider_key, adapter, adapter.models[model_key]
 
 
+PLAYGROUND = "generations/playground.html"
+
+
 @team_required
 def playground(request):
     provider_key, adapter, spec = _pick(request)
+    picked = _picked_input(request)
+    form = _playground_form(request, spec, picked)
+    if form.is_bound and form.is_valid():
+        gen = jobs.create(team=request.team, owner=request.user, provider=provider_key,
+                          model=spec.key, params=form.params(), client_token=_client_token(request))
+        if request.htmx:
+            # The new card goes on top of the job column; the form stays as
+            # it is, with a fresh submit token (out of band).
+            return _render(request, PLAYGROUND, {**_card_context(request, gen), "fresh": True,
+                                                 "submit_token": uuid_mod.uuid4()}, "created")
+        return redirect(f"{reverse('playground')}?provider={provider_key}&model={spec.key}")
+    context = _playground_context(request, provider_key, adapter, spec, form, picked)
+    if request.htmx and form.is_bound:
+        # The form again, with its errors, in place of the one submitted.
+        return reswap(retarget(_render(request, PLAYGROUND, context, "model-form"), "#model-form"), "outerHTML")
+    part = "model-form" if request.htmx and request.GET.get("fragment") == "form" else None
+    return _render(request, PLAYGROUND, context, part)
+
+
+def _playground_form(request, spec, picked):
+    """The model's form: bound to a POST, else prefilled (a remix, a picked input)."""
     Form = form_for(spec)
     form_kwargs = {"team": request.team, "owner": request.user, "adult_allowed": request.team.adult_content_enabled}
-    picked = _picked_input(request)
     if request.method == "POST":
-        form = Form(request.POST, request.FILES, **form_kwargs)
-        if form.is_valid():
-            gen = jobs.create(team=request.team, owner=request.user, provider=provider_key,
-                              model=spec.key, params=form.params(), client_token=_client_token(request))
-            if request.htmx:
-                # The new card goes on top of the job column; the form stays as
-                # it is, with a fresh submit token (out of band).
-                return render(request, "generations/playground.html#created", {"gen": gen, "fresh": True,
-                                                                     "submit_token": uuid_mod.uuid4()})
-            return redirect(f"{reverse('playground')}?provider={provider_key}&model={spec.key}")
-        if request.htmx:
-            response = render(request, "generations/playground.html#model-form",
-                              {"form": form, "spec": spec, "provider_key": provider_key, "adapter": adapter,
-                               "picked": picked, "endpoint_source": endpoint_source(request.team, provider_key),
-                               "estimate": _quote(spec, request.POST),
-                               "submit_token": request.POST.get("submit_token", "")})
-            return reswap(retarget(response, "#model-form"), "outerHTML")
-    else:
-        initial = _initial_from_query(request, spec)
-        images = spec.image_params()
-        if picked and images and images[0].show_if:
-            # e.g. Nano Banana: switch to the edit variant, where the image applies.
-            initial.update({k: v[0] for k, v in images[0].show_if.items()})
-        form = Form(initial=initial, **form_kwargs)
-    estimate_now = _quote(spec, request.POST) if form.is_bound else _quote_values(spec, {**spec.defaults(), **form.initial})
-    template = "generations/playground.html"
-    if request.htmx and request.GET.get("fragment") == "form":
-        template += "#model-form"
-    jobs_qs = _visible_generations(request).prefetch_related("images")[:RECENT_JOBS]
-    return render(request, template, {
+        return Form(request.POST, request.FILES, **form_kwargs)
+    initial = _initial_from_query(request, spec)
+    images = spec.image_params()
+    if picked and images and images[0].show_if:
+        # e.g. Nano Banana: switch to the edit variant, where the image applies.
+        initial.update({k: v[0] for k, v in images[0].show_if.items()})
+    return Form(initial=initial, **form_kwargs)
+
+
+def _playground_context(request, provider_key, adapter, spec, form, picked) -> dict:
+    """Everything the playground page shows; its partials (the form alone,
+    the estimate) render from the same context."""
+    return {
         "form": form, "spec": spec, "provider_key": provider_key, "adapter": adapter,
-        "providers": registry.adapter_classes(), "jobs": jobs_qs, "picked": picked,
-        "remix_error": _remix_error(request), "submit_token": uuid_mod.uuid4(), "estimate": estimate_now,
-        "endpoint_source": endpoint_source(request.team, provider_key),
-    })
+        "providers": registry.adapter_classes(), "picked": picked,
+        "jobs": _lazy(_recent_jobs, request),
+        "remix_error": _lazy(_remix_error, request),
+        # A form sent back with its errors keeps its token: no job was made with it.
+        "submit_token": (_client_token(request) if form.is_bound else None) or uuid_mod.uuid4(),
+        "estimate": _lazy(_form_estimate, spec, form),
+        "endpoint_source": _lazy(endpoint_source, request.team, provider_key),
+    }
+
+
+def _form_estimate(spec, form):
+    """The estimate for what the form holds now (submitted, or its initial values)."""
+    if form.is_bound:
+        return _quote(spec, form.data)
+    return _quote_values(spec, {**spec.defaults(), **form.initial})
+
+
+def _recent_jobs(request, after=None):
+    """The newest cards of this user's jobs (newer than the job `after`, if given)."""
+    qs = _visible_generations(request)
+    if after is not None:
+        qs = qs.filter(Q(created_at__gt=after[0]) | Q(created_at=after[0], pk__gt=after[1]))
+    return list(qs.prefetch_related("images")[:RECENT_JOBS])
 
 
 @team_required
@@ -103,7 +145,7 @@ def estimate(request, provider, model):
     adapter = registry.adapter_classes().get(provider)
     if adapter is None or model not in adapter.models:
         raise Http404("Unknown model")
-    return render(request, "generations/playground.html#estimate", {"estimate": _quote(adapter.models[model], request.GET)})
+    return _render(request, PLAYGROUND, {"estimate": _quote(adapter.models[model], request.GET)}, "estimate")
 
 
 def _quote(spec, data):
@@ -139,20 +181,19 @@ def new_jobs(request):
     """The cards of jobs newer than the newest one a page shows (e.g. started
     in another tab): the playground asks every few seconds, one request per
     page. 204 when there is nothing new."""
-    qs = _visible_generations(request)
+    newest = None
     ref = request.GET.get("after")
     if ref:
         try:
-            newest = qs.filter(uuid=ref).values_list("created_at", "pk").first()
+            newest = _visible_generations(request).filter(uuid=ref).values_list("created_at", "pk").first()
         except ValidationError:
             newest = None
         if newest is None:  # not a job of this user: nothing to compare with
             return HttpResponse(status=204)
-        qs = qs.filter(Q(created_at__gt=newest[0]) | Q(created_at=newest[0], pk__gt=newest[1]))
-    cards = list(qs.prefetch_related("images")[:RECENT_JOBS])
+    cards = _recent_jobs(request, after=newest)
     if not cards:
         return HttpResponse(status=204)
-    return render(request, "generations/playground.html#new-jobs", {"jobs": cards})
+    return _render(request, PLAYGROUND, {"jobs": cards}, "new-jobs")
 
 
 def _client_token(request):
@@ -168,7 +209,7 @@ def _picked_input(request):
     if not ref:
         return None
     try:
-        return InputImage.objects.filter(team=request.team, owner=request.user, uuid=ref).first()
+        return _visible(request, InputImage).filter(uuid=ref).first()
     except ValidationError:
         return None
 
@@ -200,23 +241,39 @@ def _remix_error(request):
     return {"field": gen.error_field, "message": gen.error_message} if gen and gen.error_field else None
 
 
+GENERATION = "generations/generation.html"
+
+
 @team_required
 def generation(request, uuid):
     gen = _generation_or_404(request, uuid)
-    if request.htmx:
-        # The card alone, polled by htmx while the job runs.
-        on_detail = _on_detail_page(request, gen)
-        if on_detail and not gen.is_active and request.GET.get("poll"):
-            # The detail page shows a finished job's images first: reload it.
-            return HttpResponseClientRefresh()
-        response = render(request, "generations/generation.html#card", {"gen": gen, "on_detail": on_detail})
-        if not gen.is_active and request.GET.get("poll"):
-            # The final card replaces the polling one, and polling stops.
-            response.status_code = HttpResponseStopPolling.status_code
-        return response
-    return render(request, "generations/generation.html", {"gen": gen, "snippets": _snippets(gen), "inputs": _inputs_of(gen),
-                                               "param_rows": _param_rows(gen), "on_detail": True,
-                                               "image_models": _image_models()})
+    context = _generation_context(request, gen)
+    if not request.htmx:
+        return _render(request, GENERATION, context)
+    # The card alone, polled by htmx while the job runs.
+    if context["on_detail"] and not gen.is_active and request.GET.get("poll"):
+        # The detail page shows a finished job's images first: reload it.
+        return HttpResponseClientRefresh()
+    response = _render(request, GENERATION, context, "card")
+    if not gen.is_active and request.GET.get("poll"):
+        # The final card replaces the polling one, and polling stops.
+        response.status_code = HttpResponseStopPolling.status_code
+    return response
+
+
+def _card_context(request, gen) -> dict:
+    """What a job card shows: the job, and whether it sits on its own detail page."""
+    return {"gen": gen, "on_detail": not request.htmx or _on_detail_page(request, gen)}
+
+
+def _generation_context(request, gen) -> dict:
+    """Everything the detail page shows; its card partial renders from the
+    same context (and computes only what the card uses)."""
+    return {
+        **_card_context(request, gen),
+        "snippets": _lazy(_snippets, gen), "inputs": _lazy(_inputs_of, gen),
+        "param_rows": _lazy(_param_rows, gen), "image_models": _lazy(_image_models),
+    }
 
 
 def _on_detail_page(request, gen) -> bool:
@@ -266,7 +323,7 @@ def cancel(request, uuid):
     gen = _generation_or_404(request, uuid)
     result = gen.cancel()
     if request.htmx:
-        return render(request, "generations/generation.html#card", {"gen": gen, "on_detail": _on_detail_page(request, gen)})
+        return _render(request, GENERATION, _generation_context(request, gen), "card")
     if result == "too late":
         messages.info(request, "The job had already finished.")
     return redirect(gen.get_absolute_url())
@@ -274,40 +331,48 @@ def cancel(request, uuid):
 
 @team_required
 def gallery(request):
-    qs = GenerationImage.objects.filter(
-        generation__team=request.team, generation__owner=request.user
-    ).select_related("generation")
+    qs = _visible(request, GenerationImage).select_related("generation")
     page = Paginator(qs.order_by("-generation__created_at", "index"), 24).get_page(request.GET.get("page"))
     return render(request, "generations/gallery.html", {"page": page})
 
 
 def _image_or_404(request, uuid):
-    return get_object_or_404(
-        GenerationImage.objects.select_related("generation"),
-        uuid=uuid, generation__team=request.team, generation__owner=request.user,
-    )
+    return get_object_or_404(_visible(request, GenerationImage).select_related("generation"), uuid=uuid)
 
 
 @team_required
 def image(request, uuid):
     img = _image_or_404(request, uuid)
-    return _file_response(img.file, img.content_type, request.GET.get("download"), img)
+    return file_response(img.file, img.content_type, filename=_image_filename(img, img.file),
+                         download=bool(request.GET.get("download")))
 
 
 @team_required
 def image_thumb(request, uuid):
     img = _image_or_404(request, uuid)
-    return _file_response(img.thumbnail or img.file, "image/webp" if img.thumbnail else img.content_type, None, img)
+    field = img.thumbnail or img.file
+    return file_response(field, "image/webp" if img.thumbnail else img.content_type,
+                         filename=_image_filename(img, field))
 
 
-def _file_response(field, content_type, download, img):
+def _image_filename(img, field) -> str:
+    return f"{img.generation.model}-{str(img.generation.uuid)[:8]}-{img.index}.{_extension(field)}"
+
+
+def _extension(field) -> str:
+    return field.name.rsplit(".", 1)[-1] if "." in field.name else "bin"
+
+
+def file_response(field, content_type, *, filename, download=False, max_age=3600):
+    """The one way a stored file is served: its own content type, never
+    sniffed, cached privately for max_age seconds, named filename (as an
+    attachment when download); a file missing from storage is a 404."""
     try:
         fh = field.open("rb")
-    except (FileNotFoundError, OSError):
-        raise Http404("Image file missing") from None
-    name = f"{img.generation.model}-{str(img.generation.uuid)[:8]}-{img.index}.{field.name.rsplit('.', 1)[-1]}"
-    response = FileResponse(fh, content_type=content_type, as_attachment=bool(download), filename=name)
-    response["Cache-Control"] = "private, max-age=3600"
+    except (FileNotFoundError, OSError, ValueError):  # ValueError: no file set
+        raise Http404("File missing") from None
+    response = FileResponse(fh, content_type=content_type, as_attachment=download, filename=filename)
+    response["Cache-Control"] = f"private, max-age={max_age}"
     response["X-Content-Type-Options"] = "nosniff"
     return response
 
@@ -344,10 +409,12 @@ def _image_models():
 
 @team_required
 def input_image(request, uuid):
-    img = get_object_or_404(InputImage, uuid=uuid, team=request.team, owner=request.user)
-    response = FileResponse(img.file.open("rb"), content_type=img.content_type)
-    response["Cache-Control"] = "private, max-age=3600"
-    return response
+    img = get_object_or_404(_visible(request, InputImage), uuid=uuid)
+    return file_response(img.file, img.content_type, filename=_input_filename(img))
+
+
+def _input_filename(img) -> str:
+    return f"input-{str(img.uuid)[:8]}.{_extension(img.file)}"
 
 
 def input_image_public(request, token):
@@ -358,9 +425,7 @@ def input_image_public(request, token):
     except signing.BadSignature:
         raise Http404("Link expired or invalid") from None
     img = get_object_or_404(InputImage, uuid=ref)
-    response = FileResponse(img.file.open("rb"), content_type=img.content_type)
-    response["Cache-Control"] = "private, max-age=300"
-    return response
+    return file_response(img.file, img.content_type, filename=_input_filename(img), max_age=300)
 
 
 # --- provider callbacks ---------------------------------------------------------

@@ -6,6 +6,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from playground.accounts.visibility import visible_queryset
+
 
 class Charge(models.Model):
     """The ledger: one row per charged generation, written in the same
@@ -28,6 +30,8 @@ class Charge(models.Model):
     kind = models.CharField(max_length=10, default=IMAGE,
                             choices=[(IMAGE, "image saved"), (NO_IMAGE, "paid, no image")])
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    objects = visible_queryset("team", "user").as_manager()
 
     class Meta:
         db_table = "core_charge"

@@ -9,7 +9,8 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
-from .base import Adapter
+from .base import Adapter, ModelSpec
+from .removed import removed_model, removed_provider
 
 KEY_RE = re.compile(r"[a-z][a-z0-9_]{0,39}")
 
@@ -67,6 +68,19 @@ def get(key: str) -> type[Adapter]:
         return adapter_classes()[key]
     except KeyError:
         raise LookupError(f"unknown provider {key!r}") from None
+
+
+def get_or_removed(key: str) -> type[Adapter]:
+    """The adapter class for a stored provider key: the configured one, or a
+    RemovedProvider labelled with the key when it is no longer configured.
+    For describing what was stored (pages, ledger); get() for sending."""
+    return adapter_classes().get(key) or removed_provider(key)
+
+
+def spec_or_removed(provider: str, model: str) -> ModelSpec:
+    """The declared model for stored keys, or a RemovedModel labelled with
+    the model key when the provider or the model is no longer configured."""
+    return get_or_removed(provider).models.get(model) or removed_model(model)
 
 
 def choices() -> list[tuple[str, str]]:

@@ -76,6 +76,78 @@ def test_an_input_image_of_another_team_cannot_be_used(client, other_user, other
 
 
 def test_pages_require_login(client, finished):
-    for url in urls_of(finished) + [reverse("playground"), reverse("gallery"), reverse("credits"), reverse("team")]:
+    inp = _input_of(finished.team, finished.owner)
+    for url in urls_of(finished) + [reverse("playground"), reverse("gallery"), reverse("credits"), reverse("team"),
+                                    reverse("new_jobs"), reverse("estimate", args=["kie", "seedream-v4"]),
+                                    reverse("input_image", args=[inp.uuid])]:
         response = client.get(url)
         assert response.status_code == 302 and "/login/" in response["Location"], url
+
+
+# --- every URL, for a viewer in another team and another member of the same team ---
+
+
+def _input_of(team, user):
+    from PIL import Image
+    import io
+
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), "teal").save(buf, "PNG")
+    return InputImage.from_bytes(team=team, owner=user, data=buf.getvalue())
+
+
+def every_url(gen, inp):
+    img = gen.images.get()
+    return urls_of(gen) + [
+        reverse("image", args=[img.uuid]) + "?download=1",
+        reverse("input_image", args=[inp.uuid]),
+    ]
+
+
+@pytest.fixture(params=["another team", "another member of the same team"])
+def viewer(request, client, team, other_user, other_team):
+    if request.param == "another member of the same team":
+        Membership.objects.create(team=team, user=other_user, role=Membership.MEMBER)
+        client.force_login(other_user)
+        client.post(reverse("switch_team"), {"team": str(team.uuid)})
+    else:
+        client.force_login(other_user)
+    return client
+
+
+def test_the_owner_opens_every_url_and_sees_their_job_everywhere(client, user, finished):
+    inp = _input_of(finished.team, user)
+    client.force_login(user)
+    for url in every_url(finished, inp):
+        assert client.get(url).status_code == 200, url
+    assert f'id="job-{finished.uuid}"' in client.get(reverse("new_jobs")).content.decode()
+    assert "a pine forest" in client.get(reverse("playground") + f"?provider=kie&model=seedream-v4"
+                                                                 f"&remix={finished.uuid}").content.decode()
+    assert str(inp.uuid) in client.get(reverse("playground") + f"?input={inp.uuid}").content.decode()
+    assert str(finished.images.get().uuid) in client.get(reverse("gallery")).content.decode()
+    response = client.post(reverse("use_as_input", args=[finished.images.get().uuid]))
+    assert response.status_code == 302 and "input=" in response["Location"]
+
+
+def test_someone_else_gets_404_at_every_url_and_sees_the_job_nowhere(viewer, finished, team, user):
+    inp = _input_of(team, user)
+    img = finished.images.get()
+    for url in every_url(finished, inp):
+        assert viewer.get(url).status_code == 404, url
+        assert viewer.get(url, HTTP_HX_REQUEST="true").status_code == 404, url
+    assert viewer.post(reverse("use_as_input", args=[img.uuid])).status_code == 404
+    assert viewer.post(reverse("cancel", args=[finished.uuid])).status_code == 404
+    assert InputImage.objects.count() == 1  # use_as_input made nothing
+    # The "new jobs" fragment: nothing to compare with, and nothing of theirs.
+    assert viewer.get(reverse("new_jobs") + f"?after={finished.uuid}").status_code == 204
+    assert viewer.get(reverse("new_jobs")).status_code == 204
+    # Remix and "use as input" links of someone else's objects prefill nothing.
+    page = viewer.get(reverse("playground") + f"?provider=kie&model=seedream-v4&remix={finished.uuid}")
+    assert page.status_code == 200 and "a pine forest" not in page.content.decode()
+    page = viewer.get(reverse("playground") + f"?input={inp.uuid}").content.decode()
+    assert str(inp.uuid) not in page
+    # The estimate names no object: it answers the same for everyone with a team.
+    assert viewer.get(reverse("estimate", args=["kie", "seedream-v4"])).status_code == 200
+    assert str(img.uuid) not in viewer.get(reverse("gallery")).content.decode()
+    credits = viewer.get(reverse("credits")).content.decode()
+    assert "No charged generations yet." in credits and "a pine forest" not in credits
