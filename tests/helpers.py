@@ -147,13 +147,16 @@ def advance_clock() -> bool:
     from django_tasks_db.models import get_date_max
 
     now = timezone.now()
-    later = DBTaskResult.objects.filter(status="READY", run_after__gt=now).exclude(run_after=get_date_max())
-    ids = [row["args"][0] for row in later.values_list("args_kwargs", flat=True) if row.get("args")]
-    moved = later.update(run_after=now)
-    if moved:
-        Generation.objects.filter(pk__in=[i for i in ids if isinstance(i, int)], due_at__gt=now).update(due_at=now)
-        finish_provider_jobs()
-    return moved > 0
+    later = dict(DBTaskResult.objects.filter(status="READY", run_after__gt=now).exclude(run_after=get_date_max())
+                 .values_list("pk", "args_kwargs"))
+    if not later:
+        return False
+    # The jobs first, then their tasks: a worker running alongside (browser
+    # tests) never takes a moved task whose job is not due yet.
+    jobs = [a["args"][0] for a in later.values() if a.get("args") and isinstance(a["args"][0], int)]
+    Generation.objects.filter(pk__in=jobs, due_at__gt=now).update(due_at=now)
+    finish_provider_jobs()
+    return DBTaskResult.objects.filter(pk__in=list(later), status="READY").update(run_after=now) > 0
 
 
 def _pending() -> bool:
