@@ -35,11 +35,6 @@ def test_the_404_page_for_a_visitor_offers_log_in(client, db):
     assert "Page not found" in page and f'href="{reverse("login")}"' in page
 
 
-def test_a_404_from_a_view_uses_the_same_page(client_in, team):
-    r = client_in.get("/g/00000000-0000-0000-0000-000000000000/")
-    assert r.status_code == 404 and "Page not found" in r.content.decode()
-
-
 def test_the_500_page_renders_without_a_request_context_and_has_navigation(db):
     r = server_error(RequestFactory().get("/"))
     page = r.content.decode()

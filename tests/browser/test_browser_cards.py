@@ -13,6 +13,7 @@ from playground.generations import jobs
 from playground.generations.models import Generation
 
 from tests.browser.helpers import log_in, shot  # noqa: F401
+from tests.helpers import advance_clock
 
 pytestmark = pytest.mark.browser
 
@@ -30,7 +31,8 @@ def wait_finished(*gens, timeout=30.0):
             if not gen.is_active:
                 break
             assert time.monotonic() < deadline, f"{gen} still {gen.status}"
-            time.sleep(0.1)
+            advance_clock()  # no waiting for polls or the sandbox's latency
+            time.sleep(0.05)  # the worker thread's turn
 
 
 def finished_jobs(team, user, n, model="seedream-v4", **params):

@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 from playground.generations.models import Generation
 
 from tests.browser.helpers import log_in, shot  # noqa: F401
-from tests.helpers import start_sandbox, use_sandbox
+from tests.helpers import advance_clock, start_sandbox, use_sandbox
 
 pytestmark = pytest.mark.browser
 
@@ -185,6 +185,10 @@ def test_it_follows_an_async_job_through_its_stages_and_shows_every_image(page, 
 
     card = page.locator("#jobs article.job")
     expect(card).to_have_count(1)
+    expect(card).to_have_attribute("data-status", "running")
+    slow_sandbox.started_earlier(2.0)  # half-way through its 4 s: the provider is processing
+    expect(card.get_by_test_id("stage")).to_have_text("generating")
+    advance_clock()  # ...and done: no waiting for the rest
     expect_done_with_images(card, 2)
     seen = states(page)
     order = ["queued", "submitting", "running", "succeeded"]
@@ -271,6 +275,8 @@ def test_it_shows_a_rate_limit_wait_on_the_card_then_finishes(page, worker, team
     card = page.locator("#jobs article.job")
     expect(card).to_have_count(1)
     page.evaluate(POLL_JOB_CARD)
+    expect(card.get_by_test_id("note")).to_have_text(re.compile(r"waiting for rate limit, retrying in \d+ s"))
+    advance_clock()  # the provider's Retry-After (3 s) has passed: no waiting for it
     expect_done_with_images(card, 1)
     page.wait_for_function("window.cardFetchStates.at(-1) === 'succeeded: done'")
     shown, fetched = states(page), page.evaluate("window.cardFetchStates")

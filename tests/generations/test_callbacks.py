@@ -77,6 +77,7 @@ def test_the_sandbox_delivers_the_callback_to_the_running_app(live_server, team,
         gen = job(team, user, prompt="a sailing ship")
         jobs.advance(gen.pk)
         DBTaskResult.objects.all().delete()
+        sb.finish_now()  # the provider has finished (no waiting for its latency): it calls back
         deadline = time.monotonic() + 10
         while not DBTaskResult.objects.filter(status="READY").exists():
             assert time.monotonic() < deadline, "no callback arrived"
@@ -254,6 +255,7 @@ def test_the_providers_own_callback_rescues_a_job_killed_while_submitting(live_s
         settings.PUBLIC_BASE_URL = live_server.url
         gen = job(team, user, prompt="a lighthouse at night")
         killed_while_submitting(gen, sb, failed=True)
+        sb.finish_now()  # the provider has finished (no waiting for its latency): it calls back
         deadline = time.monotonic() + 10
         while not DBTaskResult.objects.filter(status="READY").exists():
             assert time.monotonic() < deadline, "no callback arrived"

@@ -95,7 +95,7 @@ def test_the_form_drops_appearance_fields_for_other_styles():
 
 
 def test_the_sandbox_rate_limit_becomes_a_visible_wait(tmp_path, settings, team, user):
-    sb = start_sandbox(tmp_path, rate_limits={"kwiki": [(2, 60.0)]})
+    sb = start_sandbox(tmp_path, latency=0, rate_limits={"kwiki": [(2, 60.0)]})  # only the limit matters
     try:
         use_sandbox(settings, sb)
         adapter = KwikiAdapter(base_url=sb.url + "/kwiki", api_key="sandbox-key")

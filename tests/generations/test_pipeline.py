@@ -3,6 +3,7 @@
 from datetime import timedelta
 import sqlite3
 
+from django.db.models import F
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 import pytest
@@ -133,9 +134,7 @@ def test_two_workers_finishing_the_same_job_store_one_set_of_images(sandbox, tea
     first = Generation.objects.get(pk=gen.pk)
     second = Generation.objects.get(pk=gen.pk)
     outcome = first.adapter_class(base_url=sandbox.url + "/kie", api_key="sandbox-key")
-    import time
-
-    time.sleep(0.4)
+    sandbox.finish_now()  # the provider has finished generating
     result = outcome.check("seedream-v4", first.provider_job_id)
     assert result.state == "succeeded"
     assert jobs.conclude(first, result) == "succeeded"
@@ -197,9 +196,9 @@ def test_inline_images_survive_a_worker_dying_before_the_download_step(sandbox, 
     assert gen.status == Generation.RUNNING
     assert [u.split("/")[0] for u in gen.result_urls] == ["staged:staging"] * 2  # the bytes are already stored
     monkeypatch.setattr(jobs, "conclude", real_conclude)
-    import time
-
-    time.sleep(1.1)  # the dead worker's lease runs out
+    # A second later the dead worker's lease has run out (no sleeping: the clock is moved).
+    Generation.objects.filter(pk=gen.pk).update(lease_until=F("lease_until") - timedelta(seconds=1.1),
+                                                due_at=F("due_at") - timedelta(seconds=1.1))
     DBTaskResult.objects.all().delete()
     assert jobs.sweep() == 1
     run_tasks(until=gen)

@@ -25,7 +25,7 @@ def wait_http(url, timeout=60):
         except httpx.HTTPError:
             if time.monotonic() > deadline:
                 raise
-            time.sleep(0.3)
+            time.sleep(0.1)
 
 
 def children_of(pid):

@@ -61,6 +61,7 @@ def test_a_killed_worker_loses_no_job_and_submits_nothing_twice(team, user, sett
         first.wait(10)
         gen.refresh_from_db()
         assert gen.status == Generation.RUNNING and gen.provider_job_id
+        sb.finish_now()  # the provider has finished meanwhile (no waiting for its latency)
         second = start_worker(sb, settings.MEDIA_ROOT)
 
         def finished():

@@ -47,9 +47,7 @@ def test_two_finishers_write_one_charge(sandbox, team, user):
     gen = jobs.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a pinecone"})
     jobs.advance(gen.pk)
     a, b = Generation.objects.get(pk=gen.pk), Generation.objects.get(pk=gen.pk)
-    import time
-
-    time.sleep(0.4)
+    sandbox.finish_now()  # the provider has finished generating
     adapter = a.adapter_class(base_url=sandbox.url + "/kie", api_key="sandbox-key")
     outcome = adapter.check("seedream-v4", a.provider_job_id)
     results = {jobs.conclude(a, outcome), jobs.conclude(b, outcome)}

@@ -18,7 +18,7 @@ from PIL import Image
 from playground.providers.base import ImageInput, ProviderError
 from playground.providers.kie import KieAdapter, service_of
 
-from tests.helpers import start_sandbox
+from tests.helpers import finish_provider_jobs, start_sandbox
 
 PHOTO = "https://app.example/inputs/public/abc"
 
@@ -78,6 +78,7 @@ def files():
 
 def wait_done(adapter, model, task_id, timeout=10.0):
     deadline = time.monotonic() + timeout
+    finish_provider_jobs()  # no waiting for the sandbox's latency
     while True:
         outcome = adapter.check(model, task_id)
         if outcome.finished or time.monotonic() > deadline:
