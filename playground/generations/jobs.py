@@ -194,17 +194,28 @@ def step(gen: Generation) -> str:
         return fail(gen, Generation.ACTIVE, err)
 
 
+def usable_endpoint(gen: Generation):
+    """Where the job's requests go, checked (key decrypts, base URL allowed),
+    or the ProviderError that says why they cannot go anywhere."""
+    try:
+        endpoint = Endpoint.resolve(gen.team, gen.provider)
+        endpoint.check_base_url()
+    except CredentialError as e:
+        return ProviderError("config", str(e))
+    except ProviderError as e:
+        return e
+    return endpoint
+
+
 def submit(gen: Generation) -> str:
     if gen.canceled_at:
         # Canceled while it was being sent, and the provider refused it: the
         # user does not want it, so it is not sent again.
         gen.transition(Generation.QUEUED, via="cancel", finished_at=timezone.now(), phase="", lease_until=None)
         return "canceled"
-    try:
-        endpoint = Endpoint.resolve(gen.team, gen.provider)
-        endpoint.check_base_url()
-    except (CredentialError, ProviderError) as e:
-        return fail(gen, Generation.QUEUED, e if isinstance(e, ProviderError) else ProviderError("config", str(e)))
+    endpoint = usable_endpoint(gen)
+    if isinstance(endpoint, ProviderError):
+        return fail(gen, Generation.QUEUED, endpoint)
     adapter = endpoint.adapter()
     wait = ratelimit.acquire(endpoint.rate_bucket(), adapter.rate_limits)
     if wait is not None:
@@ -328,11 +339,9 @@ def poll(gen: Generation) -> str:
         return conclude(gen, Outcome("succeeded", image_urls=list(gen.result_urls), credits_used=gen.credits_used))
     if not gen.provider_job_id:
         return fail(gen, Generation.RUNNING, ProviderError("bad_response", "The provider returned no job id."))
-    try:
-        endpoint = Endpoint.resolve(gen.team, gen.provider)
-        endpoint.check_base_url()
-    except (CredentialError, ProviderError) as e:
-        return fail(gen, Generation.RUNNING, e if isinstance(e, ProviderError) else ProviderError("config", str(e)))
+    endpoint = usable_endpoint(gen)
+    if isinstance(endpoint, ProviderError):
+        return fail(gen, Generation.RUNNING, endpoint)
     adapter = endpoint.adapter()
     try:
         outcome = adapter.check(gen.model, gen.provider_job_id)
