@@ -247,10 +247,6 @@ def recovery(team, user, env):
         server.shutdown()
 
 
-if __name__ == "__main__":
-    main()
-
-
 def adapter_requests(n: int = 100) -> tuple[float, float]:
     """--- 4. adapter construction + one request, n times ----------------------
     What a worker pays per task for the provider call itself: build the
@@ -277,3 +273,7 @@ def adapter_requests(n: int = 100) -> tuple[float, float]:
     print(f"adapter construction + request: {cpu / n:6.2f} ms CPU each ({n} adapters, one request each; "
           f"wall {wall / n:.2f} ms)")
     return cpu / n, wall / n
+
+
+if __name__ == "__main__":
+    main()
