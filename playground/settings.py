@@ -359,6 +359,14 @@ KVID_CREDITS_PER_MEGAPIXEL = env.str("KVID_CREDITS_PER_MEGAPIXEL", default="")
 # Credits per model or option, JSON merged over the built-in table, e.g.
 # KIE_CREDITS='{"qwen:high": 9, "flux-kontext-max": 12}'. The figure is recorded on each job.
 KIE_CREDITS = env.json("KIE_CREDITS", default={})
+
+# Money: budgets and converted totals are in this currency. A provider's
+# credits turn into money only through a stated price per credit: a team's
+# own (Credits page), else the instance's (admin), else these defaults. KIE
+# documents 1 credit = $0.005; the others stay "no price set" until one is
+# set. CREDIT_PRICES='{"kvid": "0.01"}' adds more (money per credit).
+MONEY_CURRENCY = env.str("MONEY_CURRENCY", default="USD")
+CREDIT_PRICES = {"kie": "0.005", **env.json("CREDIT_PRICES", default={})}
 # Input-image field names the KIE contract leaves open, e.g. KIE_INPUT_FIELDS='{"recraft": "image"}'
 # (slots: nano-banana-edit, midjourney, recraft).
 KIE_INPUT_FIELDS = env.json("KIE_INPUT_FIELDS", default={})

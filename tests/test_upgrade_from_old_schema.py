@@ -10,7 +10,7 @@ from django.db.migrations.executor import MigrationExecutor
 
 from playground.accounts.models import Membership, Team
 from playground.generations.models import Generation
-from playground.ledger.models import Charge
+from playground.ledger.models import Entry
 
 from tests.helpers import run_tasks
 
@@ -57,7 +57,9 @@ def test_a_database_from_before_the_split_is_read_through_the_new_apps(sandbox):
     assert team.memberships.get().role == Membership.OWNER
     gen = Generation.objects.get(pk=done.pk)
     assert (gen.team, gen.prompt, gen.status) == (team, "a quiet harbour at dawn", Generation.SUCCEEDED)
-    assert gen.charge.credits == Decimal("3.5") and Charge.objects.get().generation == gen
+    capture = Entry.objects.get(kind=Entry.CAPTURE)  # the old charge, kept as a capture
+    assert (capture.generation, capture.amount, capture.basis) == (gen, Decimal("3.5"), Entry.REPORTED)
+    assert capture.unit == "kie_credit" and Entry.objects.filter(generation=gen, kind=Entry.RESERVE).count() == 1
 
     # A task queued by the old code names playground.core.tasks: it still runs.
     from django_tasks_db.models import DBTaskResult
@@ -69,7 +71,7 @@ def test_a_database_from_before_the_split_is_read_through_the_new_apps(sandbox):
     job = Generation.objects.get(pk=waiting.pk)
     run_tasks(until=job)
     assert job.status == Generation.SUCCEEDED, job.error_message
-    assert job.images.count() == 1 and Charge.objects.filter(generation=job).count() == 1
+    assert job.images.count() == 1 and Entry.objects.filter(generation=job, kind=Entry.CAPTURE).count() == 1
     assert DBTaskResult.objects.get(id=row.id).status == "SUCCESSFUL"
 
 

@@ -17,6 +17,9 @@ class Team(models.Model):
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     name = models.CharField(max_length=100)
     adult_content_enabled = models.BooleanField(default=False)
+    # Budget periods (month, week, day) start at midnight in this zone.
+    time_zone = models.CharField(max_length=64, default=settings.TIME_ZONE,
+                                 help_text="Budget periods start at midnight in this time zone.")
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -28,6 +31,16 @@ class Team(models.Model):
     def role_of(self, user) -> str | None:
         m = self.memberships.filter(user=user).first()
         return m.role if m else None
+
+    @property
+    def zone(self):
+        """The team's time zone (UTC if the stored name is not known here)."""
+        import zoneinfo
+
+        try:
+            return zoneinfo.ZoneInfo(self.time_zone or "UTC")
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            return zoneinfo.ZoneInfo("UTC")
 
     def is_owner(self, user) -> bool:
         return self.role_of(user) == Membership.OWNER

@@ -32,7 +32,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from playground.accounts.models import Endpoint
-from playground.ledger.models import Charge
+from playground.ledger import book
 from playground.lib.crypto import CredentialError
 from playground.lib.egress import DownloadError, fetch
 from playground.lib.images import check_image
@@ -85,6 +85,9 @@ def create(*, team, owner, provider: str, model: str, params: dict, client_token
                 cost_estimate=spec.estimate(params), source_image_id=source, is_adult=spec.is_adult(params),
                 client_token=client_token,
             )
+            # Held against every budget it touches, or refused (BudgetExceeded):
+            # then the job is rolled back and nothing is sent.
+            gen.budget_warnings = book.reserve(gen)
             enqueue(gen)
     except IntegrityError:  # the same form, submitted twice at the same moment
         return Generation.objects.get(owner=owner, client_token=client_token)
@@ -211,7 +214,9 @@ def submit(gen: Generation) -> str:
     if gen.canceled_at:
         # Canceled while it was being sent, and the provider refused it: the
         # user does not want it, so it is not sent again.
-        gen.transition(Generation.QUEUED, via="cancel", finished_at=timezone.now(), phase="", lease_until=None)
+        with transaction.atomic():
+            if gen.transition(Generation.QUEUED, via="cancel", finished_at=timezone.now(), phase="", lease_until=None):
+                book.release(gen, note="canceled")
         return "canceled"
     endpoint = usable_endpoint(gen)
     if isinstance(endpoint, ProviderError):
@@ -420,12 +425,7 @@ def finish(gen: Generation, checked, outcome: Outcome) -> str:
                 lease_until=None, credits_used=outcome.credits_used if outcome.credits_used is not None else gen.cost_estimate,
             )
             if won:
-                reported = outcome.credits_used is not None
-                Charge.objects.create(
-                    team_id=gen.team_id, user_id=gen.owner_id, generation=gen, provider=gen.provider, model=gen.model,
-                    credits=outcome.credits_used if reported else gen.cost_estimate,
-                    basis=Charge.REPORTED if reported else Charge.ESTIMATE,
-                )
+                book.capture(gen, outcome.credits_used)
                 GenerationImage.objects.bulk_create([
                     GenerationImage(
                         generation=gen, index=i, file=name, thumbnail=thumb, content_type=img.content_type,
@@ -467,22 +467,26 @@ def fail_paid_without_image(gen: Generation, outcome: Outcome, e: DownloadError)
                             "The provider charged for it (see Credits: paid, no image).", code="image_not_saved")
     reported = outcome.credits_used if outcome.credits_used is not None else gen.credits_used
     with transaction.atomic():
-        won = fail(gen, Generation.RUNNING, err) != "job changed"
+        won = fail(gen, Generation.RUNNING, err, release=False) != "job changed"
         if won:
-            Charge.objects.create(
-                team_id=gen.team_id, user_id=gen.owner_id, generation=gen, provider=gen.provider, model=gen.model,
-                credits=reported if reported is not None else gen.cost_estimate,
-                basis=Charge.REPORTED if reported is not None else Charge.ESTIMATE, kind=Charge.NO_IMAGE,
-            )
+            book.capture(gen, reported, no_image=True)
     return f"failed: {err.kind} (paid, no image)" if won else "job changed"
 
 
-def fail(gen: Generation, from_statuses, err: ProviderError) -> str:
-    won = gen.transition(
-        from_statuses, via="fail", error_kind=err.kind, error_code=err.code[:60],
-        error_message=err.message, error_field=err.field or "", phase="", finished_at=timezone.now(),
-        lease_until=None,
-    )
+def fail(gen: Generation, from_statuses, err: ProviderError, release: bool = True) -> str:
+    """The job failed for good; its reservation is released in the same
+    transaction (release=False: the caller captures what was paid instead)."""
+    with transaction.atomic():
+        won = gen.transition(
+            from_statuses, via="fail", error_kind=err.kind, error_code=err.code[:60],
+            error_message=err.message, error_field=err.field or "", phase="", finished_at=timezone.now(),
+            lease_until=None,
+        )
+        if won and release:
+            book.release(gen, note=f"failed: {err.kind}")
+    available = (getattr(err, "details", None) or {}).get("credits_available")
+    if available is not None:
+        book.note_balance(gen.team, gen.provider, available)
     return f"failed: {err.kind}" if won else "job changed"
 
 

@@ -211,9 +211,15 @@ class Generation(models.Model):
     def cancel(self) -> str:
         """Queued: nothing was sent, it just stops. Sent: the provider cannot be
         told, so it is tracked quietly and shown as canceled."""
-        if self.transition(self.QUEUED, via="cancel", canceled_at=timezone.now(),
-                           finished_at=timezone.now(), phase="", lease_until=None):
-            return "canceled"
+        from django.db import transaction
+
+        from playground.ledger import book
+
+        with transaction.atomic():
+            if self.transition(self.QUEUED, via="cancel", canceled_at=timezone.now(),
+                               finished_at=timezone.now(), phase="", lease_until=None):
+                book.release(self, note="canceled before it was sent")
+                return "canceled"
         if self.transition((self.SUBMITTING, self.RUNNING), via="note_cancel", where=Q(canceled_at__isnull=True),
                            canceled_at=timezone.now()):
             self.refresh_from_db()

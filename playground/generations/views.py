@@ -17,6 +17,7 @@ from django_htmx.http import HttpResponseClientRefresh, HttpResponseStopPolling,
 
 from playground.accounts.access import team_required
 from playground.accounts.models import endpoint_source
+from playground.ledger.budgets import BudgetExceeded
 from playground.providers import registry
 
 from . import jobs
@@ -76,9 +77,15 @@ def playground(request):
     provider_key, adapter, spec = _pick(request)
     picked = _picked_input(request)
     form = _playground_form(request, spec, picked)
+    gen = None
     if form.is_bound and form.is_valid():
-        gen = jobs.create(team=request.team, owner=request.user, provider=provider_key,
-                          model=spec.key, params=form.params(), client_token=_client_token(request))
+        try:
+            gen = jobs.create(team=request.team, owner=request.user, provider=provider_key,
+                              model=spec.key, params=form.params(), client_token=_client_token(request))
+        except BudgetExceeded as e:
+            # Refused before anything was made or sent: said on the form.
+            form.add_error(None, e.message)
+    if gen is not None:
         if request.htmx:
             # The new card goes on top of the job column; the form stays as
             # it is, with a fresh submit token (out of band).

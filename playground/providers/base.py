@@ -22,6 +22,8 @@ import weakref
 
 import httpx
 
+from playground.lib.units import Unit, credit_unit
+
 # --- Errors --------------------------------------------------------------------
 
 # One taxonomy for all providers. "hint" is what the user can do about it.
@@ -539,6 +541,9 @@ class Adapter:
     rate_limits: tuple[tuple[int, float], ...] = ()
     # Seconds to wait after a 429 without a hint (see DEFAULT_RETRY_AFTER).
     default_retry_after: float = DEFAULT_RETRY_AFTER
+    # What its prices and charges are counted in: its own credits, or a
+    # currency (lib/units.py). Every ledger entry stores the unit's code.
+    unit: Unit = credit_unit("credit", "credits")
     # Whether the provider POSTs to a callback URL when a job ends (a hint only).
     callbacks = False
     # Seconds between status checks (an async provider's documented cadence).

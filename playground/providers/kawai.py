@@ -16,6 +16,8 @@ from decimal import Decimal, InvalidOperation
 
 import httpx
 
+from playground.lib.units import currency
+
 from .base import (
     Adapter,
     ModelSpec,
@@ -130,6 +132,7 @@ def build_models(adapter: type["KawaiAdapter"]) -> dict[str, ModelSpec]:
 class KawaiAdapter(Adapter):
     key = "kawai"
     label = "Kawai"
+    unit = currency("USD")  # its price table is in US dollars
     mode = "sync"
     default_base_url = "https://api.getkawai.com/v1"
     sandbox_prefix = "/kawai/v1"

@@ -10,6 +10,8 @@ from decimal import Decimal
 import re
 from urllib.parse import quote
 
+from playground.lib.units import credit_unit
+
 from .base import (
     Adapter,
     ModelSpec,
@@ -305,6 +307,7 @@ def field_named_in(spec: ModelSpec, message: str) -> str | None:
 class KieAdapter(Adapter):
     key = "kie"
     label = "KIE.ai"
+    unit = credit_unit("kie_credit", "KIE credits")
     mode = "async"
     default_base_url = "https://api.kie.ai"
     poll_seconds = 5.0  # the documented cadence

@@ -14,6 +14,8 @@ import os
 import re
 from urllib.parse import quote
 
+from playground.lib.units import credit_unit
+
 from .base import (
     Adapter,
     ModelSpec,
@@ -201,6 +203,7 @@ def _human(seconds: float) -> str:
 class KvidAdapter(Adapter):
     key = "kvid"
     label = "kvid.ai"
+    unit = credit_unit("kvid_credit", "kvid credits")
     mode = "async"
     default_base_url = "https://api.kvid.ai"
     sandbox_prefix = "/kvid"

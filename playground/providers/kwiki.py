@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
+from playground.lib.units import credit_unit
+
 from .base import (
     Adapter,
     ModelSpec,
@@ -99,6 +101,7 @@ KINDS = {
 class KwikiAdapter(Adapter):
     key = "kwiki"
     label = "Kwiki AI"
+    unit = credit_unit("kwiki_credit", "Kwiki credits")
     mode = "sync"
     default_base_url = "https://kwikiai.com"
     sandbox_prefix = "/kwiki"

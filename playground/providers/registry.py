@@ -9,6 +9,8 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
+from playground.lib.units import Unit, currency, unit_from_code
+
 from .base import Adapter, ModelSpec
 from .removed import removed_model, removed_provider
 
@@ -60,6 +62,7 @@ def openai_compatible(entry: dict) -> type[Adapter]:
         "known_models": tuple(models),
         "prices": prices,
         "prices_setting": None,
+        "unit": currency(str(entry.get("currency") or "USD")),
     })
 
 
@@ -85,3 +88,13 @@ def spec_or_removed(provider: str, model: str) -> ModelSpec:
 
 def choices() -> list[tuple[str, str]]:
     return [(key, cls.label) for key, cls in adapter_classes().items()]
+
+
+def units() -> dict[str, Unit]:
+    """Every configured provider's unit, by code."""
+    return {cls.unit.code: cls.unit for cls in adapter_classes().values()}
+
+
+def unit(code: str) -> Unit:
+    """The Unit a stored code names, also for a provider no longer configured."""
+    return unit_from_code(code, units().get)

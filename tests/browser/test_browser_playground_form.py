@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 
 from playground.generations import jobs
 from playground.generations.models import Generation
-from playground.ledger.models import Charge
+from playground.ledger.models import Entry
 
 from tests.browser.helpers import log_in, shot  # noqa: F401
 
@@ -80,7 +80,7 @@ def test_flux_kontext_max_shows_the_12_credits_it_is_charged_and_the_request_car
     expect(card).to_contain_text("12 credits")
     gen = Generation.objects.get()
     assert gen.params["model"] == "flux-kontext-max"
-    assert Charge.objects.get(generation=gen).credits == 12
+    assert Entry.objects.get(generation=gen, kind=Entry.CAPTURE).amount == 12
     shot(page, f"flux-kontext-max-{viewport['width']}")
 
 
@@ -97,7 +97,7 @@ def test_nano_banana_and_kawai_estimates_follow_the_form_without_errors(page, wo
     page.get_by_role("button", name="Generate").click()
     expect(finished_card(page)).to_contain_text("4 credits")
     assert requests == []  # a flat price: nothing to ask while the form is filled in
-    assert Charge.objects.get().credits == 4
+    assert Entry.objects.get(kind=Entry.CAPTURE).amount == 4
 
     page.goto("/?provider=kawai&model=generations")
     expect(page.get_by_test_id("estimate")).to_have_text("0.04 credits")
@@ -115,7 +115,7 @@ def test_nano_banana_and_kawai_estimates_follow_the_form_without_errors(page, wo
     expect(page.locator("#jobs article.job")).to_have_count(2)
     expect(finished_card(page)).to_contain_text("0.16 credits")
     gen = Generation.objects.get(provider="kawai")
-    assert Charge.objects.get(generation=gen).credits == gen.cost_estimate == Decimal("0.16")
+    assert Entry.objects.get(generation=gen, kind=Entry.CAPTURE).amount == gen.cost_estimate == Decimal("0.16")
     assert not page.problems, page.problems
 
 

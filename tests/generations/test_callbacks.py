@@ -178,7 +178,7 @@ def killed_while_submitting(gen, sb, *, failed: bool):
 
 @pytest.mark.parametrize("failed", [False, True], ids=["still-submitting", "failed-unknown-outcome"])
 def test_a_job_killed_while_submitting_adopts_the_task_id_from_its_callback(client, counted, team, user, failed):
-    from playground.ledger.models import Charge
+    from playground.ledger.models import Entry
 
     sb, requests = counted(latency=0)  # the provider has finished when it calls back
     gen = job(team, user, prompt="a lighthouse on a cliff")
@@ -192,18 +192,18 @@ def test_a_job_killed_while_submitting_adopts_the_task_id_from_its_callback(clie
     assert gen.status == Generation.SUCCEEDED, gen.error_message
     assert gen.provider_job_id == task_id and gen.error_kind == ""
     assert gen.images.count() == 1
-    assert Charge.objects.filter(generation=gen, kind=Charge.IMAGE).count() == 1
+    assert Entry.objects.filter(generation=gen, kind=Entry.CAPTURE, no_image=False).count() == 1
     assert requests.count("record-info") == 1  # confirmed with one status call
     assert requests.count("/generate") == 1  # never sent again
     # The late callback replayed changes nothing.
     post_callback(client, gen, task_id)
     run_tasks()
-    assert Charge.objects.filter(generation=gen).count() == 1 and requests.count("record-info") == 1
+    assert Entry.objects.filter(generation=gen, kind=Entry.CAPTURE).count() == 1 and requests.count("record-info") == 1
 
 
 @pytest.mark.parametrize("failed", [False, True], ids=["still-submitting", "failed-unknown-outcome"])
 def test_a_forged_callback_naming_an_unknown_task_changes_nothing(client, counted, team, user, failed):
-    from playground.ledger.models import Charge
+    from playground.ledger.models import Entry
 
     sb, requests = counted(latency=0)
     gen = job(team, user, prompt="a row of beach huts")
@@ -214,7 +214,7 @@ def test_a_forged_callback_naming_an_unknown_task_changes_nothing(client, counte
     after = Generation.objects.values().get(pk=gen.pk)
     for field in ("status", "provider_job_id", "error_kind", "error_message", "claimed_job_id", "lease_until"):
         assert after[field] == before[field], field
-    assert not Charge.objects.filter(generation=gen).exists()
+    assert not Entry.objects.filter(generation=gen, kind=Entry.CAPTURE).exists()
     assert requests.count("record-info") == 1  # asked once; the provider does not know it
     # Another generation's job id is refused without asking.
     other = job(team, user, prompt="a windmill")
@@ -227,7 +227,7 @@ def test_a_forged_callback_naming_an_unknown_task_changes_nothing(client, counte
 
 
 def test_a_live_worker_that_saves_its_answer_after_an_adoption_changes_nothing(client, counted, team, user):
-    from playground.ledger.models import Charge
+    from playground.ledger.models import Entry
 
     sb, requests = counted(latency=0)
     gen = job(team, user, prompt="a red barn")
@@ -242,7 +242,7 @@ def test_a_live_worker_that_saves_its_answer_after_an_adoption_changes_nothing(c
     assert not late.transition(Generation.SUBMITTING, status=Generation.RUNNING, provider_job_id=task_id)
     assert not jobs.rescue_after_lost_lease(late, jobs.Outcome("pending", job_id=task_id), now)
     gen.refresh_from_db()
-    assert gen.status == Generation.SUCCEEDED and Charge.objects.filter(generation=gen).count() == 1
+    assert gen.status == Generation.SUCCEEDED and Entry.objects.filter(generation=gen, kind=Entry.CAPTURE).count() == 1
 
 
 @pytest.mark.django_db(transaction=True)

@@ -10,7 +10,8 @@ import pytest
 
 from playground.generations import jobs
 from playground.generations.models import Generation
-from playground.ledger.models import Charge
+from playground.ledger import book
+from playground.ledger.models import Entry
 from playground.providers import registry
 
 from tests import factories
@@ -29,12 +30,11 @@ def history(sandbox, team, user):
     assert done.status == retired.status == Generation.SUCCEEDED
     # A model its (still configured) provider no longer declares.
     Generation.objects.filter(pk=retired.pk).update(provider="kwiki", model="retired-model")
-    Charge.objects.filter(generation=retired).update(provider="kwiki", model="retired-model")
+    Entry.objects.filter(generation=retired).update(provider="kwiki", model="retired-model")
     failed = factories.job(team, user, "kie", "seedream-v4", prompt="a snowy pass")
     Generation.objects.filter(pk=failed.pk).update(
         status=Generation.FAILED, error_kind="download", error_message="The image could not be saved.")
-    Charge.objects.create(team=team, user=user, generation=failed, provider="kie", model="seedream-v4",
-                          credits=Decimal("3.5"), basis=Charge.ESTIMATE, kind=Charge.NO_IMAGE)
+    book.capture(failed, None, no_image=True)
     running = factories.job(team, user, "kie", "seedream-v4", prompt="a quiet bay")
     Generation.objects.filter(pk=running.pk).update(status=Generation.RUNNING, provider_job_id="task-gone-1")
     queued = factories.job(team, user, "kie", "seedream-v4", prompt="a rocky shore")
@@ -117,7 +117,7 @@ def test_an_active_job_of_a_removed_provider_fails_with_a_config_error(history, 
         assert gen.error_kind == "config"
         assert "no longer configured" in gen.error_message
         assert gen.endpoint_source == "" or gen is running  # never sent anywhere
-    assert not Charge.objects.filter(generation__in=[queued, running]).exists()
+    assert not Entry.objects.filter(generation__in=[queued, running], kind=Entry.CAPTURE).exists()
 
 
 def test_a_removed_model_of_a_configured_provider_describes_itself_by_its_key(history):

@@ -15,7 +15,8 @@ import pytest
 
 import playground
 from playground.generations.models import Generation, GenerationImage, InputImage
-from playground.ledger.models import Charge
+from playground.ledger import book
+from playground.ledger.models import Entry
 
 from tests import factories
 from tests.helpers import run_tasks
@@ -42,7 +43,7 @@ def test_visible_to_is_the_viewers_own_rows_in_the_current_team(finished, team, 
         Generation: finished,
         GenerationImage: finished.images.get(),
         InputImage: InputImage.from_bytes(team=team, owner=user, data=png()),
-        Charge: Charge.objects.get(generation=finished),
+        Entry: Entry.objects.get(generation=finished, kind=Entry.CAPTURE),
     }
     # Rows of others (another member of the team; another team) and mine in another team.
     others = [factories.job(team, colleague, "kie", "seedream-v4", prompt="a hedge"),
@@ -50,12 +51,12 @@ def test_visible_to_is_the_viewers_own_rows_in_the_current_team(finished, team, 
               factories.job(mine_elsewhere, user, "kie", "seedream-v4", prompt="a gate")]
     for gen in others:
         InputImage.from_bytes(team=gen.team, owner=gen.owner, data=png())
-        Charge.objects.create(team=gen.team, user=gen.owner, generation=gen, provider="kie", model="seedream-v4",
-                              credits=Decimal("1"), basis=Charge.ESTIMATE)
+        book.capture(gen, Decimal("1"))
     for model, mine in rows.items():
-        assert list(model.objects.visible_to(user, team)) == [mine], model.__name__
-        assert model.objects.visible_to(AnonymousUser(), team).count() == 0
-        assert model.objects.visible_to(user, None).count() == 0
+        rows_of = Entry.objects.filter(kind=Entry.CAPTURE) if model is Entry else model.objects
+        assert list(rows_of.visible_to(user, team)) == [mine], model.__name__
+        assert rows_of.visible_to(AnonymousUser(), team).count() == 0
+        assert rows_of.visible_to(user, None).count() == 0
     assert list(Generation.objects.visible_to(user, mine_elsewhere)) == [others[2]]
     assert list(Generation.objects.visible_to(colleague, team)) == [others[0]]
 

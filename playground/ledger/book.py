@@ -1,0 +1,136 @@
+"""Writing the ledger: reserve, capture, release, adjust (django-oscar's
+allocate / debit / refund shape). The job pipeline calls these inside the
+transaction that moves the job, so a job's state and its entries change
+together or not at all.
+
+The ledger sits below generations (docs/architecture.md): it takes a
+generation and reads its fields, and imports nothing from that app.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.db import connection, transaction
+
+from playground.lib.units import Amount
+from playground.providers import registry
+
+from . import budgets as budgets_mod
+from .budgets import BudgetExceeded, BudgetStatus
+from .models import Entry, ProviderBalance
+from .prices import Prices
+
+
+def _user_fields(user) -> dict:
+    return {"user": user, "username": user.get_username() if user is not None else ""}
+
+
+def _generation_fields(gen) -> dict:
+    return {
+        "team_id": gen.team_id, "generation": gen, "generation_uuid": gen.uuid,
+        "provider": gen.provider, "model": gen.model, "unit": registry.get_or_removed(gen.provider).unit.code,
+    }
+
+
+@dataclass
+class Quote:
+    """What a run costs (its unit, and money where a price is set) and what
+    each budget it touches has left."""
+
+    cost: Amount
+    money: Amount | None
+    budgets: list[BudgetStatus] = field(default_factory=list)
+
+    @property
+    def refused(self) -> list[BudgetStatus]:
+        return [b for b in self.budgets if b.budget.hard and b.would_exceed]
+
+    @property
+    def warnings(self) -> list[BudgetStatus]:
+        return [b for b in self.budgets if not b.budget.hard and b.would_exceed]
+
+
+def quote(team, user, provider: str, amount: Decimal, prices: Prices | None = None) -> Quote:
+    """A run's cost and the budgets it touches (no lock, nothing written)."""
+    prices = prices or Prices(team)
+    cost = Amount(amount, registry.get_or_removed(provider).unit)
+    return Quote(cost, prices.money_of(cost, provider), budgets_mod.check(team, user, provider, cost, prices))
+
+
+def reserve(gen) -> list[BudgetStatus]:
+    """Hold the job's estimate against every budget it touches, or refuse
+    (BudgetExceeded) when a hard one would be exceeded. Call inside the
+    transaction that creates the job: a refusal rolls the job back, so
+    nothing is sent. Returns the soft budgets the run goes over (warnings)."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("reserve() must run inside the transaction that creates the job")
+    touched = budgets_mod.applicable(gen.team, gen.owner, gen.provider)
+    if connection.features.has_select_for_update:
+        # PostgreSQL: concurrent submissions take turns on these rows. SQLite
+        # needs no row lock: its transactions are IMMEDIATE (one writer).
+        touched = touched.select_for_update()
+    touched = list(touched)
+    prices = Prices(gen.team)
+    cost = Amount(gen.cost_estimate, registry.get_or_removed(gen.provider).unit)
+    statuses = budgets_mod.check(gen.team, gen.owner, gen.provider, cost, prices, budgets=touched)
+    refused = [s for s in statuses if s.budget.hard and s.would_exceed]
+    if refused:
+        raise BudgetExceeded(refused)
+    Entry.objects.create(kind=Entry.RESERVE, amount=gen.cost_estimate, **_generation_fields(gen),
+                         **_user_fields(gen.owner))
+    return [s for s in statuses if not s.budget.hard and s.would_exceed]
+
+
+def capture(gen, reported: Decimal | None, *, no_image: bool = False) -> Entry:
+    """What the job cost: the provider's figure where it reports one, else
+    the estimate; both kept. At most once per generation (a constraint)."""
+    return Entry.objects.create(
+        kind=Entry.CAPTURE, amount=reported if reported is not None else gen.cost_estimate,
+        estimate=gen.cost_estimate, reported=reported,
+        basis=Entry.REPORTED if reported is not None else Entry.ESTIMATE, no_image=no_image,
+        **_generation_fields(gen), **_user_fields(gen.owner),
+    )
+
+
+def release(gen, note: str = "") -> Entry | None:
+    """Nothing was spent (failed, or canceled before it was sent): free what
+    was reserved. A job with no reservation (made before the ledger had
+    them) has nothing to release."""
+    held = Entry.objects.filter(generation_uuid=gen.uuid, kind=Entry.RESERVE).values_list("amount", flat=True).first()
+    if held is None:
+        return None
+    return Entry.objects.create(kind=Entry.RELEASE, amount=held, note=note[:500],
+                                **_generation_fields(gen), **_user_fields(gen.owner))
+
+
+def adjust(*, team, provider: str, amount: Decimal, note: str, by, user=None, model: str = "", unit: str | None = None,
+           generation=None) -> Entry:
+    """A signed correction (e.g. a provider's refund), written by an owner
+    or an admin, with a reason."""
+    if not note.strip():
+        raise ValueError("An adjustment needs a reason.")
+    return Entry.objects.create(
+        kind=Entry.ADJUSTMENT, team=team, provider=provider, model=model,
+        unit=unit or registry.get_or_removed(provider).unit.code, amount=amount, note=note.strip()[:500],
+        created_by=by, generation=generation, generation_uuid=generation.uuid if generation is not None else None,
+        **_user_fields(user),
+    )
+
+
+def note_balance(team, provider: str, amount) -> None:
+    """Keep the last balance the provider reported for this team's key."""
+    try:
+        value = Decimal(str(amount))
+    except Exception:
+        return
+    from django.utils import timezone
+
+    ProviderBalance.objects.update_or_create(
+        team=team, provider=provider,
+        defaults={"amount": value, "unit": registry.get_or_removed(provider).unit.code, "seen_at": timezone.now()},
+    )
+
+
+__all__ = ["BudgetExceeded", "Quote", "adjust", "capture", "note_balance", "quote", "release", "reserve"]

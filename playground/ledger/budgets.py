@@ -1,0 +1,207 @@
+"""Budgets: which ones a run touches, what each has left, and the check that
+holds them.
+
+A budget's use in its current period = captures and adjustments written in
+the period + reservations written in the period that are not yet settled
+(neither captured nor released). Amounts in another unit count only through
+a stated price; a hard money budget refuses a run whose own unit has no
+price (it could not be held otherwise), and names the missing price.
+
+reserve() (book.py) checks under a lock on the budget rows: row locks on
+PostgreSQL; on SQLite every transaction is IMMEDIATE (settings), so writers
+take turns. Two submissions can never both take the last of a budget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.db.models import Exists, OuterRef, Q, Sum
+from django.utils import timezone
+
+from playground.lib.units import Amount, Unit
+
+from .models import Budget, Entry
+from .prices import Prices
+
+
+def period_bounds(period: str, zone, now: datetime | None = None) -> tuple[datetime | None, datetime | None]:
+    """[start, end) of the calendar period containing now: midnights in the
+    zone (a week runs Monday to Monday)."""
+    if period == Budget.NONE:
+        return None, None
+    today = (now or timezone.now()).astimezone(zone).date()
+    if period == Budget.DAY:
+        first, after = today, today + timedelta(days=1)
+    elif period == Budget.WEEK:
+        first = today - timedelta(days=today.weekday())
+        after = first + timedelta(days=7)
+    else:
+        first = today.replace(day=1)
+        after = (first + timedelta(days=32)).replace(day=1)
+    return (datetime(first.year, first.month, first.day, tzinfo=zone),
+            datetime(after.year, after.month, after.day, tzinfo=zone))
+
+
+def applicable(team, user, provider: str | None = None):
+    """The budgets a run of this user on this provider touches (provider
+    None: every budget of the user and the team)."""
+    qs = Budget.objects.filter(team=team).filter(Q(member__isnull=True) | Q(member=user))
+    if provider is not None:
+        qs = qs.filter(Q(provider="") | Q(provider=provider))
+    return qs.order_by("id")
+
+
+def settled_subquery():
+    return Entry.objects.filter(generation_uuid=OuterRef("generation_uuid"),
+                                kind__in=(Entry.CAPTURE, Entry.RELEASE))
+
+
+def counted(qs):
+    """Entries that use up a budget: spend, and reservations still open."""
+    return qs.annotate(settled=Exists(settled_subquery())).filter(
+        Q(kind__in=(Entry.CAPTURE, Entry.ADJUSTMENT)) | Q(kind=Entry.RESERVE, settled=False))
+
+
+@dataclass
+class BudgetStatus:
+    budget: Budget
+    limit: Amount
+    used: Amount
+    # Spend in units with no price, not counted in a money budget (named).
+    unconverted: list[Amount] = field(default_factory=list)
+    start: datetime | None = None
+    resets_at: datetime | None = None
+    # For a check of a run: what it needs in the budget's unit (None when
+    # it cannot be converted: no price for its unit).
+    needs: Amount | None = None
+    run_unpriced: Amount | None = None
+
+    @property
+    def left(self) -> Amount:
+        return Amount(max(self.limit.value - self.used.value, Decimal("0")), self.limit.unit)
+
+    @property
+    def over_now(self) -> bool:
+        return self.used.value > self.limit.value
+
+    @property
+    def fraction(self) -> float:
+        if self.limit.value <= 0:
+            return 1.0 if self.used.value > 0 else 0.0
+        return float(min(self.used.value / self.limit.value, Decimal("1")))
+
+    @property
+    def percent(self) -> int:
+        return round(self.fraction * 100)
+
+    @property
+    def would_exceed(self) -> bool:
+        """The run does not fit: it needs more than is left, or cannot be
+        measured in this budget's unit."""
+        if self.run_unpriced is not None:
+            return True
+        return self.needs is not None and self.used.value + self.needs.value > self.limit.value
+
+    @property
+    def days_to_reset(self) -> int | None:
+        if self.resets_at is None:
+            return None
+        return max(0, (self.resets_at - timezone.now() + timedelta(hours=23, minutes=59)).days)
+
+    @property
+    def resets_text(self) -> str:
+        if self.resets_at is None:
+            return "no period: never resets"
+        seconds = (self.resets_at - timezone.now()).total_seconds()
+        if seconds < 3600:
+            return f"resets in {max(1, round(seconds / 60))} min"
+        if seconds < 86400:
+            hours = round(seconds / 3600)
+            return f"resets in {hours} hour{'s' if hours != 1 else ''}"
+        days = self.days_to_reset
+        return f"resets in {days} day{'s' if days != 1 else ''}"
+
+    def refusal(self) -> str:
+        name = self.budget.name
+        if self.run_unpriced is not None:
+            return (f"{name}: this run costs {self.run_unpriced}, and no price is set for "
+                    f"{self.run_unpriced.unit.label}, so it cannot be counted against a budget in "
+                    f"{self.limit.unit.label}. A team owner can set the price on the Credits page.")
+        return (f"{name}: {self.left} left of {self.limit}, and this run needs {self.needs}. "
+                "Nothing was sent.")
+
+    def warning(self) -> str:
+        if self.run_unpriced is not None:
+            return f"{self.budget.name} (soft): this run's {self.run_unpriced.unit.label} have no price, not counted."
+        return f"{self.budget.name} (soft): {self.left} left of {self.limit}; this run needs {self.needs} and goes over."
+
+
+def status(budget: Budget, prices: Prices, now: datetime | None = None, team=None) -> BudgetStatus:
+    """What a budget has used in its current period (one query)."""
+    team = team or budget.team
+    start, end = period_bounds(budget.period, team.zone, now)
+    qs = Entry.objects.filter(team_id=budget.team_id)
+    if budget.member_id:
+        qs = qs.filter(user_id=budget.member_id)
+    if budget.provider:
+        qs = qs.filter(provider=budget.provider)
+    if start is not None:
+        qs = qs.filter(created_at__gte=start)
+    unit = budget.unit_obj
+    used = Decimal("0")
+    unconverted = []
+    rows = counted(qs).values("provider", "unit").annotate(total=Sum("amount")).order_by()
+    for row in rows:
+        value = in_unit(Amount(row["total"] or Decimal("0"), _unit(row["unit"])), unit, prices, row["provider"])
+        if value is None:
+            unconverted.append(Amount(row["total"], _unit(row["unit"])))
+        else:
+            used += value
+    return BudgetStatus(budget, Amount(budget.amount, unit), Amount(used, unit), unconverted,
+                        start=start, resets_at=end)
+
+
+def _unit(code: str) -> Unit:
+    from playground.providers import registry
+
+    return registry.unit(code)
+
+
+def in_unit(amount: Amount, unit: Unit, prices: Prices, provider: str) -> Decimal | None:
+    """amount expressed in unit: the same unit as is, money through a price."""
+    if amount.unit.code == unit.code:
+        return amount.value
+    if unit.code == prices.money.code:
+        return prices.to_money(amount, provider)
+    return None
+
+
+def check(team, user, provider: str, cost: Amount, prices: Prices | None = None,
+          budgets=None, now: datetime | None = None) -> list[BudgetStatus]:
+    """Every budget the run touches, with what the run needs in its unit."""
+    prices = prices or Prices(team)
+    out = []
+    for budget in (budgets if budgets is not None else applicable(team, user, provider)):
+        st = status(budget, prices, now, team=team)
+        value = in_unit(cost, st.limit.unit, prices, provider)
+        if value is None:
+            st.run_unpriced = cost
+        else:
+            st.needs = Amount(value, st.limit.unit)
+        out.append(st)
+    return out
+
+
+class BudgetExceeded(Exception):
+    """A hard budget refuses the run: nothing is created, nothing is sent."""
+
+    def __init__(self, refused: list[BudgetStatus]):
+        self.refused = refused
+        super().__init__(" ".join(s.refusal() for s in refused))
+
+    @property
+    def message(self) -> str:
+        return "Over budget. " + str(self)
