@@ -17,6 +17,7 @@ from django_htmx.http import HttpResponseClientRefresh, HttpResponseStopPolling,
 
 from playground.accounts.access import team_required
 from playground.accounts.models import endpoint_source
+from playground.ledger import book
 from playground.ledger.budgets import BudgetExceeded
 from playground.providers import registry
 
@@ -125,6 +126,7 @@ def _playground_context(request, provider_key, adapter, spec, form, picked) -> d
         # A form sent back with its errors keeps its token: no job was made with it.
         "submit_token": (_client_token(request) if form.is_bound else None) or uuid_mod.uuid4(),
         "estimate": _lazy(_form_estimate, spec, form),
+        "quote": _lazy(lambda: _budget_quote(request, provider_key, _form_estimate(spec, form))),
         "endpoint_source": _lazy(endpoint_source, request.team, provider_key),
     }
 
@@ -152,7 +154,17 @@ def estimate(request, provider, model):
     adapter = registry.adapter_classes().get(provider)
     if adapter is None or model not in adapter.models:
         raise Http404("Unknown model")
-    return _render(request, PLAYGROUND, {"estimate": _quote(adapter.models[model], request.GET)}, "estimate")
+    amount = _quote(adapter.models[model], request.GET)
+    return _render(request, PLAYGROUND, {"estimate": amount, "provider_key": provider,
+                                         "quote": _budget_quote(request, provider, amount)}, "estimate")
+
+
+def _budget_quote(request, provider, amount):
+    """The run's cost in its unit and in money, and each budget it touches."""
+    try:
+        return book.quote(request.team, request.user, provider, amount)
+    except Exception:  # a quote must never break the form
+        return None
 
 
 def _quote(spec, data):

@@ -36,7 +36,9 @@ class Unit:
             if symbol:
                 return f"-{symbol}{text[1:]}" if text.startswith("-") else f"{symbol}{text}"
             return f"{text} {self.code}"
-        return f"{_number(value)} {self.label}"
+        text = _number(value)
+        label = self.label[:-1] if text == "1" and self.label.endswith("credits") else self.label
+        return f"{text} {label}"
 
     def __str__(self):
         return self.label

@@ -40,9 +40,9 @@ def test_every_page_works_under_the_policy_with_no_violation(page, worker, team,
     page.goto("/?provider=kwiki&model=generate")
     expect(page.get_by_role("heading", level=1)).to_contain_text("Kwiki AI")
     page.get_by_role("textbox", name="Prompt", exact=True).fill("a teapot on a wooden table, morning light")
-    expect(page.get_by_test_id("estimate")).to_have_text("1 credit")
+    expect(page.get_by_test_id("estimate-cost")).to_have_text("1 Kwiki credit")
     page.get_by_label("Quality").select_option("hires")
-    expect(page.get_by_test_id("estimate")).to_have_text("2 credits")
+    expect(page.get_by_test_id("estimate-cost")).to_have_text("2 Kwiki credits")
 
     # A job: the card is added by htmx and polls itself to done.
     page.get_by_role("button", name="Generate").click()

@@ -60,10 +60,10 @@ def test_flux_kontext_max_shows_the_12_credits_it_is_charged_and_the_request_car
     log_in(page)
     page.goto("/?provider=kie&model=flux-kontext")
     requests = watch_estimates(page)
-    expect(page.get_by_test_id("estimate")).to_have_text("8 credits")
+    expect(page.get_by_test_id("estimate-cost")).to_have_text("8 KIE credits")
     prompt_box(page).fill("a paper lantern floating over a quiet river")
     page.locator("#id_model").select_option("flux-kontext-max")
-    expect(page.get_by_test_id("estimate")).to_have_text("12 credits")
+    expect(page.get_by_test_id("estimate-cost")).to_have_text("12 KIE credits")
     page.get_by_label("Aspect ratio").select_option("1:1")
     prompt_box(page).press("End")
     page.keyboard.type(", at night")
@@ -77,7 +77,7 @@ def test_flux_kontext_max_shows_the_12_credits_it_is_charged_and_the_request_car
 
     page.get_by_role("button", name="Generate").click()
     card = finished_card(page)
-    expect(card).to_contain_text("12 credits")
+    expect(card).to_contain_text("12 KIE credits")
     gen = Generation.objects.get()
     assert gen.params["model"] == "flux-kontext-max"
     assert Entry.objects.get(generation=gen, kind=Entry.CAPTURE).amount == 12
@@ -89,31 +89,31 @@ def test_nano_banana_and_kawai_estimates_follow_the_form_without_errors(page, wo
     log_in(page)
     page.goto("/?provider=kie&model=nano-banana")
     requests = watch_estimates(page)
-    expect(page.get_by_test_id("estimate")).to_have_text("4 credits")
+    expect(page.get_by_test_id("estimate-cost")).to_have_text("4 KIE credits")
     page.locator("#id_model").select_option("google/nano-banana-edit")
     page.locator("#id_model").select_option("google/nano-banana")
     page.get_by_label("Width (px)").fill("512")
     prompt_box(page).fill("a bowl of cherries")
     page.get_by_role("button", name="Generate").click()
-    expect(finished_card(page)).to_contain_text("4 credits")
+    expect(finished_card(page)).to_contain_text("4 KIE credits")
     assert requests == []  # a flat price: nothing to ask while the form is filled in
     assert Entry.objects.get(kind=Entry.CAPTURE).amount == 4
 
     page.goto("/?provider=kawai&model=generations")
-    expect(page.get_by_test_id("estimate")).to_have_text("0.04 credits")
+    expect(page.get_by_test_id("estimate-cost")).to_have_text("$0.04")
     prompt_box(page).fill("a bowl of cherries")
     page.get_by_label("Images").fill("2")
     page.get_by_label("Quality").select_option("hd")
-    expect(page.get_by_test_id("estimate")).to_have_text("0.16 credits")
+    expect(page.get_by_test_id("estimate-cost")).to_have_text("$0.16")
     page.locator("#id_model").fill("kawai-pro")
     page.locator("#id_model").blur()
     page.wait_for_timeout(600)
-    expect(page.get_by_test_id("estimate")).to_have_text("0.16 credits")
+    expect(page.get_by_test_id("estimate-cost")).to_have_text("$0.16")
     assert requests and all(urlsplit(u).path == "/estimate/kawai/generations" for u in requests)
     assert all("prompt" not in parse_qs(urlsplit(u).query) for u in requests)
     page.get_by_role("button", name="Generate").click()
     expect(page.locator("#jobs article.job")).to_have_count(2)
-    expect(finished_card(page)).to_contain_text("0.16 credits")
+    expect(finished_card(page)).to_contain_text("$0.16")
     gen = Generation.objects.get(provider="kawai")
     assert Entry.objects.get(generation=gen, kind=Entry.CAPTURE).amount == gen.cost_estimate == Decimal("0.16")
     assert not page.problems, page.problems
@@ -167,11 +167,11 @@ def test_ctrl_enter_submits_and_a_reload_keeps_the_form_being_written(page, work
     prompt_box(page).fill("a sailing boat on a calm sea")
     expect(page.locator("#id_prompt-count")).to_contain_text("4,972 of 5,000 characters left")
     page.locator("#id_model").select_option("flux-kontext-max")
-    expect(page.get_by_test_id("estimate")).to_have_text("12 credits")
+    expect(page.get_by_test_id("estimate-cost")).to_have_text("12 KIE credits")
     page.reload()
     expect(prompt_box(page)).to_have_value("a sailing boat on a calm sea")
     expect(page.locator("#id_model")).to_have_value("flux-kontext-max")
-    expect(page.get_by_test_id("estimate")).to_have_text("12 credits")  # follows what came back
+    expect(page.get_by_test_id("estimate-cost")).to_have_text("12 KIE credits")  # follows what came back
     expect(page.locator("#jobs article.job")).to_have_count(0)
 
     prompt_box(page).press("Control+Enter")

@@ -47,11 +47,12 @@ def test_an_amount_reads_with_its_unit_singular_only_for_exactly_one(value, show
 def test_the_card_says_est_1_credit_and_the_credits_page_1_credit(client_in, sandbox, team, user):
     gen = jobs.create(team=team, owner=user, provider="kwiki", model="generate",
                       params={"prompt": "a small boat", "quality": "fast", "style": "realistic"})
-    assert "est. 1 credit " in text(card(client_in, gen)) and "1 credits" not in card(client_in, gen)
+    assert "est. 1 Kwiki credit " in text(card(client_in, gen)) and "1 Kwiki credits" not in card(client_in, gen)
     run_tasks(until=gen)
     assert gen.status == Generation.SUCCEEDED, gen.error_message
-    assert "&middot; 1 credit " in text(card(client_in, gen))
-    assert "Total: 1 credit<" in client_in.get(reverse("credits")).content.decode()
+    assert "&middot; 1 Kwiki credit " in text(card(client_in, gen))
+    page = client_in.get(reverse("credits")).content.decode()
+    assert "1 Kwiki credit" in page and "1 Kwiki credits" not in page
 
 
 # --- the retry countdown --------------------------------------------------------------------

@@ -133,8 +133,8 @@ def test_credits_page_totals_successful_generations_only(client_in, sandbox, tea
     run_tasks(until=ok)
     run_tasks(until=bad)
     html = client_in.get(reverse("credits")).content.decode()
-    assert "Total: 3.5 credits" in html
-    assert "1 failed" in html
+    assert "3.5 KIE credits" in html  # the one success, in its unit
+    assert "7 KIE credits" not in html  # the failure released its reservation
 
 
 def test_a_double_click_creates_one_job_and_the_next_submit_gets_a_fresh_token(client_in, sandbox):
@@ -157,12 +157,12 @@ def test_a_double_click_creates_one_job_and_the_next_submit_gets_a_fresh_token(c
 
 def test_the_cost_estimate_follows_the_choices_in_the_form(client_in, sandbox):
     url = reverse("estimate", args=["kwiki", "generate"])
-    assert "1 credit<" in client_in.get(url + "?quality=fast", **HTMX).content.decode()
-    assert "2 credits<" in client_in.get(url + "?quality=hires", **HTMX).content.decode()
+    assert "1 Kwiki credit<" in client_in.get(url + "?quality=fast", **HTMX).content.decode()
+    assert "2 Kwiki credits<" in client_in.get(url + "?quality=hires", **HTMX).content.decode()
     kvid = reverse("estimate", args=["kvid", "text-to-image"])
     big = client_in.get(kvid + "?size_mode=custom&width=1024&height=1024&num_images=2", **HTMX).content.decode()
     small = client_in.get(kvid + "?size_mode=custom&width=512&height=512&num_images=1", **HTMX).content.decode()
-    assert "16 credits<" in big and "2 credits<" in small
+    assert "16 kvid credits<" in big and "2 kvid credits<" in small
 
 
 def test_defaults_are_shown_as_the_user_reads_them(client_in, sandbox):

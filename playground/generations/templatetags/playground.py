@@ -76,3 +76,13 @@ def credits(value) -> str:
         return "-"
     text = f"{value:.4f}".rstrip("0").rstrip(".")
     return text or "0"
+
+
+@register.filter
+def in_unit(value, provider: str) -> str:
+    """An amount in a provider's own unit: "3.5 KIE credits", "1 Kwiki credit", "$0.04"."""
+    if value is None:
+        return "-"
+    from playground.providers import registry
+
+    return registry.get_or_removed(provider).unit.format(value)
