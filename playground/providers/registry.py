@@ -51,6 +51,11 @@ def openai_compatible(entry: dict) -> type[Adapter]:
         raise ImproperlyConfigured(
             f"OPENAI_COMPATIBLE_PROVIDERS: {key}: models must be a list of ids, prices an object."
         )
+    try:
+        unit = currency(str(entry.get("currency") or "USD"))
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"OPENAI_COMPATIBLE_PROVIDERS: {key}: currency must be a three-letter code such as USD.") from None
     name = "".join(part.capitalize() for part in key.split("_")) + "Adapter"
     return type(name, (KawaiAdapter,), {
         "__module__": __name__,
@@ -62,7 +67,7 @@ def openai_compatible(entry: dict) -> type[Adapter]:
         "known_models": tuple(models),
         "prices": prices,
         "prices_setting": None,
-        "unit": currency(str(entry.get("currency") or "USD")),
+        "unit": unit,
     })
 
 
