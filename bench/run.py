@@ -112,6 +112,8 @@ def main():
     mean, p95 = timed(lambda: client.get("/?provider=kie&model=seedream-v4"), 50)
     print(f"playground page:         mean {mean:6.2f} ms  p95 {p95:6.2f} ms  {pq} queries")
 
+    credits_review()
+
     # --- 2. pipeline throughput: real db_worker processes, SQLite WAL --------
     sandbox = Sandbox(Config(latency=0.5, db_path=str(TMP / "sandbox.sqlite3"), callbacks=False,
                              rate_limits={"kie": [(100000, 1.0)]}))
@@ -165,6 +167,73 @@ def main():
     server.shutdown()
     adapter_requests()
     recovery(team, user, env)
+
+
+def credits_review(sizes=(500, 100_000)):
+    """The Credits review page (and its CSV export) at 500 and at 100,000
+    ledger entries: server time, queries, and the export's peak Python memory."""
+    import tracemalloc
+    import uuid as uuid_mod
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from django.contrib.auth import get_user_model
+    from django.urls import NoReverseMatch, reverse
+    from django.utils import timezone
+
+    from playground.accounts.models import Membership, Team
+    from playground.ledger.models import Entry
+
+    owner = get_user_model().objects.create_user("ledger-bench", password="bench-pass-123")
+    team = Team.objects.create(name="Ledger bench")
+    Membership.objects.create(team=team, user=owner, role="owner")
+    members = [owner] + [get_user_model().objects.create_user(f"ledger-bench-{i}") for i in range(9)]
+    for m in members[1:]:
+        Membership.objects.create(team=team, user=m, role="member")
+    client = Client()
+    client.force_login(owner)
+    try:
+        export = reverse("credits_export")
+    except NoReverseMatch:
+        export = None
+    providers = [("kie", "seedream-v4", "kie_credit"), ("kvid", "text-to-image", "kvid_credit"),
+                 ("kwiki", "generate", "kwiki_credit"), ("kawai", "generations", "USD")]
+    now = timezone.now()
+    made = 0
+    results = {}
+    for size in sizes:
+        rows = []
+        while made < size:
+            provider, model, unit = providers[made % 4]
+            user = members[made % len(members)]
+            when = now - timedelta(minutes=made % (20 * 24 * 60))
+            g = uuid_mod.uuid4()
+            common = dict(team=team, user=user, username=user.username, generation_uuid=g, provider=provider,
+                          model=model, unit=unit)
+            rows.append(Entry(kind="reserve", amount=Decimal("3.5"), created_at=when, **common))
+            rows.append(Entry(kind="capture", amount=Decimal("3.5"), estimate=Decimal("3.5"),
+                              reported=Decimal("4") if made % 3 == 0 else None,
+                              basis="reported" if made % 3 == 0 else "estimate", created_at=when, **common))
+            made += 2
+        Entry.objects.bulk_create(rows, batch_size=2000)
+        reset_queries()  # the query log is capped: a full one would count nothing
+        with CaptureQueriesContext(connection) as q:
+            client.get("/credits/")
+        mean, p95 = timed(lambda: client.get("/credits/"), 10 if size > 1000 else 30)
+        line = f"credits review page ({size:>7,} entries): mean {mean:7.2f} ms  p95 {p95:7.2f} ms  {len(q.captured_queries)} queries"
+        if export:
+            tracemalloc.start()
+            response = client.get(export)
+            lines = sum(1 for _ in response.streaming_content) if getattr(response, "streaming", False) \
+                else response.content.count(b"\n")
+            peak = tracemalloc.get_traced_memory()[1] / 1024 / 1024
+            tracemalloc.stop()
+            line += f"; CSV export {lines:,} lines, peak {peak:5.1f} MiB traced"
+        print(line)
+        results[size] = mean
+    if len(results) == 2:
+        small, big = sizes
+        print(f"credits review page: {big:,} / {small:,} entries = {results[big] / results[small]:.2f}x server time")
 
 
 def recovery(team, user, env):
