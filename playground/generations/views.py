@@ -87,11 +87,16 @@ def playground(request):
             # Refused before anything was made or sent: said on the form.
             form.add_error(None, e.message)
     if gen is not None:
+        # A soft budget this run goes over: allowed, and said.
+        warnings = [w.warning() for w in getattr(gen, "budget_warnings", ())]
         if request.htmx:
             # The new card goes on top of the job column; the form stays as
             # it is, with a fresh submit token (out of band).
             return _render(request, PLAYGROUND, {**_card_context(request, gen), "fresh": True,
-                                                 "submit_token": uuid_mod.uuid4()}, "created")
+                                                 "submit_token": uuid_mod.uuid4(), "budget_warnings": warnings},
+                           "created")
+        for w in warnings:
+            messages.warning(request, w)
         return redirect(f"{reverse('playground')}?provider={provider_key}&model={spec.key}")
     context = _playground_context(request, provider_key, adapter, spec, form, picked)
     if request.htmx and form.is_bound:

@@ -157,3 +157,18 @@ def test_a_hundred_simultaneous_submissions_make_exactly_ten_jobs():
     assert Entry.objects.filter(team=team, kind=Entry.RESERVE).count() == 10
     b = Budget.objects.get(team=team)
     assert status(b, Prices(team)).used.value == Decimal("0.175")
+
+
+def test_the_form_says_when_a_run_goes_over_a_soft_budget(client_in, team, user):
+    from django.urls import reverse
+
+    budget(team, provider="kie", unit="kie_credit", amount=Decimal("1"), hard=False)
+    url = reverse("playground") + "?provider=kie&model=seedream-v4"
+    quote = client_in.get(reverse("estimate", args=["kie", "seedream-v4"]), HTTP_HX_REQUEST="true").content.decode()
+    assert "goes over this soft budget" in quote
+    made = client_in.post(url, {"prompt": "a wooden spoon", "provider": "kie", "model": "seedream-v4"},
+                          HTTP_HX_REQUEST="true").content.decode()
+    assert Generation.objects.count() == 1
+    assert "Team monthly budget for KIE.ai (soft)" in made and "goes over" in made
+    plain = client_in.post(url, {"prompt": "a wooden fork", "provider": "kie", "model": "seedream-v4"}, follow=True)
+    assert Generation.objects.count() == 2 and "(soft)" in plain.content.decode()
