@@ -19,6 +19,12 @@ from .models import Budget, CreditPrice
 from .prices import Prices
 
 
+def _plain(value) -> str:
+    """0.004200 as "0.0042" (never in exponent notation) for an input's value."""
+    text = format(value, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def _is_owner(request) -> bool:
     return request.membership.role == Membership.OWNER
 
@@ -89,7 +95,7 @@ def prices(request):
         rows.append({
             "key": key, "label": cls.label, "unit": cls.unit, "price": price,
             "price_text": current.money.format(price.per_unit) if price.is_set else "",
-            "form": errors.get(key) or (PriceForm(initial={"provider": key, "price": price.per_unit
+            "form": errors.get(key) or (PriceForm(initial={"provider": key, "price": _plain(price.per_unit)
                                                            if price.source == "team" else None})
                                         if owner and not cls.unit.is_currency else None),
         })

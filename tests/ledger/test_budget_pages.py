@@ -142,6 +142,7 @@ def test_prices_page_shows_the_price_in_force_and_the_team_price_wins(client_in,
     assert (price.per_unit, price.source) == (Decimal("0.0042"), "team")
     assert Prices(other_team).price("kie").per_unit == Decimal("0.005")
     assert "$0.0042</span> per credit <span class=\"muted\">(this team's)" in client_in.get(reverse("prices")).content.decode()
+    assert 'value="0.0042"' in client_in.get(reverse("prices")).content.decode()
     client_in.post(reverse("prices"), {"provider": "kie", "price": "", "clear": "1"})
     assert Prices(team).price("kie").source == "default"
     assert not CreditPrice.objects.exists()
