@@ -53,3 +53,18 @@ def test_budgets_and_prices_can_be_added(admin_client, team):
         "provider": "kwiki", "price": "0.002", "updated_at_0": "2026-01-01", "updated_at_1": "00:00:00"})
     assert response.status_code == 302, response.content.decode()[:2000]
     assert CreditPrice.objects.get(provider="kwiki").team is None
+
+
+def test_entries_are_found_by_generation_uuid_or_username(admin_client, team, user):
+    import uuid
+
+    gen = uuid.uuid4()
+    Entry.objects.create(kind=Entry.RESERVE, team=team, user=user, username="alice", provider="kie",
+                         model="seedream-v4", unit="kie_credit", amount=Decimal("3.5"), generation_uuid=gen)
+    Entry.objects.create(kind=Entry.RESERVE, team=team, user=None, username="zed", provider="kie",
+                         model="seedream-v4", unit="kie_credit", amount=Decimal("7"), generation_uuid=uuid.uuid4())
+    found = admin_client.get("/admin/ledger/entry/", {"q": str(gen)})
+    assert found.status_code == 200
+    assert list(found.context["cl"].result_list.values_list("username", flat=True)) == ["alice"]
+    by_name = admin_client.get("/admin/ledger/entry/", {"q": "zed"})
+    assert list(by_name.context["cl"].result_list.values_list("username", flat=True)) == ["zed"]
