@@ -4,6 +4,7 @@ from django.urls import path
 
 from playground.accounts import views as team_views
 from playground.generations import views
+from playground.ledger import manage as ledger_manage
 from playground.ledger import views as ledger_views
 
 urlpatterns = [
@@ -19,6 +20,9 @@ urlpatterns = [
     path("inputs/<uuid:uuid>", views.input_image, name="input_image"),
     path("inputs/public/<str:token>", views.input_image_public, name="input_image_public"),
     path("credits/", ledger_views.credits, name="credits"),
+    path("credits/budgets/", ledger_manage.budgets, name="budgets"),
+    path("credits/budgets/<uuid:uuid>/delete", ledger_manage.delete_budget, name="delete_budget"),
+    path("credits/prices/", ledger_manage.prices, name="prices"),
     path("team/", team_views.team, name="team"),
     path("team/settings", team_views.team_settings, name="team_settings"),
     path("team/switch", team_views.switch_team, name="switch_team"),

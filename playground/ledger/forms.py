@@ -1,0 +1,80 @@
+"""Forms of the budgets and prices pages: every error on its field."""
+
+from decimal import Decimal
+
+from django import forms
+from django.conf import settings
+from django.contrib.auth import get_user_model
+
+from playground.providers import registry
+
+from .models import PERIODS, Budget
+
+MONEY, OWN = "money", "own"
+
+
+class BudgetForm(forms.Form):
+    scope = forms.ChoiceField(label="For", help_text="The whole team or one member.")
+    provider = forms.ChoiceField(label="Provider", required=False)
+    unit = forms.ChoiceField(label="Counted in")
+    amount = forms.DecimalField(label="Limit", max_digits=14, decimal_places=4,
+                                help_text="More than 0, at most 4 decimals.")
+    period = forms.ChoiceField(choices=PERIODS, initial=Budget.MONTH, label="Period",
+                               help_text="Calendar periods start at midnight in the team's time zone.")
+    kind = forms.ChoiceField(choices=[("hard", "Hard: refuse a run that would go over"),
+                                      ("soft", "Soft: warn, allow")], initial="hard", label="Kind")
+
+    def __init__(self, *args, team, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.team = team
+        members = get_user_model().objects.filter(memberships__team=team).order_by("username")
+        self.members = {str(u.pk): u for u in members}
+        self.fields["scope"].choices = [("team", "The whole team")] + [
+            (pk, f"Member: {u.get_username()}") for pk, u in self.members.items()]
+        self.fields["provider"].choices = [("", "All providers (in money)")] + registry.choices()
+        money = settings.MONEY_CURRENCY
+        self.fields["unit"].choices = [(MONEY, f"Money ({money})"), (OWN, "The provider's own unit")]
+
+    def clean_amount(self):
+        amount = self.cleaned_data["amount"]
+        if amount <= 0:
+            raise forms.ValidationError("A limit must be more than 0.")
+        return amount
+
+    def clean(self):
+        data = super().clean()
+        provider, unit = data.get("provider"), data.get("unit")
+        if unit == OWN and not provider:
+            self.add_error("unit", "A budget for all providers is counted in money: choose one provider "
+                                   "to count in its own credits.")
+        return data
+
+    def save(self, by) -> Budget:
+        d = self.cleaned_data
+        provider = d["provider"]
+        if d["unit"] == OWN:
+            unit = registry.get(provider).unit.code
+        else:
+            unit = settings.MONEY_CURRENCY
+        return Budget.objects.create(
+            team=self.team, member=None if d["scope"] == "team" else self.members[d["scope"]],
+            provider=provider, unit=unit, amount=d["amount"], period=d["period"], hard=d["kind"] == "hard",
+            created_by=by)
+
+
+class PriceForm(forms.Form):
+    provider = forms.ChoiceField(widget=forms.HiddenInput)
+    price = forms.DecimalField(label="Price per credit", max_digits=14, decimal_places=6, required=False,
+                               help_text=f"In {settings.MONEY_CURRENCY}, at most 6 decimals. "
+                                         "Empty: back to the instance's price.")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["provider"].choices = [(k, label) for k, label in registry.choices()
+                                           if not registry.get(k).unit.is_currency]
+
+    def clean_price(self):
+        price = self.cleaned_data["price"]
+        if price is not None and price < Decimal("0"):
+            raise forms.ValidationError("A price cannot be negative.")
+        return price
