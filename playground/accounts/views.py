@@ -4,6 +4,8 @@ and testing a provider key."""
 
 from __future__ import annotations
 
+from functools import cache
+
 from datetime import timedelta
 
 from django.conf import settings
@@ -45,7 +47,7 @@ def team_page_context(request) -> dict:
             for key, cls in registry.adapter_classes().items()
         ],
         "members": request.team.memberships.select_related("user").order_by("user__username"),
-        "member_form": MemberForm(), "is_owner": is_owner, "new_team_form": NewTeamForm(),
+        "member_form": MemberForm(), "is_owner": is_owner, "time_zones": time_zones() if is_owner else (), "new_team_form": NewTeamForm(),
     }
     if is_owner:
         members = request.team.memberships.values_list("user__username", flat=True)
@@ -285,6 +287,13 @@ def save_credential(request, provider):
     return redirect("team")
 
 
+@cache
+def time_zones() -> list[str]:
+    import zoneinfo
+
+    return sorted(zoneinfo.available_timezones())
+
+
 @require_POST
 @owner_required
 def team_settings(request):
@@ -294,7 +303,13 @@ def team_settings(request):
     if name:
         team.name = name[:100]
     team.adult_content_enabled = request.POST.get("adult_content_enabled") == "on"
-    team.save(update_fields=["name", "adult_content_enabled"])
+    zone = request.POST.get("time_zone")
+    if zone is not None:
+        if zone not in time_zones():
+            messages.error(request, f"Unknown time zone {zone[:64]!r}: nothing was saved. Pick one from the list.")
+            return redirect("team")
+        team.time_zone = zone
+    team.save(update_fields=["name", "adult_content_enabled", "time_zone"])
     messages.success(request, "Team settings saved." + (
         " Adult styles are now offered; subjects are always validated as adults (18-70)."
         if team.adult_content_enabled else ""))

@@ -172,3 +172,15 @@ def test_the_form_says_when_a_run_goes_over_a_soft_budget(client_in, team, user)
     assert "Team monthly budget for KIE.ai (soft)" in made and "goes over" in made
     plain = client_in.post(url, {"prompt": "a wooden fork", "provider": "kie", "model": "seedream-v4"}, follow=True)
     assert Generation.objects.count() == 2 and "(soft)" in plain.content.decode()
+
+
+def test_an_owner_sets_the_team_time_zone_and_a_bad_one_is_refused(client_in, team):
+    from django.urls import reverse
+
+    assert 'value="Asia/Tokyo"' in client_in.get(reverse("team")).content.decode()
+    client_in.post(reverse("team_settings"), {"name": "Alpha", "time_zone": "Asia/Tokyo"})
+    team.refresh_from_db()
+    assert team.time_zone == "Asia/Tokyo" and team.zone == zoneinfo.ZoneInfo("Asia/Tokyo")
+    page = client_in.post(reverse("team_settings"), {"name": "Alpha", "time_zone": "Mars/Olympus"}, follow=True)
+    team.refresh_from_db()
+    assert team.time_zone == "Asia/Tokyo" and "Unknown time zone" in page.content.decode()
