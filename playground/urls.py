@@ -19,6 +19,7 @@ urlpatterns = [
     path("inputs/<uuid:uuid>", views.input_image, name="input_image"),
     path("inputs/public/<str:token>", views.input_image_public, name="input_image_public"),
     path("credits/", ledger_views.credits, name="credits"),
+    path("credits/export.csv", ledger_views.export_csv, name="credits_export"),
     path("team/", team_views.team, name="team"),
     path("team/settings", team_views.team_settings, name="team_settings"),
     path("team/switch", team_views.switch_team, name="switch_team"),
