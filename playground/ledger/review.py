@@ -246,6 +246,9 @@ def review(request) -> dict:
         "budgets": [budgets.status(b, prices, team=team) for b in visible_budgets(team, user, is_owner)],
         "balances": [(b, amount(b.amount, b.unit)) for b in ProviderBalance.objects.filter(team=team).order_by("provider")],
         "lifetime": totals_of(scope(team, user, is_owner).spend()),
+        # Members see their own lines, and the team's spend in the range as a total only.
+        "team_totals": None if is_owner else totals_of(
+            apply(Entry.objects.filter(team=team), {**f, "member": "", "status": SPENT}, team.zone)),
         "recent": qs.select_related("generation")[:50],
         "prices": prices,
     }
