@@ -42,6 +42,7 @@ class Chart:
     max_value: Decimal = Decimal("0")
     truncated: bool = False
     money_unit: object = None
+    spent_days: set = field(default_factory=set)
 
     @property
     def empty(self) -> bool:
@@ -81,6 +82,7 @@ def build(rows, start: date, end: date, prices) -> Chart:
     days = [start + timedelta(days=i) for i in range(n)]
     chart.days = [(d, [Amount(money.get(d, {}).get(k, Decimal("0")), prices.money) for k in keys],
                    unpriced_amounts.get(d)) for d in days]
+    chart.spent_days = set(money)
     chart.max_value = max((sum(v.values(), Decimal("0")) for v in money.values()), default=Decimal("0"))
     if chart.empty:
         return chart

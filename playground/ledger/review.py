@@ -54,7 +54,8 @@ class ReviewFilter(forms.Form):
     status = forms.ChoiceField(required=False, choices=STATUSES)
 
     def __init__(self, data, *, team, user, is_owner: bool):
-        super().__init__(data)
+        first, last = month_bounds(team.zone)
+        super().__init__(data, initial={"start": first, "end": last})
         self.team, self.user, self.is_owner = team, user, is_owner
         self.fields["provider"].choices = [("", "All providers")] + [
             (key, cls.label) for key, cls in sorted(registry.adapter_classes().items())]
@@ -162,7 +163,7 @@ def by_provider_model(qs, prices: Prices) -> list[Group]:
         g.totals.add(a)
         g.jobs += r["jobs"]
         g.lines.append(Line(r["model"] or "(no model)", a, r["jobs"], prices.money_of(a, r["provider"]),
-                            r["no_image"], r["provider"]))
+                            r["no_image"], g.label))
     return list(groups.values())
 
 
@@ -249,6 +250,6 @@ def review(request) -> dict:
         # Members see their own lines, and the team's spend in the range as a total only.
         "team_totals": None if is_owner else totals_of(
             apply(Entry.objects.filter(team=team), {**f, "member": "", "status": SPENT}, team.zone)),
-        "recent": qs.select_related("generation")[:50],
+        "recent": [(e, amount(e.amount, e.unit)) for e in qs.select_related("generation")[:50]],
         "prices": prices,
     }
