@@ -170,3 +170,23 @@ def test_the_page_runs_the_same_number_of_queries_for_many_entries(client_in, te
               reported="1" if i % 3 == 1 else None, no_image=i % 5 == 0)
     with django_assert_max_num_queries(few):
         page(client_in, "?status=all")
+
+
+def test_the_chart_stacks_priced_providers_per_day_and_leaves_unpriced_ones_out(team, user):
+    from datetime import date
+
+    from playground.ledger import chart
+    from playground.ledger.prices import Prices
+
+    rows = [{"day": date(2026, 3, 2), "provider": "kie", "unit": "kie_credit", "total": Decimal("200")},
+            {"day": date(2026, 3, 2), "provider": "kawai", "unit": "USD", "total": Decimal("1")},
+            {"day": date(2026, 3, 3), "provider": "kawai", "unit": "USD", "total": Decimal("0.5")},
+            {"day": date(2026, 3, 3), "provider": "kwiki", "unit": "kwiki_credit", "total": Decimal("4")}]
+    c = chart.build(rows, date(2026, 3, 1), date(2026, 3, 31), Prices(team))
+    assert c.max_value == Decimal("2")  # 200 KIE credits at $0.005 + $1
+    assert [label for _, label, _ in c.providers] == ["Kawai", "KIE.ai"]
+    assert c.unpriced == ["Kwiki AI"]
+    day2 = [b for b in c.bars if b.title.startswith("2026-03-02")]
+    assert len(day2) == 2 and sum(b.height for b in day2) == pytest.approx(220 - 10 - 30)
+    assert str(c.days[2][2]) == "4 Kwiki credits"  # the table keeps what the chart cannot show
+    assert [str(a) for a in c.days[1][1]] == ["$1.00", "$1.00"]
