@@ -250,6 +250,7 @@ def review(request) -> dict:
         # Members see their own lines, and the team's spend in the range as a total only.
         "team_totals": None if is_owner else totals_of(
             apply(Entry.objects.filter(team=team), {**f, "member": "", "status": SPENT}, team.zone)),
-        "recent": [(e, amount(e.amount, e.unit)) for e in qs.select_related("generation")[:50]],
+        "recent": [(e, amount(e.amount, e.unit), provider_label(e.provider))
+                   for e in qs.select_related("generation")[:50]],
         "prices": prices,
     }
