@@ -1,0 +1,256 @@
+"""The Credits review: filters (in the URL), and the aggregates the page
+shows, each one query whatever the number of entries.
+
+Owners see the whole team (and may filter by member); members see only
+their own entries. Totals are kept per unit (Totals never adds across
+units); money totals convert only through a stated price (Prices) and name
+what has no price.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from django import forms
+from django.db.models import Count, Q, Sum
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from playground.accounts.models import Membership
+from playground.lib.units import Amount, Totals
+from playground.providers import registry
+
+from . import budgets
+from .models import Budget, Entry, ProviderBalance
+from .prices import Prices
+
+SPENT, ALL, NO_IMAGE = "", "all", "no_image"
+STATUSES = [
+    (SPENT, "Spent (captures and adjustments)"),
+    (Entry.CAPTURE, "Captures"),
+    (Entry.ADJUSTMENT, "Adjustments"),
+    (Entry.RESERVE, "Reservations"),
+    (Entry.RELEASE, "Releases"),
+    (NO_IMAGE, "Paid, no image"),
+    (ALL, "All entries"),
+]
+
+
+def month_bounds(zone, now=None) -> tuple[date, date]:
+    today = (now or timezone.now()).astimezone(zone).date()
+    first = today.replace(day=1)
+    last = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+    return first, last
+
+
+class ReviewFilter(forms.Form):
+    start = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    provider = forms.ChoiceField(required=False, choices=())
+    model = forms.CharField(required=False, max_length=60)
+    member = forms.ChoiceField(required=False, choices=())
+    status = forms.ChoiceField(required=False, choices=STATUSES)
+
+    def __init__(self, data, *, team, user, is_owner: bool):
+        first, last = month_bounds(team.zone)
+        super().__init__(data, initial={"start": first, "end": last})
+        self.team, self.user, self.is_owner = team, user, is_owner
+        self.fields["provider"].choices = [("", "All providers")] + [
+            (key, cls.label) for key, cls in sorted(registry.adapter_classes().items())]
+        if is_owner:
+            names = (Membership.objects.filter(team=team).select_related("user")
+                     .order_by("user__username").values_list("user__username", flat=True))
+            self.fields["member"].choices = [("", "Everyone")] + [(n, n) for n in names]
+        else:
+            del self.fields["member"]
+
+    def clean(self):
+        data = super().clean()
+        start, end = data.get("start"), data.get("end")
+        if start and end and end < start:
+            self.add_error("end", "The end date is before the start date.")
+        return data
+
+    def values(self) -> dict:
+        """The filters in force: the valid ones, defaults for the rest."""
+        first, last = month_bounds(self.team.zone)
+        data = self.cleaned_data if self.is_valid() else {}
+        return {
+            "start": data.get("start") or first,
+            "end": data.get("end") or last,
+            "provider": data.get("provider") or "",
+            "model": data.get("model") or "",
+            "member": (data.get("member") or "") if self.is_owner else "",
+            "status": data.get("status") or SPENT,
+        }
+
+
+def scope(team, user, is_owner: bool):
+    """Every entry the viewer may see in the team."""
+    if is_owner:
+        return Entry.objects.filter(team=team)
+    return Entry.objects.visible_to(user, team)
+
+
+def apply(qs, f: dict, zone):
+    start = datetime(f["start"].year, f["start"].month, f["start"].day, tzinfo=zone)
+    after = f["end"] + timedelta(days=1)
+    qs = qs.filter(created_at__gte=start, created_at__lt=datetime(after.year, after.month, after.day, tzinfo=zone))
+    if f["provider"]:
+        qs = qs.filter(provider=f["provider"])
+    if f["model"]:
+        qs = qs.filter(model=f["model"])
+    if f["member"]:
+        qs = qs.filter(Q(user__username=f["member"]) | Q(user__isnull=True, username=f["member"]))
+    status = f["status"]
+    if status == SPENT:
+        qs = qs.spend()
+    elif status == NO_IMAGE:
+        qs = qs.filter(no_image=True)
+    elif status != ALL:
+        qs = qs.filter(kind=status)
+    return qs
+
+
+def filtered(request) -> tuple[ReviewFilter, dict, object, bool]:
+    is_owner = request.membership.role == Membership.OWNER
+    form = ReviewFilter(request.GET or None, team=request.team, user=request.user, is_owner=is_owner)
+    f = form.values()
+    qs = apply(scope(request.team, request.user, is_owner), f, request.team.zone)
+    return form, f, qs, is_owner
+
+
+def amount(value, code) -> Amount:
+    return Amount(value or Decimal("0"), registry.unit(code))
+
+
+@dataclass
+class Line:
+    """One row of a breakdown: a label, its amount (one unit), job count."""
+    label: str
+    amount: Amount
+    jobs: int
+    money: Amount | None = None
+    no_image: bool = False
+    provider: str = ""
+
+
+@dataclass
+class Group:
+    label: str
+    totals: Totals = field(default_factory=Totals)
+    jobs: int = 0
+    lines: list = field(default_factory=list)
+    money: object = None
+
+
+def provider_label(key: str) -> str:
+    return registry.get_or_removed(key).label if key else "—"
+
+
+def by_provider_model(qs, prices: Prices) -> list[Group]:
+    """Per provider (totals per unit), then per model; work paid for with no
+    stored image is its own "paid, no image" line. One query."""
+    rows = (qs.values("provider", "model", "unit", "no_image")
+            .annotate(total=Sum("amount"), jobs=Count("generation_uuid", distinct=True))
+            .order_by("provider", "model", "no_image", "unit"))
+    groups: dict[str, Group] = {}
+    for r in rows:
+        g = groups.setdefault(r["provider"], Group(provider_label(r["provider"])))
+        a = amount(r["total"], r["unit"])
+        g.totals.add(a)
+        g.jobs += r["jobs"]
+        g.lines.append(Line(r["model"] or "(no model)", a, r["jobs"], prices.money_of(a, r["provider"]),
+                            r["no_image"], g.label))
+    return list(groups.values())
+
+
+def by_member(qs, prices: Prices) -> list[Group]:
+    rows = (qs.values("username", "provider", "unit")
+            .annotate(total=Sum("amount"), jobs=Count("generation_uuid", distinct=True))
+            .order_by("username", "provider", "unit"))
+    groups: dict[str, Group] = {}
+    for r in rows:
+        g = groups.setdefault(r["username"], Group(r["username"] or "deleted user"))
+        a = amount(r["total"], r["unit"])
+        g.totals.add(a)
+        g.jobs += r["jobs"]
+    for g in groups.values():
+        g.money = prices.total(g.totals)
+    return list(groups.values())
+
+
+def no_image_lines(groups: list[Group]) -> list[Line]:
+    return [line for g in groups for line in g.lines if line.no_image]
+
+
+@dataclass
+class Reconciled:
+    provider: str
+    model: str
+    jobs: int
+    estimate: Amount
+    reported: Amount
+
+    @property
+    def difference(self) -> Amount:
+        return self.reported - self.estimate
+
+
+def reconciliation(qs) -> list[Reconciled]:
+    """Captures with a provider-reported figure: estimate vs reported per
+    model. One query."""
+    rows = (qs.filter(kind=Entry.CAPTURE, reported__isnull=False, estimate__isnull=False)
+            .values("provider", "model", "unit")
+            .annotate(estimate=Sum("estimate"), reported=Sum("reported"), jobs=Count("id"))
+            .order_by("provider", "model", "unit"))
+    return [Reconciled(provider_label(r["provider"]), r["model"], r["jobs"],
+                       amount(r["estimate"], r["unit"]), amount(r["reported"], r["unit"])) for r in rows]
+
+
+def totals_of(qs) -> Totals:
+    return Totals(amount(r["total"], r["unit"])
+                  for r in qs.values("unit").annotate(total=Sum("amount")).order_by("unit"))
+
+
+def per_day(qs, zone):
+    """(day, provider, unit, total) rows. One query."""
+    return (qs.annotate(day=TruncDate("created_at", tzinfo=zone)).values("day", "provider", "unit")
+            .annotate(total=Sum("amount")).order_by("day", "provider"))
+
+
+def visible_budgets(team, user, is_owner: bool):
+    qs = Budget.objects.filter(team=team).select_related("member", "team")
+    if not is_owner:
+        qs = qs.filter(Q(member__isnull=True) | Q(member=user))
+    return qs
+
+
+def review(request) -> dict:
+    from . import chart
+
+    form, f, qs, is_owner = filtered(request)
+    team, user = request.team, request.user
+    prices = Prices(team)
+    totals = totals_of(qs)
+    groups = by_provider_model(qs, prices)
+    return {
+        "form": form, "filters": f, "is_owner": is_owner,
+        "totals": totals, "money": prices.total(totals),
+        "providers": groups,
+        "no_image": no_image_lines(groups),
+        "members": by_member(qs, prices) if is_owner else None,
+        "reconciliation": reconciliation(qs),
+        "chart": chart.build(per_day(qs, team.zone), f["start"], f["end"], prices),
+        "budgets": [budgets.status(b, prices, team=team) for b in visible_budgets(team, user, is_owner)],
+        "balances": [(b, amount(b.amount, b.unit)) for b in ProviderBalance.objects.filter(team=team).order_by("provider")],
+        "lifetime": totals_of(scope(team, user, is_owner).spend()),
+        # Members see their own lines, and the team's spend in the range as a total only.
+        "team_totals": None if is_owner else totals_of(
+            apply(Entry.objects.filter(team=team), {**f, "member": "", "status": SPENT}, team.zone)),
+        "recent": [(e, amount(e.amount, e.unit), provider_label(e.provider))
+                   for e in qs.select_related("generation")[:50]],
+        "prices": prices,
+    }
