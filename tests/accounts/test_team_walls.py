@@ -150,4 +150,5 @@ def test_someone_else_gets_404_at_every_url_and_sees_the_job_nowhere(viewer, fin
     assert viewer.get(reverse("estimate", args=["kie", "seedream-v4"])).status_code == 200
     assert str(img.uuid) not in viewer.get(reverse("gallery")).content.decode()
     credits = viewer.get(reverse("credits")).content.decode()
-    assert "KIE credit" not in credits and "a pine forest" not in credits
+    # No line of it (a teammate sees only the team total; another team nothing).
+    assert str(finished.uuid) not in credits and "a pine forest" not in credits and "No charged generations yet." in credits

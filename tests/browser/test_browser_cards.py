@@ -195,7 +195,7 @@ def test_the_credits_page_never_scrolls_sideways_and_every_row_links_to_its_job(
     assert upscale.status == Generation.SUCCEEDED, upscale.error_message
     log_in(page)
     page.get_by_role("navigation").get_by_role("link", name="Credits").click()
-    expect(page.get_by_role("heading", name="Latest charges")).to_be_visible()
+    expect(page.get_by_role("heading", name="Entries")).to_be_visible()
     assert no_sideways_scroll(page), "the credits page scrolls sideways"
     # No figure is cut off inside a table's own scroll box either: every
     # cell of the per-model table lies within the screen.

@@ -95,15 +95,15 @@ def test_it_generates_with_a_sync_provider_and_offers_the_adult_style_only_when_
     expect(page.get_by_label("Age", exact=True)).to_be_hidden()  # adult-only fields are not shown either
 
     prompt_box(page).fill("a teapot on a wooden table, morning light")
-    expect(page.get_by_test_id("estimate")).to_have_text("1 credit")
+    expect(page.get_by_test_id("estimate-cost")).to_have_text("1 Kwiki credit")
     page.get_by_label("Quality").select_option("hires")
-    expect(page.get_by_test_id("estimate")).to_have_text("2 credits")  # follows the choice
+    expect(page.get_by_test_id("estimate-cost")).to_have_text("2 Kwiki credits")  # follows the choice
     page.evaluate(WATCH_JOB_CARD)
     page.get_by_role("button", name="Generate").click()
     card = page.locator("#jobs article.job")
     expect(card).to_have_count(1)
     expect_done_with_images(card, 1)
-    expect(card).to_contain_text("2 credits")  # high resolution costs 2
+    expect(card).to_contain_text("2 Kwiki credits")  # high resolution costs 2
     seen = states(page)
     assert seen[0] == "queued: queued" and seen[-1] == "succeeded: done", seen
     shot(page, "kwiki-done")
