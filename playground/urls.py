@@ -23,6 +23,7 @@ urlpatterns = [
     path("credits/budgets/", ledger_manage.budgets, name="budgets"),
     path("credits/budgets/<uuid:uuid>/delete", ledger_manage.delete_budget, name="delete_budget"),
     path("credits/prices/", ledger_manage.prices, name="prices"),
+    path("credits/adjustments/", ledger_manage.adjustments, name="adjustments"),
     path("credits/export.csv", ledger_views.export_csv, name="credits_export"),
     path("team/", team_views.team, name="team"),
     path("team/settings", team_views.team_settings, name="team_settings"),

@@ -78,3 +78,41 @@ class PriceForm(forms.Form):
         if price is not None and price < Decimal("0"):
             raise forms.ValidationError("A price cannot be negative.")
         return price
+
+
+class AdjustmentForm(forms.Form):
+    """A signed correction in a provider's own unit (e.g. a refund), with a reason."""
+
+    provider = forms.ChoiceField(label="Provider")
+    member = forms.ChoiceField(label="Member", required=False)
+    amount = forms.DecimalField(label="Amount", max_digits=14, decimal_places=4,
+                                help_text="In the provider's own unit; negative for a refund.")
+    note = forms.CharField(label="Reason", max_length=500, widget=forms.TextInput(attrs={"maxlength": 500}))
+
+    def __init__(self, *args, team, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.team = team
+        members = get_user_model().objects.filter(memberships__team=team).order_by("username")
+        self.members = {str(u.pk): u for u in members}
+        self.fields["provider"].choices = registry.choices()
+        self.fields["member"].choices = [("", "No member (the team)")] + [
+            (pk, u.get_username()) for pk, u in self.members.items()]
+
+    def clean_amount(self):
+        amount = self.cleaned_data["amount"]
+        if amount == 0:
+            raise forms.ValidationError("An adjustment of 0 changes nothing.")
+        return amount
+
+    def clean_note(self):
+        note = self.cleaned_data["note"].strip()
+        if not note:
+            raise forms.ValidationError("Say why (it is kept with the entry).")
+        return note
+
+    def save(self, by):
+        from .book import adjust
+
+        d = self.cleaned_data
+        return adjust(team=self.team, provider=d["provider"], amount=d["amount"], note=d["note"], by=by,
+                      user=self.members.get(d["member"]) if d["member"] else None)

@@ -102,3 +102,29 @@ def prices(request):
     return render(request, "ledger/prices.html", {
         "rows": rows, "money": current.money, "is_owner": owner,
     }, status=400 if errors else 200)
+
+
+@team_required
+def adjustments(request):
+    """Owners record signed corrections (a provider's refund, a charge it
+    made outside the playground); everyone in the team sees the list."""
+    from .forms import AdjustmentForm
+    from .models import Entry
+
+    team = request.team
+    owner = _is_owner(request)
+    form = None
+    if request.method == "POST":
+        _owner_or_404(request)
+        form = AdjustmentForm(request.POST, team=team)
+        if form.is_valid():
+            entry = form.save(by=request.user)
+            messages.success(request, f"Adjustment recorded: {entry.unit_obj.format(entry.amount)}.")
+            return redirect("adjustments")
+    elif owner:
+        form = AdjustmentForm(team=team)
+    rows = Entry.objects.filter(team=team, kind=Entry.ADJUSTMENT).select_related("created_by")
+    if not owner:
+        rows = rows.filter(Q(user=request.user) | Q(user__isnull=True))
+    return render(request, "ledger/adjustments.html", {"form": form, "rows": rows[:200], "is_owner": owner},
+                  status=400 if form is not None and form.is_bound else 200)
