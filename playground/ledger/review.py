@@ -228,6 +228,26 @@ def visible_budgets(team, user, is_owner: bool):
     return qs
 
 
+def top_by_cost(qs, prices: Prices, limit: int = 8) -> list:
+    """The costliest captures in the range, ranked by money (amounts in
+    different units compare only through their prices; captures in a unit
+    with no price are not ranked), with their generation and its images."""
+    from django.db.models import Case, DecimalField, F, Value, When
+
+    whens = []
+    for code in qs.filter(kind=Entry.CAPTURE).values_list("unit", flat=True).distinct().order_by():
+        per_unit = Decimal("1") if code == prices.money.code else prices.price(prices.provider_for_unit(code)).per_unit
+        if per_unit is not None:
+            whens.append(When(unit=code, then=F("amount") * Value(per_unit)))
+    if not whens:
+        return []
+    money = Case(*whens, default=None, output_field=DecimalField(max_digits=20, decimal_places=8))
+    rows = (qs.filter(kind=Entry.CAPTURE, generation__isnull=False).annotate(money=money)
+            .filter(money__isnull=False).order_by("-money", "-created_at")
+            .select_related("generation").prefetch_related("generation__images")[:limit])
+    return [(e, amount(e.amount, e.unit), Amount(e.money, prices.money)) for e in rows]
+
+
 def review(request) -> dict:
     from . import chart
 
@@ -253,4 +273,5 @@ def review(request) -> dict:
         "recent": [(e, amount(e.amount, e.unit), provider_label(e.provider))
                    for e in qs.select_related("generation")[:50]],
         "prices": prices,
+        "top": top_by_cost(qs, prices),
     }

@@ -9,6 +9,7 @@ import io
 import uuid
 
 from django.db import connection
+from django.urls import reverse
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 import pytest
@@ -190,3 +191,18 @@ def test_the_chart_stacks_priced_providers_per_day_and_leaves_unpriced_ones_out(
     assert len(day2) == 2 and sum(b.height for b in day2) == pytest.approx(220 - 10 - 30)
     assert str(c.days[2][2]) == "4 Kwiki credits"  # the table keeps what the chart cannot show
     assert [str(a) for a in c.days[1][1]] == ["$1.00", "$1.00"]
+
+
+def test_the_costliest_generations_are_ranked_in_money_with_their_thumbnails(client_in, sandbox, team, user):
+    from tests.helpers import run_tasks
+
+    cheap = factories.job(team, user, "kie", "seedream-v4", prompt="a cheap pebble")  # 3.5 x $0.005
+    dear = factories.job(team, user, "kie", "flux-kontext", prompt="a dear pearl", model="flux-kontext-max")  # 12
+    unpriced = factories.job(team, user, "kwiki", "generate", prompt="an unpriced shell", quality="hires")
+    for g in (cheap, dear, unpriced):
+        run_tasks(until=g)
+    page = client_in.get(reverse("credits")).content.decode()
+    top = page[page.index("Costliest generations"):page.index("<h2>Entries")]
+    assert top.index("a dear pearl") < top.index("a cheap pebble")
+    assert "$0.06" in top and "an unpriced shell" not in top
+    assert reverse("image_thumb", args=[dear.images.get().uuid]) in top
