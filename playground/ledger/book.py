@@ -123,8 +123,10 @@ def note_balance(team, provider: str, amount) -> None:
     """Keep the last balance the provider reported for this team's key."""
     try:
         value = Decimal(str(amount))
-    except Exception:
+    except (ArithmeticError, ValueError, TypeError):
         return
+    if not value.is_finite() or abs(value) >= Decimal("1e10"):
+        return  # a provider's nonsense is not a balance
     from django.utils import timezone
 
     ProviderBalance.objects.update_or_create(
