@@ -53,6 +53,9 @@ class Membership(models.Model):
     team = models.ForeignKey(Team, models.CASCADE, related_name="memberships")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=10, choices=ROLES, default=MEMBER)
+    # The member's own default for new generations in this team: shared with
+    # the team (the default) or private. Each generation can be changed after.
+    share_by_default = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

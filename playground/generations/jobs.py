@@ -56,9 +56,13 @@ def enqueue(gen: Generation, delay: float = 0.0):
     return task.enqueue(gen.pk)
 
 
-def create(*, team, owner, provider: str, model: str, params: dict, client_token=None) -> Generation:
+def create(*, team, owner, provider: str, model: str, params: dict, client_token=None,
+           visibility: str | None = None, remix_of: Generation | None = None,
+           prompt_version_uuid=None) -> Generation:
     """A new job. client_token (one per form render) makes a double click or
-    a resent POST create it once: the second call returns the first job."""
+    a resent POST create it once: the second call returns the first job.
+    visibility defaults to the owner's preference in the team; remix_of and
+    prompt_version_uuid record where it came from (lineage)."""
     if client_token:
         existing = Generation.objects.filter(owner=owner, client_token=client_token).first()
         if existing:
@@ -83,7 +87,8 @@ def create(*, team, owner, provider: str, model: str, params: dict, client_token
             gen = Generation.objects.create(
                 team=team, owner=owner, provider=provider, model=model, params=params,
                 cost_estimate=spec.estimate(params), source_image_id=source, is_adult=spec.is_adult(params),
-                client_token=client_token,
+                client_token=client_token, visibility=visibility or default_visibility(team, owner),
+                remix_of=remix_of, prompt_version_uuid=prompt_version_uuid,
             )
             # Held against every budget it touches, or refused (BudgetExceeded):
             # then the job is rolled back and nothing is sent.
@@ -92,6 +97,15 @@ def create(*, team, owner, provider: str, model: str, params: dict, client_token
     except IntegrityError:  # the same form, submitted twice at the same moment
         return Generation.objects.get(owner=owner, client_token=client_token)
     return gen
+
+
+def default_visibility(team, owner) -> str:
+    """The owner's default for new generations in this team (shared unless
+    they chose private)."""
+    from playground.accounts.models import Membership
+
+    shared = Membership.objects.filter(team=team, user=owner).values_list("share_by_default", flat=True).first()
+    return Generation.PRIVATE if shared is False else Generation.SHARED
 
 
 def callback_url(gen: Generation) -> str:

@@ -28,6 +28,8 @@ class Generation(models.Model):
     ]
     ACTIVE = states.ACTIVE
     FINAL = states.FINAL
+    PRIVATE, SHARED = "private", "team"
+    VISIBILITIES = [(SHARED, "Shared with the team"), (PRIVATE, "Private")]
 
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     team = models.ForeignKey(Team, models.CASCADE, related_name="generations")
@@ -36,6 +38,14 @@ class Generation(models.Model):
     provider = models.CharField(max_length=40)
     model = models.CharField(max_length=60)
     params = models.JSONField(default=dict)
+    # Shared with the team (teammates see it in the team gallery) or private
+    # to its owner. New jobs take the owner's default (Membership.share_by_default).
+    visibility = models.CharField(max_length=8, choices=VISIBILITIES, default=SHARED)
+    # Lineage: the generation this one remixed (its parameters again), and
+    # the prompt-library version it was run from (a uuid: the library sits
+    # above generations and is looked up by it, never imported here).
+    remix_of = models.ForeignKey("self", models.SET_NULL, null=True, blank=True, related_name="remixes")
+    prompt_version_uuid = models.UUIDField(null=True, blank=True, db_index=True)
     status = models.CharField(max_length=12, choices=STATUSES, default=QUEUED, db_index=True)
     # What the provider last said, for the card: submitted, generating, waiting...
     phase = models.CharField(max_length=200, blank=True)
@@ -267,6 +277,17 @@ class Generation(models.Model):
         if n:
             self.refresh_from_db()
         return n == 1
+
+
+class Favorite(models.Model):
+    """A user's star on a generation (their own or a teammate's shared one)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="favorites")
+    generation = models.ForeignKey(Generation, models.CASCADE, related_name="favorites")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "generation"], name="one_favorite_per_user")]
 
 
 class GenerationImage(models.Model):

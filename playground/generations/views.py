@@ -21,7 +21,7 @@ from playground.ledger import book
 from playground.ledger.budgets import BudgetExceeded
 from playground.providers import registry
 
-from . import jobs
+from . import jobs, origin
 from .forms import field_for, form_for
 from .models import Generation, GenerationImage, InputImage
 
@@ -82,7 +82,8 @@ def playground(request):
     if form.is_bound and form.is_valid():
         try:
             gen = jobs.create(team=request.team, owner=request.user, provider=provider_key,
-                              model=spec.key, params=form.params(), client_token=_client_token(request))
+                              model=spec.key, params=form.params(), client_token=_client_token(request),
+                              **_posted_origin(request))
         except BudgetExceeded as e:
             # Refused before anything was made or sent: said on the form.
             form.add_error(None, e.message)
@@ -133,7 +134,44 @@ def _playground_context(request, provider_key, adapter, spec, form, picked) -> d
         "estimate": _lazy(_form_estimate, spec, form),
         "quote": _lazy(lambda: _budget_quote(request, provider_key, _form_estimate(spec, form))),
         "endpoint_source": _lazy(endpoint_source, request.team, provider_key),
+        "prefill": origin.prefill(request, provider_key, spec.key),
+        "origin": _lazy(_origin_field, request, provider_key, spec),
     }
+
+
+def _origin_field(request, provider_key, spec) -> str:
+    """The signed hidden field saying where this form's jobs come from: kept
+    from the POST (a form sent back with errors), else the remix or the prefill."""
+    if request.method == "POST":
+        return request.POST.get("origin", "")[:1000]
+    item = origin.prefill(request, provider_key, spec.key)
+    if item:
+        return origin.sign(version=item.get("version"))
+    remixed = _remixed(request)
+    return origin.sign(remix=remixed.uuid) if remixed else ""
+
+
+def _posted_origin(request) -> dict:
+    """jobs.create's lineage arguments from the form's signed origin field;
+    a remix of a generation this user cannot see records nothing."""
+    data = origin.read(request.POST.get("origin", "")[:1000])
+    out = {}
+    if data.get("remix"):
+        out["remix_of"] = _visible_generations(request).filter(uuid=data["remix"]).first()
+    if data.get("version"):
+        out["prompt_version_uuid"] = data["version"]
+    return out
+
+
+def _remixed(request):
+    """The generation named by ?remix=UUID, if this user may see it."""
+    ref = request.GET.get("remix")
+    if not ref:
+        return None
+    try:
+        return _visible_generations(request).filter(uuid=ref).first()
+    except ValidationError:
+        return None
 
 
 def _form_estimate(spec, form):
@@ -239,17 +277,16 @@ def _picked_input(request):
 
 
 def _initial_from_query(request, spec):
-    """Prefill from ?remix=GENERATION_UUID: the same parameters again."""
-    ref = request.GET.get("remix")
-    if not ref:
-        return {}
-    try:
-        gen = _visible_generations(request).filter(uuid=ref).first()
-    except ValidationError:
-        return {}
+    """Prefill from ?prefill=KEY (values put in the session, e.g. by the
+    prompt library) or ?remix=GENERATION_UUID (the same parameters again)."""
+    names = {p.name for p in spec.params if p.kind != "image"}
+    provider_key = request.GET.get("provider") or next(iter(registry.adapter_classes()))
+    item = origin.prefill(request, provider_key, spec.key)
+    if item:
+        return {k: v for k, v in (item.get("params") or {}).items() if k in names}
+    gen = _remixed(request)
     if gen is None or gen.model != spec.key:
         return {}
-    names = {p.name for p in spec.params if p.kind != "image"}
     return {k: v for k, v in gen.params.items() if k in names}
 
 
