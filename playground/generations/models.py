@@ -34,7 +34,7 @@ class Generation(models.Model):
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     team = models.ForeignKey(Team, models.CASCADE, related_name="generations")
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="generations")
-    objects = visible_queryset("team", "owner").as_manager()  # .visible_to(user, team)
+    objects = visible_queryset("team", "owner", "visibility").as_manager()  # .visible_to(user, team)
     provider = models.CharField(max_length=40)
     model = models.CharField(max_length=60)
     params = models.JSONField(default=dict)
@@ -303,7 +303,7 @@ class GenerationImage(models.Model):
     sha256 = models.CharField(max_length=64)
     created_at = models.DateTimeField(default=timezone.now)
 
-    objects = visible_queryset("generation__team", "generation__owner").as_manager()
+    objects = visible_queryset("generation__team", "generation__owner", "generation__visibility").as_manager()
 
     class Meta:
         db_table = "core_generationimage"

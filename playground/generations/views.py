@@ -41,6 +41,12 @@ def _generation_or_404(request, uuid):
     return get_object_or_404(_visible_generations(request).select_related("team"), uuid=uuid)
 
 
+def _own_generation_or_404(request, uuid):
+    """A generation this user may change (their own): a teammate's shared
+    one is 404 here, as anything outside the team is."""
+    return get_object_or_404(Generation.objects.owned_by(request.user, request.team).select_related("team"), uuid=uuid)
+
+
 def _lazy(fn, *args):
     """A context value computed only if the template or partial being
     rendered uses it, and then once (the template calls it)."""
@@ -183,7 +189,7 @@ def _form_estimate(spec, form):
 
 def _recent_jobs(request, after=None):
     """The newest cards of this user's jobs (newer than the job `after`, if given)."""
-    qs = _visible_generations(request)
+    qs = Generation.objects.owned_by(request.user, request.team)
     if after is not None:
         qs = qs.filter(Q(created_at__gt=after[0]) | Q(created_at=after[0], pk__gt=after[1]))
     return list(qs.prefetch_related("images")[:RECENT_JOBS])
@@ -247,7 +253,8 @@ def new_jobs(request):
     ref = request.GET.get("after")
     if ref:
         try:
-            newest = _visible_generations(request).filter(uuid=ref).values_list("created_at", "pk").first()
+            newest = Generation.objects.owned_by(request.user, request.team).filter(uuid=ref).values_list(
+                "created_at", "pk").first()
         except ValidationError:
             newest = None
         if newest is None:  # not a job of this user: nothing to compare with
@@ -381,7 +388,7 @@ def _inputs_of(gen):
 @require_POST
 @team_required
 def cancel(request, uuid):
-    gen = _generation_or_404(request, uuid)
+    gen = _own_generation_or_404(request, uuid)
     result = gen.cancel()
     if request.htmx:
         return _render(request, GENERATION, _generation_context(request, gen), "card")

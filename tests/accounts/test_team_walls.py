@@ -130,6 +130,9 @@ def test_the_owner_opens_every_url_and_sees_their_job_everywhere(client, user, f
 
 
 def test_someone_else_gets_404_at_every_url_and_sees_the_job_nowhere(viewer, finished, team, user):
+    """Another team never sees it; a teammate does not see a private job."""
+    finished.visibility = finished.PRIVATE
+    finished.save(update_fields=["visibility"])
     inp = _input_of(team, user)
     img = finished.images.get()
     for url in every_url(finished, inp):

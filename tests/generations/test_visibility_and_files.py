@@ -35,7 +35,7 @@ def finished(sandbox, team, user):
     return gen
 
 
-def test_visible_to_is_the_viewers_own_rows_in_the_current_team(finished, team, user, other_user, other_team):
+def test_visible_to_is_the_viewers_own_rows_and_the_teams_shared_ones(finished, team, user, other_user, other_team):
     colleague = factories.user("carol")
     team.memberships.create(user=colleague, role="member")
     mine_elsewhere = factories.team("Gamma", owner=user)
@@ -47,18 +47,24 @@ def test_visible_to_is_the_viewers_own_rows_in_the_current_team(finished, team, 
     }
     # Rows of others (another member of the team; another team) and mine in another team.
     others = [factories.job(team, colleague, "kie", "seedream-v4", prompt="a hedge"),
+              factories.job(team, colleague, "kie", "seedream-v4", prompt="a shared hedge"),
               factories.job(other_team, other_user, "kie", "seedream-v4", prompt="a fence"),
               factories.job(mine_elsewhere, user, "kie", "seedream-v4", prompt="a gate")]
+    Generation.objects.filter(pk=others[0].pk).update(visibility=Generation.PRIVATE)
+    run_tasks(until=others[1])
+    shared = {Generation: others[1], GenerationImage: others[1].images.get()}
     for gen in others:
         InputImage.from_bytes(team=gen.team, owner=gen.owner, data=png())
-        book.capture(gen, Decimal("1"))
+        if not Entry.objects.filter(generation=gen, kind=Entry.CAPTURE).exists():  # not run above
+            book.capture(gen, Decimal("1"))
     for model, mine in rows.items():
         rows_of = Entry.objects.filter(kind=Entry.CAPTURE) if model is Entry else model.objects
-        assert list(rows_of.visible_to(user, team)) == [mine], model.__name__
+        assert set(rows_of.visible_to(user, team)) == {mine, *([shared[model]] if model in shared else [])}, model
+        assert list(rows_of.owned_by(user, team)) == [mine], model.__name__
         assert rows_of.visible_to(AnonymousUser(), team).count() == 0
         assert rows_of.visible_to(user, None).count() == 0
-    assert list(Generation.objects.visible_to(user, mine_elsewhere)) == [others[2]]
-    assert list(Generation.objects.visible_to(colleague, team)) == [others[0]]
+    assert list(Generation.objects.visible_to(user, mine_elsewhere)) == [others[3]]
+    assert set(Generation.objects.visible_to(colleague, team)) == {others[0], others[1], finished}
 
 
 def test_no_view_spells_out_the_visibility_filter():
