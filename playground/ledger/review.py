@@ -10,11 +10,13 @@ what has no price.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone as dt_timezone
 from decimal import Decimal
 
 from django import forms
-from django.db.models import Count, Q, Sum
+from django.db import connection
+from django.db.models import Count, DateField, Q, Sum
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -150,11 +152,25 @@ def provider_label(key: str) -> str:
     return registry.get_or_removed(key).label if key else "—"
 
 
-def by_provider_model(qs, prices: Prices) -> list[Group]:
+def job_kind(status: str) -> str:
+    """The kind of entry that counts jobs under a status filter: a
+    generation has at most one entry of each kind (a database constraint), so
+    counting that kind's rows counts generations, without a costly DISTINCT.
+    Every generation is reserved once, so "all entries" counts reservations."""
+    return {Entry.RESERVE: Entry.RESERVE, Entry.RELEASE: Entry.RELEASE, Entry.ADJUSTMENT: Entry.ADJUSTMENT,
+            ALL: Entry.RESERVE}.get(status, Entry.CAPTURE)
+
+
+def jobs_count(status: str) -> Count:
+    kind = job_kind(status)
+    return Count("id", filter=Q(kind=kind, generation_uuid__isnull=False))
+
+
+def by_provider_model(qs, prices: Prices, status: str = SPENT) -> list[Group]:
     """Per provider (totals per unit), then per model; work paid for with no
     stored image is its own "paid, no image" line. One query."""
     rows = (qs.values("provider", "model", "unit", "no_image")
-            .annotate(total=Sum("amount"), jobs=Count("generation_uuid", distinct=True))
+            .annotate(total=Sum("amount"), jobs=jobs_count(status))
             .order_by("provider", "model", "no_image", "unit"))
     groups: dict[str, Group] = {}
     for r in rows:
@@ -167,9 +183,9 @@ def by_provider_model(qs, prices: Prices) -> list[Group]:
     return list(groups.values())
 
 
-def by_member(qs, prices: Prices) -> list[Group]:
+def by_member(qs, prices: Prices, status: str = SPENT) -> list[Group]:
     rows = (qs.values("username", "provider", "unit")
-            .annotate(total=Sum("amount"), jobs=Count("generation_uuid", distinct=True))
+            .annotate(total=Sum("amount"), jobs=jobs_count(status))
             .order_by("username", "provider", "unit"))
     groups: dict[str, Group] = {}
     for r in rows:
@@ -215,10 +231,55 @@ def totals_of(qs) -> Totals:
                   for r in qs.values("unit").annotate(total=Sum("amount")).order_by("unit"))
 
 
-def per_day(qs, zone):
-    """(day, provider, unit, total) rows. One query."""
-    return (qs.annotate(day=TruncDate("created_at", tzinfo=zone)).values("day", "provider", "unit")
+def per_day(qs, zone, start: date | None = None, end: date | None = None):
+    """(day, provider, unit, total) rows, the day in the team's zone. One query."""
+    day = local_day(zone, start, end) if connection.vendor == "sqlite" and start and end else \
+        TruncDate("created_at", tzinfo=zone)
+    return (qs.annotate(day=day).values("day", "provider", "unit")
             .annotate(total=Sum("amount")).order_by("day", "provider"))
+
+
+def offsets(zone, start: date, end: date) -> list[tuple[datetime | None, int]]:
+    """The zone's UTC offsets over [start, end]: (until, seconds) segments,
+    the last one open (until None). Found day by day, then to the minute
+    within a day where the offset changes (DST)."""
+    def offset(t):
+        return int(t.astimezone(zone).utcoffset().total_seconds())
+
+    utc = dt_timezone.utc
+    t = datetime(start.year, start.month, start.day, tzinfo=zone).astimezone(utc) - timedelta(days=1)
+    stop = datetime(end.year, end.month, end.day, tzinfo=zone).astimezone(utc) + timedelta(days=2)
+    segments, current = [], offset(t)
+    while t < stop:
+        nxt = t + timedelta(days=1)
+        if offset(nxt) != current:
+            lo, hi = t, nxt  # the change is in (lo, hi]: narrow it to the minute
+            while hi - lo > timedelta(minutes=1):
+                mid = lo + (hi - lo) / 2
+                lo, hi = (mid, hi) if offset(mid) == current else (lo, mid)
+            segments.append((hi.replace(second=0, microsecond=0), current))
+            current = offset(hi)
+        t = nxt
+    segments.append((None, current))
+    return segments
+
+
+def local_day(zone, start: date, end: date) -> RawSQL:
+    """The entry's day in the zone with SQLite's own date() (C), instead of
+    a Python function called per row (TruncDate on SQLite): 20x faster at
+    100,000 entries. SQLite keeps datetimes as UTC text "YYYY-MM-DD HH:MM:SS"."""
+    column = f'{connection.ops.quote_name(Entry._meta.db_table)}."created_at"'
+    whens, params = [], []
+    for until, seconds in offsets(zone, start, end):
+        modifier = f"{seconds:+d} seconds"
+        if until is None:
+            whens.append(f"ELSE date({column}, %s)")
+            params.append(modifier)
+        else:
+            whens.append(f"WHEN {column} < %s THEN date({column}, %s)")
+            params += [until.astimezone(dt_timezone.utc).strftime("%Y-%m-%d %H:%M:%S"), modifier]
+    sql = f"CASE {' '.join(whens)} END" if len(whens) > 1 else f"date({column}, %s)"
+    return RawSQL(sql, params, output_field=DateField())
 
 
 def visible_budgets(team, user, is_owner: bool):
@@ -254,16 +315,17 @@ def review(request) -> dict:
     form, f, qs, is_owner = filtered(request)
     team, user = request.team, request.user
     prices = Prices(team)
-    totals = totals_of(qs)
-    groups = by_provider_model(qs, prices)
+    groups = by_provider_model(qs, prices, f["status"])
+    # The range's totals per unit, from the same rows (no second scan).
+    totals = Totals(a for g in groups for a in g.totals)
     return {
         "form": form, "filters": f, "is_owner": is_owner,
         "totals": totals, "money": prices.total(totals),
         "providers": groups,
         "no_image": no_image_lines(groups),
-        "members": by_member(qs, prices) if is_owner else None,
+        "members": by_member(qs, prices, f["status"]) if is_owner else None,
         "reconciliation": reconciliation(qs),
-        "chart": chart.build(per_day(qs, team.zone), f["start"], f["end"], prices),
+        "chart": chart.build(per_day(qs, team.zone, f["start"], f["end"]), f["start"], f["end"], prices),
         "budgets": [budgets.status(b, prices, team=team) for b in visible_budgets(team, user, is_owner)],
         "balances": [(b, amount(b.amount, b.unit)) for b in ProviderBalance.objects.filter(team=team).order_by("provider")],
         "lifetime": totals_of(scope(team, user, is_owner).spend()),

@@ -206,3 +206,36 @@ def test_the_costliest_generations_are_ranked_in_money_with_their_thumbnails(cli
     assert top.index("a dear pearl") < top.index("a cheap pebble")
     assert "$0.06" in top and "an unpriced shell" not in top
     assert reverse("image_thumb", args=[dear.images.get().uuid]) in top
+
+
+@pytest.mark.parametrize("zone_name, start, end, moments", [
+    # Berlin: summer time starts 2026-03-29 01:00 UTC and ends 2026-10-25 01:00 UTC.
+    ("Europe/Berlin", "2026-03-27", "2026-03-31",
+     ["2026-03-28T22:59:00", "2026-03-28T23:00:00", "2026-03-29T00:59:00", "2026-03-29T01:00:00",
+      "2026-03-29T21:59:00", "2026-03-29T22:00:00", "2026-03-30T12:00:00"]),
+    ("Europe/Berlin", "2026-10-23", "2026-10-27",
+     ["2026-10-24T21:59:00", "2026-10-24T22:00:00", "2026-10-25T00:59:00", "2026-10-25T01:00:00",
+      "2026-10-25T22:59:00", "2026-10-25T23:00:00"]),
+    # A zone 5 h 45 min ahead, and one behind UTC.
+    ("Asia/Kathmandu", "2026-05-01", "2026-05-03", ["2026-05-01T18:14:00", "2026-05-01T18:15:00"]),
+    ("America/Los_Angeles", "2026-11-01", "2026-11-03",
+     ["2026-11-01T06:59:00", "2026-11-01T07:00:00", "2026-11-01T08:00:00", "2026-11-02T07:59:00",
+      "2026-11-02T08:00:00"]),
+])
+def test_spend_per_day_falls_on_the_teams_local_day_across_time_changes(team, user, zone_name, start, end, moments):
+    """The chart's days are the team's calendar days, also on the days the
+    clocks change (the SQLite path computes them in SQL, not per row in Python)."""
+    from datetime import date
+    from zoneinfo import ZoneInfo
+
+    from playground.ledger import review
+
+    zone = ZoneInfo(zone_name)
+    expected = {}
+    for i, m in enumerate(moments):
+        when = datetime.fromisoformat(m + "+00:00")
+        spend(team, user, "kie", amount=str(10 ** i), when=when)
+        day = when.astimezone(zone).date()
+        expected[day] = expected.get(day, 0) + 10 ** i
+    rows = review.per_day(Entry.objects.filter(team=team), zone, date.fromisoformat(start), date.fromisoformat(end))
+    assert {r["day"]: int(r["total"]) for r in rows} == expected
