@@ -152,6 +152,17 @@ def provider_label(key: str) -> str:
     return registry.get_or_removed(key).label if key else "—"
 
 
+def model_label(provider: str, model: str) -> str:
+    """The model's name as the playground shows it ("Seedream V4"), or its
+    stored key once the model is no longer configured."""
+    if not model:
+        return "(no model)"
+    try:
+        return registry.spec_or_removed(provider, model).label
+    except Exception:  # a provider that is gone: its stored key
+        return model
+
+
 def job_kind(status: str) -> str:
     """The kind of entry that counts jobs under a status filter: a
     generation has at most one entry of each kind (a database constraint), so
@@ -178,7 +189,7 @@ def by_provider_model(qs, prices: Prices, status: str = SPENT) -> list[Group]:
         a = amount(r["total"], r["unit"])
         g.totals.add(a)
         g.jobs += r["jobs"]
-        g.lines.append(Line(r["model"] or "(no model)", a, r["jobs"], prices.money_of(a, r["provider"]),
+        g.lines.append(Line(model_label(r["provider"], r["model"]), a, r["jobs"], prices.money_of(a, r["provider"]),
                             r["no_image"], g.label))
     return list(groups.values())
 
@@ -222,7 +233,7 @@ def reconciliation(qs) -> list[Reconciled]:
             .values("provider", "model", "unit")
             .annotate(estimate=Sum("estimate"), reported=Sum("reported"), jobs=Count("id"))
             .order_by("provider", "model", "unit"))
-    return [Reconciled(provider_label(r["provider"]), r["model"], r["jobs"],
+    return [Reconciled(provider_label(r["provider"]), model_label(r["provider"], r["model"]), r["jobs"],
                        amount(r["estimate"], r["unit"]), amount(r["reported"], r["unit"])) for r in rows]
 
 
@@ -332,7 +343,7 @@ def review(request) -> dict:
         # Members see their own lines, and the team's spend in the range as a total only.
         "team_totals": None if is_owner else totals_of(
             apply(Entry.objects.filter(team=team), {**f, "member": "", "status": SPENT}, team.zone)),
-        "recent": [(e, amount(e.amount, e.unit), provider_label(e.provider))
+        "recent": [(e, amount(e.amount, e.unit), f"{provider_label(e.provider)} - {model_label(e.provider, e.model)}")
                    for e in qs.select_related("generation")[:50]],
         "prices": prices,
         "top": top_by_cost(qs, prices),
