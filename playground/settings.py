@@ -167,6 +167,16 @@ TASKS = {
         "QUEUES": ["default"],
     }
 }
+# Another engine through the same Tasks API: TASKS_BACKEND=
+# django_tasks_rq.RQBackend with REDIS_URL (pip install '.[rq]'; workers run
+# `manage.py rqworker default --with-scheduler --job-class django_tasks_rq.Job`). The jobs are not in the
+# database then: a job's first task is sent once its row is committed, and
+# the recovery sweep (`manage.py sweep`) re-sends what a crash lost.
+# Tests use their own Redis database (15), never the app's.
+RQ_QUEUES = {"default": {"URL": env.str("REDIS_URL", default=f"redis://127.0.0.1:6379/{15 if TESTING else 0}"),
+                         "DEFAULT_TIMEOUT": 900}}
+if "django_tasks_rq" in TASKS["default"]["BACKEND"]:
+    INSTALLED_APPS.append("django_rq")
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

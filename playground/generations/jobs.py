@@ -48,12 +48,18 @@ log = logging.getLogger("playground.jobs")
 
 
 def enqueue(gen: Generation, delay: float = 0.0):
-    from .tasks import advance_generation
+    """Queue the job's next step (after delay seconds). With a task backend
+    that keeps its queue in this database, the task commits with the job's
+    row (both or neither); with another engine (RQ on Redis) it is sent once
+    the row is committed, so a worker never looks for a row it cannot see
+    yet. If the process dies in between, the sweep finds the job overdue and
+    queues it again."""
+    from .tasks import advance_generation, enqueue_now_or_on_commit
 
     task = advance_generation
     if delay > 0:
         task = task.using(run_after=timezone.now() + timedelta(seconds=delay))
-    return task.enqueue(gen.pk)
+    return enqueue_now_or_on_commit(task, gen.pk)
 
 
 def create(*, team, owner, provider: str, model: str, params: dict, client_token=None,
@@ -557,9 +563,9 @@ def nudge(gen: Generation, body=None) -> bool:
         return False
     if Generation.objects.filter(fresh, ADOPTABLE, pk=gen.pk, provider_job_id="").update(
             claimed_job_id=claimed, nudged_at=now) == 1:
-        from .tasks import adopt_claimed_job
+        from .tasks import adopt_claimed_job, enqueue_now_or_on_commit
 
-        adopt_claimed_job.enqueue(gen.pk)
+        enqueue_now_or_on_commit(adopt_claimed_job, gen.pk)
         return True
     return False
 

@@ -39,6 +39,32 @@ def sweep_generations() -> int:
     return jobs.sweep()
 
 
+def queue_in_database(backend) -> bool:
+    """Whether the backend keeps its queue in the app's database, so that a
+    task enqueued inside a transaction commits (or rolls back) with it. A
+    backend may say so itself (`enqueues_in_transaction`); the database
+    backend does."""
+    flag = getattr(backend, "enqueues_in_transaction", None)
+    if flag is not None:
+        return bool(flag)
+    try:
+        from django_tasks_db.backend import DatabaseBackend
+    except ImportError:
+        return False
+    return isinstance(backend, DatabaseBackend)
+
+
+def enqueue_now_or_on_commit(task, *args):
+    """Enqueue inside the current transaction when the queue is in the
+    database; otherwise once the transaction commits (at once outside one)."""
+    from django.db import transaction
+
+    if queue_in_database(task.get_backend()):
+        return task.enqueue(*args)
+    transaction.on_commit(lambda: task.enqueue(*args))
+    return None
+
+
 # Tasks that hold a job's lease while they run: a row of theirs still
 # RUNNING whose lease is gone belongs to a worker that died.
 LEASED_TASKS = (advance_generation, adopt_claimed_job)
