@@ -210,6 +210,31 @@ STORAGES = {
         )
     },
 }
+# Images in S3-compatible object storage (several machines share it) when a
+# bucket is named; else local files under MEDIA_ROOT (the embedded default).
+# Either way every image is served by the app after the team check: streamed
+# through it, or with MEDIA_SIGNED_REDIRECTS a redirect to a signed URL that
+# expires after MEDIA_SIGNED_URL_SECONDS.
+S3_BUCKET = env.str("S3_BUCKET", default="")
+if S3_BUCKET:
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": S3_BUCKET,
+            "endpoint_url": env.str("S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("S3_REGION", default="") or None,
+            "access_key": env.str("S3_ACCESS_KEY_ID", default="") or None,
+            "secret_key": env.str("S3_SECRET_ACCESS_KEY", default="") or None,
+            "location": env.str("S3_PREFIX", default=""),
+            "default_acl": None,  # private objects
+            "querystring_auth": True,
+            "querystring_expire": env.int("MEDIA_SIGNED_URL_SECONDS", default=300),
+            "file_overwrite": False,
+            "signature_version": "s3v4",
+        },
+    }
+MEDIA_SIGNED_REDIRECTS = env.bool("MEDIA_SIGNED_REDIRECTS", default=False)
+MEDIA_SIGNED_URL_SECONDS = env.int("MEDIA_SIGNED_URL_SECONDS", default=300)
 WHITENOISE_USE_FINDERS = TESTING or DEBUG
 if WHITENOISE_USE_FINDERS:
     STATIC_ROOT.mkdir(exist_ok=True)  # whitenoise warns about a missing directory

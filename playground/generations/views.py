@@ -434,7 +434,12 @@ def _extension(field) -> str:
 def file_response(field, content_type, *, filename, download=False, max_age=3600):
     """The one way a stored file is served: its own content type, never
     sniffed, cached privately for max_age seconds, named filename (as an
-    attachment when download); a file missing from storage is a 404."""
+    attachment when download); a file missing from storage is a 404.
+    With object storage and MEDIA_SIGNED_REDIRECTS, the browser is sent to a
+    short-lived signed URL of that object instead (checked here first, as
+    every image URL is)."""
+    if settings.MEDIA_SIGNED_REDIRECTS and getattr(field, "name", "") and hasattr(field.storage, "bucket_name"):
+        return _signed_redirect(field, content_type, filename=filename, download=download)
     try:
         fh = field.open("rb")
     except (FileNotFoundError, OSError, ValueError):  # ValueError: no file set
@@ -442,6 +447,19 @@ def file_response(field, content_type, *, filename, download=False, max_age=3600
     response = FileResponse(fh, content_type=content_type, as_attachment=download, filename=filename)
     response["Cache-Control"] = f"private, max-age={max_age}"
     response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def _signed_redirect(field, content_type, *, filename, download):
+    from django.http import HttpResponseRedirect
+    from django.utils.http import content_disposition_header
+
+    url = field.storage.url(field.name, expire=settings.MEDIA_SIGNED_URL_SECONDS, parameters={
+        "ResponseContentType": content_type,
+        "ResponseContentDisposition": content_disposition_header(download, filename),
+    })
+    response = HttpResponseRedirect(url)
+    response["Cache-Control"] = "private, no-store"  # the signed URL expires: never cache the redirect
     return response
 
 

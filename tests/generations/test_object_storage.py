@@ -1,0 +1,108 @@
+"""Images in S3-compatible object storage (django-storages), as several
+machines share them: a local S3 server (moto's server mode) is started by the
+test itself. Results, thumbnails and inputs go to the bucket, nothing to the
+local disk; every image URL is still team-checked, then streamed, or a
+redirect to a short-lived signed URL."""
+
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from django.urls import reverse
+
+from playground.generations.models import InputImage
+
+from tests import factories
+from tests.helpers import run_tasks
+
+moto_server = pytest.importorskip("moto.server")
+boto3 = pytest.importorskip("boto3")
+
+BUCKET = "playground-test-images"
+
+
+@pytest.fixture(scope="module")
+def s3_server():
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3(s3_server, settings, monkeypatch):
+    for k, v in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(k, v)
+    client = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1",
+                          aws_access_key_id="test", aws_secret_access_key="test")
+    client.create_bucket(Bucket=BUCKET)
+    settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
+        "bucket_name": BUCKET, "endpoint_url": s3_server, "region_name": "us-east-1", "access_key": "test",
+        "secret_key": "test", "default_acl": None, "querystring_auth": True, "querystring_expire": 300,
+        "file_overwrite": False, "signature_version": "s3v4",
+    }}}
+    settings.DOWNLOAD_ALLOWED_PRIVATE_HOSTS = [*settings.DOWNLOAD_ALLOWED_PRIVATE_HOSTS]
+    yield client
+    for obj in client.list_objects_v2(Bucket=BUCKET).get("Contents", []):
+        client.delete_object(Bucket=BUCKET, Key=obj["Key"])
+    client.delete_bucket(Bucket=BUCKET)
+
+
+def keys(client):
+    return sorted(o["Key"] for o in client.list_objects_v2(Bucket=BUCKET).get("Contents", []))
+
+
+def local_files(settings):
+    root = Path(settings.MEDIA_ROOT)
+    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
+
+
+def test_results_and_thumbnails_go_to_the_bucket_and_are_streamed_after_the_team_check(
+        s3, sandbox, settings, client, user, team, other_user, other_team):
+    gen = factories.job(team, user, "kie", "seedream-v4", prompt="a weathervane on a barn roof")
+    run_tasks(until=gen)
+    assert gen.status == "succeeded", gen.error_message
+    img = gen.images.get()
+    assert img.file.name in keys(s3) and img.thumbnail.name in keys(s3)
+    assert local_files(settings) == []  # nothing written to the local disk
+    stored = s3.get_object(Bucket=BUCKET, Key=img.file.name)["Body"].read()
+
+    client.force_login(user)
+    response = client.get(reverse("image", args=[img.uuid]))
+    assert response.status_code == 200 and response["Content-Type"] == img.content_type
+    assert b"".join(response.streaming_content) == stored
+    assert client.get(reverse("image_thumb", args=[img.uuid])).status_code == 200
+    # "Use as input" reads the object and stores the input in the bucket too.
+    assert client.post(reverse("use_as_input", args=[img.uuid])).status_code == 302
+    inp = InputImage.objects.get()
+    assert inp.file.name in keys(s3)
+    assert client.get(reverse("input_image", args=[inp.uuid])).status_code == 200
+
+    client.force_login(other_user)  # another team: 404, the object is never reached
+    assert client.get(reverse("image", args=[img.uuid])).status_code == 404
+
+
+def test_signed_redirects_send_the_browser_to_an_expiring_url_of_that_object(
+        s3, sandbox, settings, client, user, team, other_user, other_team):
+    settings.MEDIA_SIGNED_REDIRECTS = True
+    settings.MEDIA_SIGNED_URL_SECONDS = 120
+    gen = factories.job(team, user, "kie", "seedream-v4", prompt="a weathervane on a barn roof")
+    run_tasks(until=gen)
+    img = gen.images.get()
+    client.force_login(user)
+    response = client.get(reverse("image", args=[img.uuid]) + "?download=1")
+    assert response.status_code == 302 and response["Cache-Control"] == "private, no-store"
+    url = response["Location"]
+    query = parse_qs(urlsplit(url).query)
+    assert img.file.name in urlsplit(url).path
+    assert query["X-Amz-Expires"] == ["120"] and "X-Amz-Signature" in query
+    fetched = httpx.get(url)
+    assert fetched.status_code == 200
+    assert fetched.headers["content-type"] == img.content_type
+    assert fetched.headers["content-disposition"].startswith("attachment")
+    assert fetched.content == s3.get_object(Bucket=BUCKET, Key=img.file.name)["Body"].read()
+
+    client.force_login(other_user)
+    assert client.get(reverse("image", args=[img.uuid])).status_code == 404
