@@ -165,8 +165,7 @@ def _share_checked(request, form) -> bool:
     else the member's default for this team."""
     if form.is_bound and request.POST.getlist("visibility"):
         return _posted_visibility(request) == Generation.SHARED
-    membership = request.membership
-    return bool(membership is None or membership.share_by_default)
+    return bool(getattr(request.membership, "share_by_default", True))
 
 
 def _origin_field(request, provider_key, spec) -> str:

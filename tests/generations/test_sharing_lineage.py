@@ -117,6 +117,24 @@ def test_made_from_it_is_newest_first_and_capped_with_a_count(client_in, sandbox
     assert f"Showing the newest {views.LINEAGE_CAP}" in page
 
 
+def test_the_page_costs_the_same_queries_however_much_was_made_from_it(client_in, sandbox, team, user, bob):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    original = factories.job(team, user, "kie", "seedream-v4", prompt="a clock tower")
+    counts = []
+    for n in (1, 6):
+        while original.remixes.count() < n:
+            g = factories.job(team, bob, "kie", "seedream-v4", prompt=f"a clock tower {original.remixes.count()}")
+            run_tasks(until=g)
+            Generation.objects.filter(pk=g.pk).update(remix_of=original)
+        with CaptureQueriesContext(connection) as ctx:
+            page = client_in.get(original.get_absolute_url()).content.decode()
+        assert f"Made from it <span class=\"muted\">({n})</span>" in page
+        counts.append(len(ctx.captured_queries))
+    assert counts[0] == counts[1]
+
+
 def test_a_run_of_a_prompt_version_says_so(client_in, sandbox, team, user):
     gen = factories.job(team, user, "kie", "seedream-v4", prompt="a windmill")
     Generation.objects.filter(pk=gen.pk).update(prompt_version_uuid=uuid.uuid4())
