@@ -30,6 +30,7 @@ from .access import owner_required, team_required
 from .forms import CredentialForm, InviteForm, MemberForm, NewTeamForm
 from .middleware import SESSION_KEY
 from .models import Endpoint, Invite, Membership, ProviderCredential, Team, endpoint_source
+from .visibility import SHARED
 
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 
@@ -239,6 +240,24 @@ def test_key(request, provider):
 @team_required
 def team(request):
     return render(request, "accounts/team.html", team_page_context(request))
+
+
+@require_POST
+@team_required
+def share_default(request):
+    """The member's own default for new generations in the current team:
+    shared with the team or private (each generation can be changed after)."""
+    choice = request.POST.get("share_by_default", "")
+    if choice not in (SHARED, "private"):
+        messages.error(request, "New generations: choose shared with the team or private.")
+        return redirect(reverse("team") + "#sharing")
+    membership = request.membership
+    membership.share_by_default = choice == SHARED
+    membership.save(update_fields=["share_by_default"])
+    messages.success(request, f"New generations in {request.team.name} will be "
+                              f"{'shared with the team' if choice == SHARED else 'private'}. "
+                              "You can still change it on the form and on each generation.")
+    return redirect(reverse("team") + "#sharing")
 
 
 @require_POST

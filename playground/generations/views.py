@@ -38,7 +38,9 @@ def _visible_generations(request):
 
 
 def _generation_or_404(request, uuid):
-    return get_object_or_404(_visible_generations(request).select_related("team"), uuid=uuid)
+    # The owner comes in the same query: the page says who made it, with no
+    # extra query per poll of the card.
+    return get_object_or_404(_visible_generations(request).select_related("team", "owner"), uuid=uuid)
 
 
 def _own_generation_or_404(request, uuid):
@@ -89,7 +91,7 @@ def playground(request):
         try:
             gen = jobs.create(team=request.team, owner=request.user, provider=provider_key,
                               model=spec.key, params=form.params(), client_token=_client_token(request),
-                              **_posted_origin(request))
+                              visibility=_posted_visibility(request), **_posted_origin(request))
         except BudgetExceeded as e:
             # Refused before anything was made or sent: said on the form.
             form.add_error(None, e.message)
@@ -142,7 +144,28 @@ def _playground_context(request, provider_key, adapter, spec, form, picked) -> d
         "endpoint_source": _lazy(endpoint_source, request.team, provider_key),
         "prefill": origin.prefill(request, provider_key, spec.key),
         "origin": _lazy(_origin_field, request, provider_key, spec),
+        "share_checked": _lazy(_share_checked, request, form),
     }
+
+
+def _posted_visibility(request) -> str | None:
+    """The form's "Share with the team" checkbox: a hidden "private" always
+    travels and the checked box adds "team". Neither (another client that
+    leaves the field out): None, the member's default (jobs.create)."""
+    sent = request.POST.getlist("visibility")
+    if Generation.SHARED in sent:
+        return Generation.SHARED
+    if Generation.PRIVATE in sent:
+        return Generation.PRIVATE
+    return None
+
+
+def _share_checked(request, form) -> bool:
+    """Whether the checkbox is ticked: as sent (a form back with errors),
+    else the member's default for this team."""
+    if form.is_bound and request.POST.getlist("visibility"):
+        return _posted_visibility(request) == Generation.SHARED
+    return bool(getattr(request.membership, "share_by_default", True))
 
 
 def _origin_field(request, provider_key, spec) -> str:
@@ -341,7 +364,40 @@ def _generation_context(request, gen) -> dict:
         **_card_context(request, gen),
         "snippets": _lazy(_snippets, gen), "inputs": _lazy(_inputs_of, gen),
         "param_rows": _lazy(_param_rows, gen), "image_models": _lazy(_image_models),
+        "is_mine": gen.owner_id == request.user.pk,
+        # ?reveal=1: an adult result shown unblurred without JS (this page only).
+        "reveal": bool(request.GET.get("reveal")),
+        "is_favorite": _lazy(lambda: gen.favorites.filter(user_id=request.user.pk).exists()),
+        "lineage": _lazy(_lineage, request, gen),
     }
+
+
+LINEAGE_CAP = 20
+
+
+def _lineage(request, gen) -> dict:
+    """Where the generation came from and what was made from it, as far as
+    the viewer may see: a private generation of a teammate is left out."""
+    visible = _visible_generations(request).select_related("owner").prefetch_related("images")
+    remix_of = visible.filter(pk=gen.remix_of_id).first() if gen.remix_of_id else None
+    input_from = visible.filter(images=gen.source_image_id).first() if gen.source_image_id else None
+    # Made from it: its remixes, and jobs that took one of its images as
+    # input (use as input records the image on the job: source_image).
+    made = (visible.filter(Q(remix_of=gen) | Q(source_image__generation=gen)).exclude(pk=gen.pk)
+            .order_by("-created_at", "-pk"))
+    made_list = list(made[:LINEAGE_CAP])
+    made_count = len(made_list) if len(made_list) < LINEAGE_CAP else made.count()
+    return {
+        "remix_of": remix_of, "input_from": input_from, "version": gen.prompt_version_uuid,
+        "made": [(g, _made_how(g, gen)) for g in made_list], "made_count": made_count,
+        "any": bool(remix_of or input_from or gen.prompt_version_uuid or made_list),
+    }
+
+
+def _made_how(child, gen) -> str:
+    if child.remix_of_id == gen.pk:
+        return "remix"
+    return "used its image as input"
 
 
 def _on_detail_page(request, gen) -> bool:
@@ -491,6 +547,18 @@ def _image_models():
         for mkey, spec in cls.models.items()
         if spec.image_params()
     ]
+
+
+@team_required
+def generation_input(request, uuid, input_uuid):
+    """An input image of a generation the viewer may see (a teammate's shared
+    one included: the input itself belongs to its owner). Only an image the
+    generation's own parameters name; anything else is a 404."""
+    gen = _generation_or_404(request, uuid)
+    img = next((i for i in gen.input_images().values() if i is not None and i.uuid == input_uuid), None)
+    if img is None:
+        raise Http404("Not an input of this generation")
+    return file_response(img.file, img.content_type, filename=_input_filename(img))
 
 
 @team_required
