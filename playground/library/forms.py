@@ -117,6 +117,6 @@ class RunForm(forms.Form):
     def values(self) -> dict[str, str]:
         return {n: self.cleaned_data[f"var_{n}"] for n in self.names}
 
-    def target(self) -> tuple[str, str]:
+    def chosen(self) -> tuple[str, str]:
         provider, _, model = self.cleaned_data["target"].partition(":")
         return provider, model

@@ -41,7 +41,7 @@ def targets() -> list[tuple[str, str, str]]:
 
 def _prompt_param(spec: ModelSpec) -> Param | None:
     for p in spec.params:
-        if p.name == "prompt" and p.kind in ("text", "longtext"):
+        if p.name == "prompt" and p.kind in ("text", "longtext") and p.required:
             return p
     return None
 

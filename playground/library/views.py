@@ -361,7 +361,7 @@ def run_version(request, uuid):
     own = f"{version.provider}:{version.model}"
     form = RunForm(request.POST or None, names=names, initial={"target": own})
     if request.method == "POST" and form.is_valid():
-        provider, model = form.target()
+        provider, model = form.chosen()
         spec = registry.adapter_classes()[provider].models[model]
         text = run.substitute(version.text, form.values())
         limit = run.prompt_limit(spec)
