@@ -272,9 +272,9 @@ def fork(request, uuid):
     if source is None:
         raise Http404("No such version")
     with transaction.atomic():
-        copy = Prompt.objects.create(
-            team=request.team, owner=request.user, title=f"{prompt.title} (fork)"[:200], forked_from=source,
-            visibility=Prompt.SHARED if _shares_by_default(request) else Prompt.PRIVATE)
+        visibility = Prompt.SHARED if _shares_by_default(request) else Prompt.PRIVATE
+        copy = Prompt.objects.create(team=request.team, owner=request.user, visibility=visibility,
+                                     title=f"{prompt.title} (fork)"[:200], forked_from=source)
         copy.add_version(text=source.text, provider=source.provider, model=source.model, params=source.params,
                          tags=source.tags, notes=source.notes,
                          message=f"Forked from {prompt.title} v{source.number}"[:200], by=request.user)
