@@ -94,3 +94,22 @@ def test_the_list_shows_mine_and_shared_ones_with_search_tags_and_labels(client_
     assert titles(client_in.get(url, {"tag": "se"})) == []
     assert titles(client_in.get(url, {"tag": "WOODS"})) == ["Forest path"]
     assert titles(client_in.get(url, {"q": "hidden"})) == []
+
+
+def test_the_list_costs_the_same_queries_for_few_or_many_prompts(client_in, team, user):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def count():
+        with CaptureQueriesContext(connection) as ctx:
+            assert client_in.get(reverse("library")).status_code == 200
+        return len(ctx.captured_queries)
+
+    for i in range(2):
+        p = util.prompt(team, user, f"P{i}", tags=["a", "b"])
+        Label.objects.create(prompt=p, name="best", version=p.current)
+    few = count()
+    for i in range(2, 8):
+        p = util.prompt(team, user, f"P{i}", tags=["c"])
+        Label.objects.create(prompt=p, name="best", version=p.current)
+    assert count() == few

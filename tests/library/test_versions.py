@@ -110,3 +110,18 @@ def test_the_owner_sets_and_moves_a_label_and_every_move_is_kept(client_in, team
     page = client_in.get(p.get_absolute_url()).content.decode()
     assert "best</strong> moved from v1 to v2 by alice" in page and "best</strong> set on v1 by alice" in page
     assert client_in.post(url, {"name": "best", "version": "7"}).status_code == 400  # no such version
+
+
+def test_deleting_its_owner_takes_a_prompts_versions_and_labels_and_unlinks_its_forks(team, user):
+    from django.contrib.auth import get_user_model
+
+    p = util.prompt(team, user)
+    label = Label.objects.create(prompt=p, name="best", version=p.current)
+    LabelMove.objects.create(label=label, to_version=p.current, moved_by=user)
+    bob = util.teammate(team)
+    fork = util.prompt(team, bob, "Fork")
+    Prompt.objects.filter(pk=fork.pk).update(forked_from=p.current)
+    get_user_model().objects.filter(pk=user.pk).delete()
+    assert not PromptVersion.objects.filter(prompt=p).exists() and not Label.objects.exists()
+    fork.refresh_from_db()
+    assert fork.forked_from is None and fork.versions.count() == 1
