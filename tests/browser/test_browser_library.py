@@ -88,3 +88,20 @@ def test_save_edit_diff_label_and_run_a_prompt(page, worker, team, user):
     expect(strip).to_have_js_property("complete", True)
     shot(page, "library-version")
     assert not page.problems, page.problems
+
+
+def test_save_to_library_from_the_playground_form(page, team, user):
+    log_in(page)
+    page.goto("/?provider=kie&model=seedream-v4")
+    page.get_by_role("textbox", name="Prompt", exact=True).fill("a striped umbrella on a beach")
+    page.get_by_label("Steps").fill("14")
+    page.get_by_role("button", name="Save to library").click()  # inside the htmx form: sent there by HX-Redirect
+    page.wait_for_url(re.compile(r"/library/new\?draft="))
+    expect(page.get_by_label("Prompt")).to_have_value("a striped umbrella on a beach")
+    expect(page.get_by_test_id("source-params")).to_contain_text("14")
+    page.get_by_role("button", name="Save prompt").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("a striped umbrella on a beach")
+    v = Prompt.objects.get().current
+    assert (v.model, v.params["num_inference_steps"]) == ("seedream-v4", 14)
+    assert not Generation.objects.exists()
+    assert not page.problems, page.problems
