@@ -73,7 +73,8 @@ def _shares_by_default(request) -> bool:
 def library(request):
     q = request.GET.get("q", "").strip()[:200]
     tag = request.GET.get("tag", "").strip()[:40]
-    visible = Prompt.objects.visible_to(request.user, request.team)
+    mine = request.GET.get("scope") == "mine"
+    visible = (Prompt.objects.owned_by if mine else Prompt.objects.visible_to)(request.user, request.team)
     qs = visible.select_related("owner", "current").prefetch_related(
         Prefetch("labels", queryset=Label.objects.select_related("version")))
     if q:
@@ -82,7 +83,7 @@ def library(request):
         qs = qs.filter(current__tags_text__icontains=f"|{tag.lower()}|")
     all_tags = sorted({t.lower() for tags in visible.values_list("current__tags", flat=True) if tags for t in tags})
     return render(request, "library/library.html", {
-        "prompts": list(qs[:LIST_MAX]), "q": q, "tag": tag, "all_tags": all_tags[:100],
+        "prompts": list(qs[:LIST_MAX]), "q": q, "tag": tag, "mine": mine, "all_tags": all_tags[:100],
     })
 
 

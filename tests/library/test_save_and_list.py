@@ -94,6 +94,7 @@ def test_the_list_shows_mine_and_shared_ones_with_search_tags_and_labels(client_
     assert titles(client_in.get(url, {"tag": "se"})) == []
     assert titles(client_in.get(url, {"tag": "WOODS"})) == ["Forest path"]
     assert titles(client_in.get(url, {"q": "hidden"})) == []
+    assert titles(client_in.get(url, {"scope": "mine"})) == ["Harbour"]
 
 
 def test_the_list_costs_the_same_queries_for_few_or_many_prompts(client_in, team, user):
