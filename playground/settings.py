@@ -94,6 +94,7 @@ INSTALLED_APPS = [
     "playground.accounts",
     "playground.ledger",
     "playground.generations",
+    "playground.library",
 ]
 
 MIDDLEWARE = [

@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from playground.accounts import views as team_views
 from playground.generations import views
@@ -20,6 +20,7 @@ urlpatterns = [
     path("images/<uuid:uuid>/use-as-input", views.use_as_input, name="use_as_input"),
     path("inputs/<uuid:uuid>", views.input_image, name="input_image"),
     path("inputs/public/<str:token>", views.input_image_public, name="input_image_public"),
+    path("library/", include("playground.library.urls")),
     path("credits/", ledger_views.credits, name="credits"),
     path("credits/budgets/", ledger_manage.budgets, name="budgets"),
     path("credits/budgets/<uuid:uuid>/delete", ledger_manage.delete_budget, name="delete_budget"),
