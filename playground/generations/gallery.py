@@ -236,7 +236,7 @@ def gallery(request):
     cards, after = page_of(request, form, cursor)
     scope = form.value("scope") or "mine"
     context = {
-        "form": form, "cards": cards, "scope": scope,
+        "form": form, "cards": cards, "scope": scope, "zone": request.team.zone,
         "older_url": f"{reverse('gallery')}?{form.query(after=after)}" if after else "",
         "here": request.get_full_path(), "query": form.query(),
         "image_models": _lazy_image_models(),
