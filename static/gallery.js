@@ -5,7 +5,7 @@
 // link to the generation's page. Someone else's adult result stays blurred
 // here too until "Reveal" (which reveals its card as well).
 (function () {
-  var box, img, index = -1, opener = null, loading = false;
+  var box, img, index = -1, opener = null, pendingNext = false;
 
   function cards() {
     return Array.prototype.slice.call(document.querySelectorAll("#gallery-list .gcard[data-full]"))
@@ -43,13 +43,14 @@
     var list = cards();
     if (index < list.length - 1) return show(index + 1);
     var more = moreLink();
-    if (!more || loading || !window.htmx) return;
-    loading = true;
-    // The sentinel's own request (the same as scrolling to it): the next page
-    // replaces it, then move on to the first new card.
-    window.htmx.ajax("GET", more.getAttribute("href"), { source: more, target: more.closest("li"), swap: "outerHTML" })
-      .then(function () { loading = false; if (!box.hidden) show(index + 1); },
-            function () { loading = false; });
+    if (!more || !window.htmx) return;
+    // The sentinel's own request (the same as scrolling to it), unless
+    // scrolling already started it: the next page replaces the sentinel,
+    // then (htmx:afterSettle) the lightbox moves on to the first new card.
+    pendingNext = true;
+    if (!more.classList.contains("htmx-request")) {
+      window.htmx.ajax("GET", more.getAttribute("href"), { source: more, target: more.closest("li"), swap: "outerHTML" });
+    }
   }
   function prev() { if (index > 0) show(index - 1); }
 
@@ -62,6 +63,7 @@
   }
   function close() {
     box.hidden = true;
+    pendingNext = false;
     img.removeAttribute("src");
     document.body.classList.remove("lb-open");
     if (opener && document.contains(opener)) opener.focus();
@@ -80,6 +82,11 @@
       if (!card.dataset.full) return;  // no image (failed, running): its page
       e.preventDefault();
       open(card, link);
+    });
+    document.addEventListener("htmx:afterSettle", function () {
+      if (box.hidden) return;
+      if (pendingNext && index < cards().length - 1) { pendingNext = false; show(index + 1); }
+      else show(index);  // more cards loaded: the counter and the Next button follow
     });
     q(".lb-close").addEventListener("click", close);
     q(".lb-next").addEventListener("click", next);

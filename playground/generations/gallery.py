@@ -238,8 +238,8 @@ def gallery(request):
     context = {
         "form": form, "cards": cards, "scope": scope, "zone": request.team.zone,
         "older_url": f"{reverse('gallery')}?{form.query(after=after)}" if after else "",
-        "here": request.get_full_path(), "query": form.query(),
-        "image_models": _lazy_image_models(),
+        "here": _here(request), "query": form.query(), "deep": bool(cursor),
+        "newest_url": f"{reverse('gallery')}?{form.query()}",
         "members": _members(request) if scope == "team" else [],
     }
     if request.htmx and cursor:
@@ -247,10 +247,16 @@ def gallery(request):
     return render(request, TEMPLATE, context)
 
 
-def _lazy_image_models():
-    from .views import _image_models
+def _here(request) -> str:
+    """This page's address, for forms to come back to: for cards loaded by
+    scrolling, the page the browser shows (not the fragment's URL)."""
+    from urllib.parse import urlsplit
 
-    return _image_models()
+    if request.htmx and request.htmx.current_url:
+        parts = urlsplit(request.htmx.current_url)
+        if parts.path == reverse("gallery"):
+            return parts.path + (f"?{parts.query}" if parts.query else "")
+    return request.get_full_path()
 
 
 def _members(request):

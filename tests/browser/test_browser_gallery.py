@@ -87,11 +87,22 @@ def test_two_teammates_share_filter_scroll_and_browse_the_lightbox(page, browser
     expect(box.locator(".lb-prompt")).to_have_text("alice's study of a pebble number 28")
     page.keyboard.press("ArrowLeft")
     expect(box.locator(".lb-prompt")).to_have_text("alice's study of a pebble number 29")
-    assert box.locator(".lb-img").evaluate("img => img.complete && img.naturalWidth > 0") or True
+    shown = Generation.objects.get(params__prompt="alice's study of a pebble number 29").images.get()
+    expect(box.locator(".lb-img")).to_have_attribute("src", shown.get_absolute_url())  # the full image
     shot(page, f"gallery-lightbox-{viewport['width']}")
     page.keyboard.press("Escape")
     expect(box).to_be_hidden()
     expect(page.get_by_test_id("card").first.locator("a.thumb")).to_be_focused()
+
+    # At the last loaded card, the right arrow loads the older ones and goes on.
+    page.goto("/generations/?scope=team")
+    page.get_by_test_id("card").nth(23).locator("a.thumb").click()
+    expect(box.locator(".lb-prompt")).to_have_text("alice's study of a pebble number 7")
+    page.keyboard.press("ArrowRight")
+    expect(box.locator(".lb-prompt")).to_have_text("alice's study of a pebble number 6")
+    expect(page.get_by_test_id("card")).to_have_count(31)
+    page.get_by_role("button", name="Close").click()
+    expect(box).to_be_hidden()
 
     # The star, on bob's shared card.
     star = page.locator(f"#gen-{bobs.uuid}").get_by_test_id("star")
