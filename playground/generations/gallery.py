@@ -233,14 +233,17 @@ def gallery(request):
         cursor = parse_cursor(ref[:64])
         if cursor is None:
             form.add_error(None, "That page link is not valid: showing the newest generations.")
-    cards, after = page_of(request, form, cursor)
     scope = form.value("scope") or "mine"
+    members = _members(request) if scope == "team" else []
+    if members and form.value("member") and form.value("member") not in members:
+        form.add_error("member", f"Nobody called \"{form.value('member')}\" is in this team.")
+    cards, after = page_of(request, form, cursor)
     context = {
         "form": form, "cards": cards, "scope": scope, "zone": request.team.zone,
         "older_url": f"{reverse('gallery')}?{form.query(after=after)}" if after else "",
         "here": _here(request), "query": form.query(), "deep": bool(cursor),
         "newest_url": f"{reverse('gallery')}?{form.query()}",
-        "members": _members(request) if scope == "team" else [],
+        "members": members,
     }
     if request.htmx and cursor:
         return render(request, f"{TEMPLATE}#page", context)

@@ -133,6 +133,7 @@ def test_filters_provider_model_status_dates_favorites_and_input(client_in, team
     ("provider=nope", "Provider: Select a valid choice"),
     ("q=" + "x" * 201, "Search for at most 200 characters"),
     ("after=garbage", "That page link is not valid"),
+    ("scope=team&member=nobody", "Nobody called &quot;nobody&quot; is in this team."),
     ("after=2026-13-45T99:00:00.000000Z_5", "That page link is not valid"),
 ])
 def test_a_bad_filter_is_said_and_the_page_still_works(client_in, team, user, query, message):
