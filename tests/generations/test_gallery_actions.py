@@ -202,3 +202,10 @@ def test_postgresql_has_the_prompt_search_index(db):
         c.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'core_generation_prompt_fts'")
         (definition,) = c.fetchone()
     assert "gin" in definition and "to_tsvector" in definition
+    # The gallery's search is the indexed expression: the planner can use it.
+    sql, params = gallery.search(Generation.objects.all(), "red boats")[:25].query.sql_with_params()
+    with connection.cursor() as c:
+        c.execute("SET LOCAL enable_seqscan = off")
+        c.execute("EXPLAIN " + sql, params)
+        plan = "\n".join(row[0] for row in c.fetchall())
+    assert "core_generation_prompt_fts" in plan, plan
