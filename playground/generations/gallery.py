@@ -149,12 +149,13 @@ def _older_than(qs, cursor):
 
 def search(qs, text: str):
     """Generations whose prompt has every word of text: PostgreSQL full-text
-    search (the GIN index of migration 0004 covers the expression); elsewhere
-    a case-insensitive match of each word."""
+    search (the GIN index of migration 0004 covers the expression); elsewhere,
+    or when every word is one full-text search ignores ("the", "a"), a
+    case-insensitive match of each word."""
     words = text.split()
     if not words:
         return qs
-    if connection.vendor == "postgresql":
+    if connection.vendor == "postgresql" and _has_lexemes(" ".join(words)):
         from django.contrib.postgres.search import SearchQuery, SearchVector
 
         return qs.annotate(prompt_search=SearchVector(KT("params__prompt"), config="english")).filter(
@@ -162,6 +163,14 @@ def search(qs, text: str):
     for word in words:
         qs = qs.filter(params__prompt__icontains=word)
     return qs
+
+
+def _has_lexemes(text: str) -> bool:
+    """Whether PostgreSQL's English parser keeps any word of text (a query
+    of stop words alone would match nothing)."""
+    with connection.cursor() as c:
+        c.execute("SELECT numnode(plainto_tsquery('english'::regconfig, %s))", [text])
+        return bool(c.fetchone()[0])
 
 
 def filtered(request, form):

@@ -148,7 +148,7 @@ def test_a_bad_filter_is_said_and_the_page_still_works(client_in, team, user, qu
 def test_text_search_finds_every_word_of_the_prompt_on_this_database(client_in, team, user, bob):
     boats = finished(team, user, "Red sailing boats in a calm harbour at dawn")
     boat = finished(team, user, "a red boat on a lake")
-    finished(team, user, "a green meadow with sheep")
+    meadow = finished(team, user, "a green meadow with sheep")
     shared = finished(team, bob, "Sailing boats racing past a red lighthouse")
     finished(team, bob, "red sailing boats kept private", visibility=Generation.PRIVATE)
     url = reverse("gallery")
@@ -156,6 +156,8 @@ def test_text_search_finds_every_word_of_the_prompt_on_this_database(client_in, 
     assert set(cards(client_in.get(url + "?q=RED"))) == {str(boats.uuid), str(boat.uuid)}
     assert set(cards(client_in.get(url + "?scope=team&q=sailing+red"))) == {str(boats.uuid), str(shared.uuid)}
     assert cards(client_in.get(url + "?q=unicorn")) == []
+    # Words full-text search ignores still find what has them.
+    assert set(cards(client_in.get(url + "?q=with"))) == {str(meadow.uuid)}
     # Quotes and operators are words, not syntax errors.
     assert client_in.get(url + "?q=%22red%27+%26+%7C+!boat").status_code == 200
 
