@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from playground.accounts import views as team_views
-from playground.generations import views
+from playground.generations import gallery, views
 from playground.ledger import manage as ledger_manage
 from playground.ledger import views as ledger_views
 
@@ -14,7 +14,11 @@ urlpatterns = [
     path("g/<uuid:uuid>/", views.generation, name="generation"),
     path("g/<uuid:uuid>/cancel", views.cancel, name="cancel"),
     path("g/<uuid:uuid>/inputs/<uuid:input_uuid>", views.generation_input, name="generation_input"),
-    path("generations/", views.gallery, name="gallery"),
+    path("generations/", gallery.gallery, name="gallery"),
+    path("generations/zip", gallery.download_zip, name="download_zip"),
+    path("g/<uuid:uuid>/favorite", gallery.toggle_favorite, name="toggle_favorite"),
+    path("g/<uuid:uuid>/visibility", gallery.set_visibility, name="set_visibility"),
+    path("g/<uuid:uuid>/delete", gallery.delete_generation, name="delete_generation"),
     path("images/<uuid:uuid>", views.image, name="image"),
     path("images/<uuid:uuid>/thumb", views.image_thumb, name="image_thumb"),
     path("images/<uuid:uuid>/use-as-input", views.use_as_input, name="use_as_input"),

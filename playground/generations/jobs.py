@@ -93,6 +93,7 @@ def create(*, team, owner, provider: str, model: str, params: dict, client_token
             gen = Generation.objects.create(
                 team=team, owner=owner, provider=provider, model=model, params=params,
                 cost_estimate=spec.estimate(params), source_image_id=source, is_adult=spec.is_adult(params),
+                has_input=bool(refs),
                 client_token=client_token, visibility=visibility or default_visibility(team, owner),
                 remix_of=remix_of, prompt_version_uuid=prompt_version_uuid,
             )

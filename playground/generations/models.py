@@ -61,6 +61,8 @@ class Generation(models.Model):
     error_field = models.CharField(max_length=60, blank=True)
     # Adult content (an adult style was chosen): blurred in shared views.
     is_adult = models.BooleanField(default=False)
+    # Took an input image (set by jobs.create): the gallery's has-input filter.
+    has_input = models.BooleanField(default=False)
     cost_estimate = models.DecimalField(max_digits=12, decimal_places=4, default=Decimal("0"))
     credits_used = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
     callback_token = models.CharField(max_length=64, default=secrets.token_urlsafe, unique=True, editable=False)
@@ -98,7 +100,9 @@ class Generation(models.Model):
     class Meta:
         db_table = "core_generation"
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["team", "owner", "-created_at"])]
+        # The gallery's scopes, newest first, keyset-paginated on (created_at, id).
+        indexes = [models.Index(fields=["team", "owner", "-created_at", "-id"], name="gen_team_owner_recent"),
+                   models.Index(fields=["team", "-created_at", "-id"], name="gen_team_recent")]
         constraints = [models.UniqueConstraint(fields=["owner", "client_token"], name="one_job_per_form_submit")]
 
     def __str__(self):

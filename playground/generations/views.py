@@ -6,7 +6,6 @@ from django.contrib import messages
 from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -451,13 +450,6 @@ def cancel(request, uuid):
     if result == "too late":
         messages.info(request, "The job had already finished.")
     return redirect(gen.get_absolute_url())
-
-
-@team_required
-def gallery(request):
-    qs = _visible(request, GenerationImage).select_related("generation")
-    page = Paginator(qs.order_by("-generation__created_at", "index"), 24).get_page(request.GET.get("page"))
-    return render(request, "generations/gallery.html", {"page": page})
 
 
 def _image_or_404(request, uuid):
