@@ -9,7 +9,10 @@ BUCKET = "playground-test-images"
 
 @pytest.fixture(scope="session")
 def s3_server():
+    import logging
+
     moto_server = pytest.importorskip("moto.server")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per S3 request otherwise
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
