@@ -280,7 +280,8 @@ class Workers:
         last, stable = None, 0
         while time.monotonic() < deadline:
             now = [rss_kib(p.pid) for p in self.procs]
-            stable = stable + 1 if now == last and all(now) else 0
+            steady = last is not None and all(now) and all(abs(a - b) < 512 for a, b in zip(now, last))
+            stable = stable + 1 if steady else 0
             if stable >= 4:
                 break
             last = now
@@ -294,6 +295,7 @@ class Workers:
         return all(p.poll() is None for p in self.procs)
 
     def stop(self):
+        t = time.perf_counter()
         for p in [*self.procs, self.sweep]:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
@@ -304,6 +306,7 @@ class Workers:
                 p.kill()
                 p.wait()
         self.log.close()
+        print(f"  (workers stopped in {time.perf_counter() - t:.1f} s)", flush=True)
 
 
 def wait_done(qs, timeout: float) -> float:
@@ -470,8 +473,9 @@ def main():
 
     from playground.accounts.models import Membership, Team
 
+    load = os.getloadavg()[0]
     print(f"throughput bench: {n} KIE jobs at {latency:g} s latency; data in {tmp}"
-          f"{' (PostgreSQL)' if args.database_url else ' (SQLite)'}", flush=True)
+          f"{' (PostgreSQL)' if args.database_url else ' (SQLite)'}; load average {load:.1f}", flush=True)
     call_command("migrate", verbosity=0)
     call_command("collectstatic", interactive=False, verbosity=0)
     user = get_user_model().objects.create_user("bench", password="bench-pass-123")
@@ -501,7 +505,9 @@ def main():
         # 2. the app, its default worker processes
         count = args.workers or settings.TASK_WORKERS
         workers = Workers({**base_env, "SANDBOX_URL": f"{root}/lat/{latency:g}"}, count, tmp, "capacity")
+        t = time.perf_counter()
         rss_start = workers.settle()
+        print(f"  (workers started in {time.perf_counter() - t:.1f} s)", flush=True)
         app = app_run(team, user, n, args.timeout)
         rss_end = workers.rss()
         alive = workers.alive()
@@ -542,7 +548,9 @@ def main():
             workers.stop()
         stop(sandbox)
 
-    print()
+    load = os.getloadavg()
+    print(f"\nload average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} on {os.cpu_count()} CPUs"
+          f"{' (other work on the machine: the times are noisy)' if load[1] > (os.cpu_count() or 1) * 0.75 else ''}")
     print(f"{'figure':<20} {'value':>9}  {'target':<8}  detail")
     for key in ("capacity_ratio", "submit_wait_p95_s", "kvid_e2e_ratio", "kie_e2e_ratio_11s", "poll_cpu_vs_login",
                 "polls_per_page", "worker_rss_growth"):
