@@ -52,6 +52,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SANDBOX_KEY = "sandbox-key"
 PROMPT = "a quiet harbour at dawn, bench"
+RUN = os.urandom(4).hex()  # names of this run's users: a reused database (--database-url) keeps its rows
 TARGETS = {
     "capacity_ratio": ("<= 1.5", 1.5),
     "submit_wait_p95_s": ("<= 2 s", 2.0),
@@ -186,7 +187,7 @@ async def _reference(base: str, n: int, poll: float, cap: int, out: Path) -> dic
 
     limits = httpx.Limits(max_connections=cap, max_keepalive_connections=cap)
     sem = asyncio.Semaphore(cap)
-    errors = {"retries": 0}
+    errors = {"retries": 0, "requests": 0}
     async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {SANDBOX_KEY}"},
                                  timeout=httpx.Timeout(60.0), limits=limits) as client:
 
@@ -194,6 +195,7 @@ async def _reference(base: str, n: int, poll: float, cap: int, out: Path) -> dic
             for attempt in range(8):
                 try:
                     async with sem:
+                        errors["requests"] += 1
                         resp = await client.request(method, url, **kw)
                     if resp.status_code != 429 and resp.status_code < 500:
                         return resp
@@ -230,6 +232,7 @@ async def _reference(base: str, n: int, poll: float, cap: int, out: Path) -> dic
     ok = [r for r in results if isinstance(r, tuple) and r[0]]
     waits = sorted(r[1] for r in ok)
     return {"elapsed": elapsed, "ok": len(ok), "failed": n - len(ok), "retries": errors["retries"],
+            "requests": errors["requests"],
             "submit_wait_p95": p95(waits)}
 
 
@@ -246,6 +249,15 @@ def p95(values):
 
 
 # --- the app: its default worker processes --------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its children that ended."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_kib(pid: int) -> int:
@@ -375,7 +387,7 @@ def web_figures(page_jobs: int, requests: int) -> dict:
     from playground.accounts.models import Membership, Team
     from playground.generations.models import Generation
 
-    user = get_user_model().objects.create_user("bench-web", password="bench-pass-123")
+    user = get_user_model().objects.create_user(f"bench-web-{RUN}")
     team = Team.objects.create(name="Bench web")
     Membership.objects.create(team=team, user=user, role="owner")
     running = [Generation.objects.create(team=team, owner=user, provider="kie", model="seedream-v4",
@@ -478,7 +490,7 @@ def main():
           f"{' (PostgreSQL)' if args.database_url else ' (SQLite)'}; load average {load:.1f}", flush=True)
     call_command("migrate", verbosity=0)
     call_command("collectstatic", interactive=False, verbosity=0)
-    user = get_user_model().objects.create_user("bench", password="bench-pass-123")
+    user = get_user_model().objects.create_user(f"bench-{RUN}")
     team = Team.objects.create(name="Bench")
     Membership.objects.create(team=team, user=user, role="owner")
 
@@ -498,9 +510,15 @@ def main():
         base_env = {**env, "DOWNLOAD_ALLOWED_PRIVATE_HOSTS": f"127.0.0.1:{port}"}
 
         # 1. the reference script
+        reference(f"{root}/lat/0", 4, 0.2, 4, tmp / "warm-up")  # the sandbox's imports, the render cache
+        sb_cpu = cpu_seconds(sandbox.pid)
         script = reference(f"{root}/lat/{latency:g}", n, args.poll, args.script_concurrency, tmp / "script")
+        sb_cpu = cpu_seconds(sandbox.pid) - sb_cpu
         print(f"script: {script['ok']}/{n} done in {script['elapsed']:.1f} s ({script['failed']} failed, "
               f"{script['retries']} retried requests; submit p95 {script['submit_wait_p95']:.2f} s)", flush=True)
+        print(f"  sandbox: {script['requests']} requests, {sb_cpu:.1f} s of its CPU "
+              f"({sb_cpu / max(1, script['requests']) * 1000:.2f} ms a request, "
+              f"{script['requests'] / script['elapsed']:.0f} requests/s on average)", flush=True)
 
         # 2. the app, its default worker processes
         count = args.workers or settings.TASK_WORKERS
@@ -508,7 +526,10 @@ def main():
         t = time.perf_counter()
         rss_start = workers.settle()
         print(f"  (workers started in {time.perf_counter() - t:.1f} s)", flush=True)
+        sb_cpu = cpu_seconds(sandbox.pid)
         app = app_run(team, user, n, args.timeout)
+        sb_cpu = cpu_seconds(sandbox.pid) - sb_cpu
+        worker_cpu = sum(cpu_seconds(p.pid) for p in workers.procs)
         rss_end = workers.rss()
         alive = workers.alive()
         workers.stop()
@@ -517,6 +538,8 @@ def main():
               f"{app['failed_kinds'] or ''}, {app['lost']} lost; creating took {app['create_s']:.1f} s; "
               f"created -> submitted median {app['submit_wait_median']:.1f} s, p95 {app['submit_wait_p95']:.1f} s)",
               flush=True)
+        print(f"  CPU during the app's run: workers {worker_cpu:.1f} s in all (since their start), "
+              f"sandbox {sb_cpu:.1f} s", flush=True)
         growth = [e / s for s, e in zip(rss_start, rss_end) if s and e]
         print(f"worker RSS (MiB) at start {[round(r / 1024) for r in rss_start]}, after "
               f"{[round(r / 1024) for r in rss_end]}{'' if alive else ' (a worker died)'}", flush=True)
