@@ -260,6 +260,24 @@ def cpu_seconds(pid: int) -> float:
     return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU of a process and its live descendants (gunicorn's workers)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        total += cpu_seconds(p)
+        todo += children.get(p, [])
+    return total
+
+
 def rss_kib(pid: int) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -333,9 +351,13 @@ def wait_done(qs, timeout: float) -> float:
 
 
 def app_run(team, user, n: int, timeout: float) -> dict:
+    from django.utils import timezone
+    from django_tasks_db.models import DBTaskResult
+
     from playground.generations import jobs
     from playground.generations.models import Generation, GenerationImage
 
+    since = timezone.now()
     t0 = time.perf_counter()
     created = []
     for i in range(n):
@@ -353,10 +375,14 @@ def app_run(team, user, n: int, timeout: float) -> dict:
     failed = [r["error_kind"] for r in rows if r["status"] == Generation.FAILED]
     unfinished = sum(r["status"] in Generation.ACTIVE for r in rows)
     images = GenerationImage.objects.filter(generation_id__in=created).values("generation_id").distinct().count()
+    tasks = DBTaskResult.objects.filter(enqueued_at__gte=since)
+    task_rows = tasks.count()
+    failed_tasks = tasks.filter(status="FAILED").count()
     if unfinished:
         # Done but not all: the figure is the time at which the run was cut.
         print(f"  ! {unfinished} job(s) still active after {timeout:.0f} s", flush=True)
-    return {"elapsed": elapsed, "create_s": create_s, "ok": ok, "failed": len(failed),
+    return {"elapsed": elapsed, "create_s": create_s, "tasks_per_job": task_rows / max(1, n),
+            "failed_tasks": failed_tasks, "ok": ok, "failed": len(failed),
             "failed_kinds": sorted(set(failed)), "unfinished": unfinished,
             "lost": ok - images + unfinished,  # succeeded without an image, or never finished
             "submit_wait_p95": p95(waits), "submit_wait_median": statistics.median(waits) if waits else float("nan")}
@@ -511,9 +537,9 @@ def main():
 
         # 1. the reference script
         reference(f"{root}/lat/0", 4, 0.2, 4, tmp / "warm-up")  # the sandbox's imports, the render cache
-        sb_cpu, script_cpu = cpu_seconds(sandbox.pid), time.process_time()
+        sb_cpu, script_cpu = tree_cpu_seconds(sandbox.pid), time.process_time()
         script = reference(f"{root}/lat/{latency:g}", n, args.poll, args.script_concurrency, tmp / "script")
-        sb_cpu, script_cpu = cpu_seconds(sandbox.pid) - sb_cpu, time.process_time() - script_cpu
+        sb_cpu, script_cpu = tree_cpu_seconds(sandbox.pid) - sb_cpu, time.process_time() - script_cpu
         print(f"script: {script['ok']}/{n} done in {script['elapsed']:.1f} s ({script['failed']} failed, "
               f"{script['retries']} retried requests; submit p95 {script['submit_wait_p95']:.2f} s)", flush=True)
         print(f"  CPU: script {script_cpu:.1f} s; sandbox {script['requests']} requests, {sb_cpu:.1f} s "
@@ -526,9 +552,9 @@ def main():
         t = time.perf_counter()
         rss_start = workers.settle()
         print(f"  (workers started in {time.perf_counter() - t:.1f} s)", flush=True)
-        sb_cpu = cpu_seconds(sandbox.pid)
+        sb_cpu = tree_cpu_seconds(sandbox.pid)
         app = app_run(team, user, n, args.timeout)
-        sb_cpu = cpu_seconds(sandbox.pid) - sb_cpu
+        sb_cpu = tree_cpu_seconds(sandbox.pid) - sb_cpu
         worker_cpu = sum(cpu_seconds(p.pid) for p in workers.procs)
         rss_end = workers.rss()
         alive = workers.alive()
@@ -538,6 +564,7 @@ def main():
               f"{app['failed_kinds'] or ''}, {app['lost']} lost; creating took {app['create_s']:.1f} s; "
               f"created -> submitted median {app['submit_wait_median']:.1f} s, p95 {app['submit_wait_p95']:.1f} s)",
               flush=True)
+        print(f"  {app['tasks_per_job']:.2f} task rows per job ({app['failed_tasks']} failed task rows)", flush=True)
         print(f"  CPU during the app's run: workers {worker_cpu:.1f} s in all (since their start), "
               f"sandbox {sb_cpu:.1f} s", flush=True)
         growth = [e / s for s, e in zip(rss_start, rss_end) if s and e]
