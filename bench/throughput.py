@@ -20,6 +20,19 @@ What runs:
   throw-away data directory, worked by the processes `manage.py serve` starts
   (TASK_WORKERS db_worker processes with its arguments, and `sweep --loop`).
 
+The sandbox copes: it spends ~1 ms of CPU per request (printed with each
+run), so 1,000 jobs in flight (~3,000-4,000 requests in 10-20 s) cost it a few
+seconds of CPU. Its server matters more than its code: under gunicorn gthread
+(2 workers x 32 threads) 400 status requests over 64 keep-alive connections
+had multi-second tails (max 2-6 s) on this 2-core machine, while the stdlib's
+threaded server in its own process kept them under ~0.5 s, so that is the
+default (--sandbox-workers N: gunicorn with N workers). The script's own
+httpx.AsyncClient costs ~2 ms of CPU a request; more than ~32 requests in
+flight only lengthens its queues.
+
+Wall times depend on what else the machine runs: the load average is printed
+at the start and the end; compare ratios from quiet runs.
+
 Figures (the table of issue 10; bench/results.json gets one key per figure,
 merged into the file if it exists; --quick writes bench/results-quick.json):
   capacity_ratio      app time / script time for N jobs, all done
@@ -28,8 +41,10 @@ merged into the file if it exists; --quick writes bench/results-quick.json):
   kie_e2e_ratio_11s   one KIE job at 11 s latency, submitted -> image stored / 11 s
   poll_cpu_vs_login   web CPU per unchanged job-card poll / per login page GET
   polls_per_page      polling requests per second of a playground page with
-                      --page-jobs running jobs (hx-trigger "every" in the page,
-                      plus the new-jobs poll of static/playground.js)
+                      --page-jobs running jobs, counted in chromium over 6 s
+                      (Playwright; the app under gunicorn); without a browser
+                      (--no-browser, or it fails) from the page's hx-trigger
+                      "every" attributes plus static/playground.js's new-jobs poll
   worker_rss_growth   task-worker RSS after the N jobs / at start (the largest)
 """
 
@@ -405,7 +420,47 @@ def single_job(team, user, provider: str, model: str, params: dict, timeout: flo
 # --- web figures, in process ----------------------------------------------------------------
 
 
-def web_figures(page_jobs: int, requests: int) -> dict:
+def browser_polls(session_cookie: str, env: dict, tmp: Path, seconds: float = 6.0) -> float:
+    """Polling requests per second that a real page makes (Playwright +
+    chromium against the app under gunicorn, as `serve` runs it)."""
+    from playwright.sync_api import sync_playwright
+
+    port = free_port()
+    log = open(tmp / "web.log", "w")
+    web = subprocess.Popen([sys.executable, "-m", "gunicorn", "playground.wsgi", "--bind", f"127.0.0.1:{port}",
+                            "--workers", "1", "--threads", "4", "--worker-class", "gthread", "--no-control-socket"],
+                           cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or web.poll() is not None:
+                    raise RuntimeError(f"the web server did not start; see {tmp / 'web.log'}")
+                time.sleep(0.1)
+        chromium = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=chromium if Path(chromium).exists() else None)
+            context = browser.new_context()
+            context.add_cookies([{"name": "sessionid", "value": session_cookie, "domain": "127.0.0.1", "path": "/"}])
+            page = context.new_page()
+            seen = []
+            page.on("request", lambda r: seen.append((time.monotonic(), r.url)))
+            page.goto(f"http://127.0.0.1:{port}/?provider=kie&model=seedream-v4")
+            page.wait_for_timeout(1500)  # htmx starts its timers
+            start = time.monotonic()
+            page.wait_for_timeout(seconds * 1000)
+            polls = [u for t, u in seen if t >= start and ("poll=1" in u or "/jobs/new" in u)]
+            browser.close()
+        return len(polls) / seconds
+    finally:
+        stop(web)
+        log.close()
+
+
+def web_figures(page_jobs: int, requests: int, browser_env: dict | None = None, tmp: Path | None = None) -> dict:
     """poll_cpu_vs_login and polls_per_page, with the Django test Client."""
     from django.contrib.auth import get_user_model
     from django.test import Client
@@ -457,10 +512,17 @@ def web_figures(page_jobs: int, requests: int) -> dict:
         if js_ms and "data-new-jobs-url" in html:
             per_second += 1000 / int(js_ms.group(1))
             pollers += 1
+        browser = None
+        if browser_env is not None:
+            try:
+                browser = browser_polls(client.cookies["sessionid"].value, browser_env, tmp)
+            except Exception as e:  # no chromium, no display of it: the count from the page stands
+                print(f"  (browser count failed: {type(e).__name__}: {e})", flush=True)
     finally:
         Generation.objects.filter(team=team).delete()
     return {"poll_cpu_ms": poll_cpu * 1000, "login_cpu_ms": login_cpu * 1000, "poll_cpu_vs_login": poll_cpu / login_cpu,
-            "polls_per_page": per_second, "pollers": pollers}
+            "polls_per_page": browser if browser is not None else per_second, "pollers": pollers,
+            "counted": per_second, "browser": browser}
 
 
 # --- main -------------------------------------------------------------------------------------
@@ -480,6 +542,8 @@ def main():
                     help="0: the stdlib threaded server in one process (steadier here); N: gunicorn gthread")
     ap.add_argument("--sandbox-threads", type=int, default=32)
     ap.add_argument("--page-jobs", type=int, default=10, help="running jobs on the page for polls_per_page")
+    ap.add_argument("--no-browser", dest="browser", action="store_false",
+                    help="polls_per_page from the page's hx-triggers only, not counted in chromium (Playwright)")
     ap.add_argument("--web-requests", type=int, default=300, help="requests per web CPU figure")
     ap.add_argument("--timeout", type=float, default=900.0, help="give up on the app's run after this long")
     ap.add_argument("--database-url", help="e.g. postgres://postgres@127.0.0.1:5432/bench (a throw-away db: "
@@ -521,13 +585,16 @@ def main():
     Membership.objects.create(team=team, user=user, role="owner")
 
     figures, notes = {}, {}
-    web = web_figures(args.page_jobs, args.web_requests)
+    web = web_figures(args.page_jobs, args.web_requests, env if args.browser else None, tmp)
     figures["poll_cpu_vs_login"] = web["poll_cpu_vs_login"]
     figures["polls_per_page"] = web["polls_per_page"]
     notes["poll_cpu_vs_login"] = f"{web['poll_cpu_ms']:.2f} / {web['login_cpu_ms']:.2f} ms CPU per request"
-    notes["polls_per_page"] = f"{args.page_jobs} running jobs, {web['pollers']} pollers"
+    notes["polls_per_page"] = (f"{args.page_jobs} running jobs, {web['pollers']} pollers in the page"
+                               + (f" ({web['counted']:.1f}/s from its hx-triggers)" if web["browser"] is not None
+                                  else " (from its hx-triggers)"))
     print(f"web: card poll {web['poll_cpu_ms']:.2f} ms CPU, login page {web['login_cpu_ms']:.2f} ms CPU; "
-          f"page with {args.page_jobs} running jobs polls {web['polls_per_page']:.1f}/s", flush=True)
+          f"page with {args.page_jobs} running jobs polls {web['counted']:.1f}/s (hx-triggers)"
+          + (f", {web['browser']:.1f}/s counted in chromium" if web["browser"] is not None else ""), flush=True)
 
     sandbox, port = start_sandbox(tmp, latency, args.sandbox_workers, args.sandbox_threads)
     workers = None
@@ -551,11 +618,12 @@ def main():
         workers = Workers({**base_env, "SANDBOX_URL": f"{root}/lat/{latency:g}"}, count, tmp, "capacity")
         t = time.perf_counter()
         rss_start = workers.settle()
+        worker_cpu = sum(cpu_seconds(p.pid) for p in workers.procs)
         print(f"  (workers started in {time.perf_counter() - t:.1f} s)", flush=True)
         sb_cpu = tree_cpu_seconds(sandbox.pid)
         app = app_run(team, user, n, args.timeout)
         sb_cpu = tree_cpu_seconds(sandbox.pid) - sb_cpu
-        worker_cpu = sum(cpu_seconds(p.pid) for p in workers.procs)
+        worker_cpu = sum(cpu_seconds(p.pid) for p in workers.procs) - worker_cpu
         rss_end = workers.rss()
         alive = workers.alive()
         workers.stop()
@@ -565,8 +633,8 @@ def main():
               f"created -> submitted median {app['submit_wait_median']:.1f} s, p95 {app['submit_wait_p95']:.1f} s)",
               flush=True)
         print(f"  {app['tasks_per_job']:.2f} task rows per job ({app['failed_tasks']} failed task rows)", flush=True)
-        print(f"  CPU during the app's run: workers {worker_cpu:.1f} s in all (since their start), "
-              f"sandbox {sb_cpu:.1f} s", flush=True)
+        print(f"  CPU during the app's run: workers {worker_cpu:.1f} s in all ({worker_cpu / n * 1000:.0f} ms a job; "
+              f"the script: {script_cpu / n * 1000:.1f} ms a job), sandbox {sb_cpu:.1f} s", flush=True)
         growth = [e / s for s, e in zip(rss_start, rss_end) if s and e]
         print(f"worker RSS (MiB) at start {[round(r / 1024) for r in rss_start]}, after "
               f"{[round(r / 1024) for r in rss_end]}{'' if alive else ' (a worker died)'}", flush=True)
@@ -574,7 +642,8 @@ def main():
         figures["submit_wait_p95_s"] = app["submit_wait_p95"]
         figures["worker_rss_growth"] = max(growth) if growth else float("nan")
         notes["capacity_ratio"] = (f"{app['elapsed']:.1f} s / {script['elapsed']:.1f} s, {n} jobs at {latency:g} s; "
-                                   f"app {app['ok']} ok, {app['failed']} failed, {app['lost']} lost")
+                                   f"app {app['ok']} ok, {app['failed']} failed, {app['lost']} lost; CPU a job "
+                                   f"{worker_cpu / n * 1000:.0f} / {script_cpu / n * 1000:.1f} ms")
         notes["submit_wait_p95_s"] = f"{n} in flight; median {app['submit_wait_median']:.1f} s"
         notes["worker_rss_growth"] = f"{count} workers, after {n} jobs"
 
