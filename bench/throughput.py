@@ -3,12 +3,13 @@ by side in one run against the same imitation provider.
 
     .venv/bin/python bench/throughput.py            # 1,000 KIE jobs at 10 s latency (a few minutes)
     .venv/bin/python bench/throughput.py --quick    # 100 jobs at 3 s latency (about a minute)
+    make bench-throughput [QUICK=1]
     .venv/bin/python bench/throughput.py --jobs 300 --latency 5 [--database-url postgres://...]
 
 What runs:
-- the imitation provider: the app's own sandbox (playground/sandbox) served by
-  gunicorn (gthread) in a SEPARATE process, so its CPU is not charged to the
-  app. One port serves several latencies: /lat/<seconds>/<provider>/... is a
+- the imitation provider: the app's own sandbox (playground/sandbox) served
+  in a SEPARATE process (the stdlib's threaded WSGI server; gunicorn with
+  --sandbox-workers N), so its CPU is not charged to the app. One port serves several latencies: /lat/<seconds>/<provider>/... is a
   sandbox with that latency (all share one task store, so a result URL works
   whichever prefix made the task). Its rate limits are lifted, and the
   rendered pixels are cached per size (rendering a 1024 px PNG costs ~60 ms of
