@@ -10,6 +10,8 @@ images (one prefetch) and the viewer's favorites among them (one query)."""
 
 from __future__ import annotations
 
+import logging
+
 from datetime import datetime, time, timedelta, timezone as dt_timezone
 import re
 from urllib.parse import urlencode
@@ -357,10 +359,12 @@ def delete_generation(request, uuid):
 
 
 def _delete_file(field):
+    """Remove a deleted generation's file from storage (local or object
+    storage); a failure leaves an orphan file, never an error page."""
     try:
         field.storage.delete(field.name)
-    except OSError:
-        pass
+    except Exception:  # OSError locally, botocore's ClientError on S3
+        logging.getLogger("playground.jobs").warning("could not delete %s from storage", field.name, exc_info=True)
 
 
 # --- zip ---------------------------------------------------------------------------

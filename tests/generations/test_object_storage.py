@@ -4,7 +4,9 @@ test itself. Results, thumbnails and inputs go to the bucket, nothing to the
 local disk; every image URL is still team-checked, then streamed, or a
 redirect to a short-lived signed URL."""
 
+import io
 from pathlib import Path
+import zipfile
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -23,7 +25,7 @@ def local_files(settings):
 
 
 def test_results_and_thumbnails_go_to_the_bucket_and_are_streamed_after_the_team_check(
-        s3, sandbox, settings, client, user, team, other_user, other_team):
+        s3, sandbox, settings, client, user, team, other_user, other_team, django_capture_on_commit_callbacks):
     gen = factories.job(team, user, "kie", "seedream-v4", prompt="a weathervane on a barn roof")
     run_tasks(until=gen)
     assert gen.status == "succeeded", gen.error_message
@@ -43,8 +45,20 @@ def test_results_and_thumbnails_go_to_the_bucket_and_are_streamed_after_the_team
     assert inp.file.name in keys(s3)
     assert client.get(reverse("input_image", args=[inp.uuid])).status_code == 200
 
+    # A zip of the selection is streamed from the bucket.
+    response = client.post(reverse("download_zip"), {"g": [str(gen.uuid)]})
+    assert response.status_code == 200
+    with zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content))) as zf:
+        assert [zf.read(n) for n in zf.namelist()] == [stored]
+
     client.force_login(other_user)  # another team: 404, the object is never reached
     assert client.get(reverse("image", args=[img.uuid])).status_code == 404
+
+    # Deleting the generation deletes its objects.
+    client.force_login(user)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post(reverse("delete_generation", args=[gen.uuid])).status_code == 302
+    assert img.file.name not in keys(s3) and img.thumbnail.name not in keys(s3)
 
 
 def test_signed_redirects_send_the_browser_to_an_expiring_url_of_that_object(
