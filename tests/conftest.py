@@ -50,6 +50,14 @@ def other_team(other_user):
 
 
 @pytest.fixture
+def bob(team):
+    """A member (not an owner) of alice's team."""
+    b = factories.user("bob")
+    team.memberships.create(user=b, role="member")
+    return b
+
+
+@pytest.fixture
 def client_in(client, user, team):
     client.force_login(user)
     return client

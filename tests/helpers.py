@@ -163,3 +163,12 @@ def _pending() -> bool:
     from django_tasks_db.models import DBTaskResult
 
     return DBTaskResult.objects.filter(status="READY").exists()
+
+
+def login(user):
+    """A test client signed in as user (a second browser, for a second person)."""
+    from django.test import Client
+
+    c = Client()
+    c.force_login(user)
+    return c

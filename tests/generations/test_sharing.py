@@ -8,7 +8,6 @@ import io
 import re
 
 from django.db import connection
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from PIL import Image
@@ -17,7 +16,7 @@ import pytest
 from playground.generations.models import Generation, InputImage
 
 from tests import factories
-from tests.helpers import run_tasks
+from tests.helpers import login, run_tasks
 
 URL = reverse("playground") + "?provider=kie&model=seedream-v4"
 FIELDS = {"image_size": "square", "image_resolution": "1K", "num_inference_steps": "20"}
@@ -27,19 +26,6 @@ def png() -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (48, 48), "teal").save(buf, "PNG")
     return buf.getvalue()
-
-
-@pytest.fixture
-def bob(team):
-    bob = factories.user("bob")
-    team.memberships.create(user=bob, role="member")
-    return bob
-
-
-def login(user) -> Client:
-    c = Client()
-    c.force_login(user)
-    return c
 
 
 @pytest.fixture

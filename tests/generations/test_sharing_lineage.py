@@ -6,30 +6,16 @@ is blurred until revealed; the owner's own never is."""
 import re
 import uuid
 
-from django.test import Client
 from django.urls import reverse
 import pytest
 
 from playground.generations.models import Generation, InputImage
 
 from tests import factories
-from tests.helpers import run_tasks
+from tests.helpers import login, run_tasks
 
 URL = reverse("playground") + "?provider=kie&model=seedream-v4"
 FIELDS = {"image_size": "square", "image_resolution": "1K", "num_inference_steps": "20"}
-
-
-@pytest.fixture
-def bob(team):
-    bob = factories.user("bob")
-    team.memberships.create(user=bob, role="member")
-    return bob
-
-
-def login(user) -> Client:
-    c = Client()
-    c.force_login(user)
-    return c
 
 
 def _origin_of(html):
