@@ -34,6 +34,7 @@ test: setup-dev
 
 bench: setup-dev
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/throughput.py
 
 clean:
 	rm -rf $(VENV) staticfiles

@@ -321,9 +321,24 @@ def gallery_review(sizes=(500, 100_000)):
         print(line.rstrip(";"))
     if len(sizes) == 2:
         small, big = sizes
+        ratios = []
         for name in ("first page", "deep page"):
+            ratios.append(results[(big, name)] / results[(small, name)])
             print(f"gallery {name}: {big:,} / {small:,} generations = "
-                  f"{results[(big, name)] / results[(small, name)]:.2f}x median server time (target <= 1.5x)")
+                  f"{ratios[-1]:.2f}x median server time (target <= 1.5x)")
+        if big == 100_000:
+            record("gallery_ratio_100k", round(max(ratios), 2))
+
+
+def record(key: str, value) -> None:
+    """One figure into bench/results.json (merged with the throughput bench's
+    figures, bench/throughput.py, which `make bench` runs next)."""
+    import json
+
+    path = ROOT / "bench" / "results.json"
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data[key] = value
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def recovery(team, user, env):
