@@ -83,7 +83,7 @@ PLAYGROUND = "generations/playground.html"
 @team_required
 def playground(request):
     provider_key, adapter, spec = _pick(request)
-    picked = _picked_input(request)
+    picked = _picked_input(request) or _remixed_input(request)
     form = _playground_form(request, spec, picked)
     gen = None
     if form.is_bound and form.is_valid():
@@ -189,6 +189,28 @@ def _posted_origin(request) -> dict:
     if data.get("version"):
         out["prompt_version_uuid"] = data["version"]
     return out
+
+
+def _remixed_input(request):
+    """A remix keeps its input image: the remixed job's first input, the
+    viewer's own, or for a teammate's shared job a copy the viewer owns
+    (made once: the same picture is found again by its hash)."""
+    if request.method != "GET" or request.GET.get("input"):
+        return None
+    gen = _remixed(request)
+    if gen is None:
+        return None
+    inp = next((i for i in gen.input_images().values() if i is not None), None)
+    if inp is None or inp.owner_id == request.user.pk:
+        return inp
+    mine = InputImage.objects.owned_by(request.user, request.team).filter(sha256=inp.sha256).first()
+    if mine is not None:
+        return mine
+    try:
+        with inp.file.open("rb") as fh:
+            return InputImage.from_bytes(team=request.team, owner=request.user, data=fh.read(), source=inp.source)
+    except Exception:  # the file is gone or damaged: the remix opens without it
+        return None
 
 
 def _remixed(request):

@@ -173,3 +173,31 @@ def test_a_card_of_a_teammates_adult_result_is_blurred(client_in, bobs_gen, bob,
 def test_the_reveal_script_is_loaded_and_inline_free(client_in, bobs_gen):
     page = client_in.get(bobs_gen.get_absolute_url()).content.decode()
     assert re.search(r'<script src="/static/reveal\.js[^"]*" defer></script>', page)
+
+
+def test_a_remix_keeps_the_input_image_a_copy_for_a_teammate_made_once(client_in, sandbox, team, user, bob):
+    """Remixing a job that took an input image opens with that image picked:
+    one's own as it is; a teammate's as a copy the remixer owns (made once,
+    however often the remix is opened), so the new job can send it."""
+    from PIL import Image
+    import io
+
+    buf = io.BytesIO()
+    Image.new("RGB", (96, 96), "olive").save(buf, "PNG")
+    theirs = InputImage.from_bytes(team=team, owner=bob, data=buf.getvalue())
+    upscale = factories.job(team, bob, "kie", "recraft-upscale", image=str(theirs.uuid))
+    run_tasks(until=upscale)
+    url = reverse("playground") + f"?provider=kie&model=recraft-upscale&remix={upscale.uuid}"
+    for _ in range(2):
+        page = client_in.get(url).content.decode()
+    copy = InputImage.objects.get(owner=user)  # one copy, however often opened
+    assert copy.sha256 == theirs.sha256 and copy.team == team
+    assert f'name="image__ref" value="{copy.uuid}"' in page
+    client_in.post(reverse("playground") + "?provider=kie&model=recraft-upscale",
+                   {"input": str(copy.uuid), "image__ref": str(copy.uuid), "origin": _origin_of(page)})
+    remix = Generation.objects.get(owner=user)
+    assert remix.params["image"] == str(copy.uuid) and remix.remix_of == upscale
+    # Bob's own remix picks his own image, no copy.
+    page = login(bob).get(url).content.decode()
+    assert f'name="image__ref" value="{theirs.uuid}"' in page
+    assert InputImage.objects.filter(owner=bob).count() == 1
