@@ -81,6 +81,13 @@ class EditForm(forms.Form):
                               help_text="Optional: what changed.")
 
 
+class SettingsForm(forms.Form):
+    """The prompt itself (not a version): its title and who sees it."""
+
+    title = forms.CharField(max_length=m.TITLE_MAX, error_messages=_limit(m.TITLE_MAX))
+    visibility = forms.ChoiceField(choices=m.Prompt.VISIBILITIES, widget=forms.RadioSelect)
+
+
 class LabelForm(forms.Form):
     name = forms.CharField(max_length=m.LABEL_MAX, error_messages=_limit(m.LABEL_MAX), label="Label",
                            help_text="e.g. best")

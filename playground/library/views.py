@@ -26,7 +26,7 @@ from playground.providers import registry
 
 from . import diff as diffs
 from . import run, stats
-from .forms import EditForm, LabelForm, NewPromptForm, RunForm
+from .forms import EditForm, LabelForm, NewPromptForm, RunForm, SettingsForm
 from .models import Label, LabelMove, Prompt, PromptVersion
 
 LIST_MAX = 100
@@ -229,6 +229,8 @@ def _prompt_context(request, prompt, **forms) -> dict:
             "text": current.text, "tags": current.tags, "notes": current.notes})
         context["label_form"] = forms.get("label_form") or LabelForm(numbers=numbers,
                                                                      initial={"version": current.number})
+        context["settings_form"] = forms.get("settings_form") or SettingsForm(initial={
+            "title": prompt.title, "visibility": prompt.visibility})
     return context
 
 
@@ -255,6 +257,24 @@ def edit(request, uuid):
                                  params=current.params, tags=d["tags"], notes=d["notes"], message=d["message"],
                                  by=request.user)
     messages.success(request, f"Saved version {version.number}.")
+    return redirect(prompt)
+
+
+@require_POST
+@team_required
+def prompt_settings(request, uuid):
+    """The owner renames the prompt or changes who sees it (its versions,
+    which hold the text and parameters, are not touched)."""
+    prompt = _own_prompt_or_404(request, uuid)
+    form = SettingsForm(request.POST)
+    if not form.is_valid():
+        return render(request, "library/prompt.html", _prompt_context(request, prompt, settings_form=form),
+                      status=400)
+    prompt.title, prompt.visibility = form.cleaned_data["title"], form.cleaned_data["visibility"]
+    prompt.updated_at = timezone.now()
+    prompt.save(update_fields=["title", "visibility", "updated_at"])
+    messages.success(request, "Saved." + (" Only you see it now." if prompt.visibility == Prompt.PRIVATE
+                                          else " Your team sees it."))
     return redirect(prompt)
 
 

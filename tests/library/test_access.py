@@ -16,11 +16,13 @@ def _urls(p):
         "get": [reverse("prompt", args=[p.uuid]), reverse("prompt_diff", args=[p.uuid]),
                 reverse("prompt_version", args=[v.uuid]), reverse("version_run", args=[v.uuid])],
         "post": [reverse("prompt_edit", args=[p.uuid]), reverse("prompt_fork", args=[p.uuid]),
-                 reverse("prompt_label", args=[p.uuid]), reverse("version_run", args=[v.uuid])],
+                 reverse("prompt_label", args=[p.uuid]), reverse("version_run", args=[v.uuid]),
+                 reverse("prompt_settings", args=[p.uuid])],
     }
 
 
-POSTS = {"text": "changed", "name": "best", "version": "1", "target": "kie:seedream-v4"}
+POSTS = {"text": "changed", "name": "best", "version": "1", "target": "kie:seedream-v4", "title": "Renamed",
+         "visibility": "private"}
 
 
 def test_another_team_gets_404_everywhere(client, team, user, other_user, other_team):
@@ -66,3 +68,19 @@ def test_a_shared_prompt_is_readable_and_forkable_but_only_its_owner_edits_and_l
 @pytest.mark.parametrize("name", ["library", "library_new"])
 def test_pages_need_a_login(client, db, name):
     assert client.get(reverse(name)).status_code == 302
+
+
+def test_the_owner_renames_a_prompt_and_changes_who_sees_it_and_nobody_else_can(client_in, team, user):
+    from tests.helpers import login
+
+    client = login(util.teammate(team))
+    p = util.prompt(team, user, "Lighthouse")
+    url = reverse("prompt_settings", args=[p.uuid])
+    assert client.post(url, {"title": "Mine now", "visibility": "private"}).status_code == 404
+    assert client_in.post(url, {"title": "x" * 201, "visibility": "team"}).status_code == 400
+    response = client_in.post(url, {"title": "Lighthouse at dawn", "visibility": "private"})
+    assert response.status_code == 302
+    p.refresh_from_db()
+    assert (p.title, p.visibility) == ("Lighthouse at dawn", Prompt.PRIVATE)
+    assert p.versions.count() == 1  # the versions are untouched
+    assert client.get(reverse("prompt", args=[p.uuid])).status_code == 404  # private now: gone for bob
