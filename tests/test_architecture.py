@@ -11,7 +11,7 @@ from pathlib import Path
 import playground
 
 ROOT = Path(playground.__file__).parent
-LAYERS = ["lib", "providers", "accounts", "ledger", "generations", "library"]
+LAYERS = ["lib", "providers", "accounts", "ledger", "generations", "library", "compare"]
 
 
 def imports_of(path: Path):
