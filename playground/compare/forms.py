@@ -33,6 +33,7 @@ class CompareForm(forms.Form):
     blind = forms.BooleanField(label="Blind voting (models hidden until you vote on a row)", required=False)
 
     def __init__(self, *args, input_images=(), **kwargs):
+        kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
         self.fields["image"].choices = [("", "None")] + [
             (str(i.uuid), f"{i.width}x{i.height}, {i.created_at:%Y-%m-%d %H:%M}") for i in input_images]
@@ -93,5 +94,9 @@ class CompareForm(forms.Form):
 
 
 class EditForm(forms.Form):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
     name = _limited("Name", NAME_MAX, required=True)
     visibility = forms.ChoiceField(choices=Comparison.VISIBILITIES)
