@@ -8,6 +8,7 @@ from . import fanout
 from .models import NAME_MAX, PROMPT_MAX, Comparison
 
 ROWS_MAX = 4
+UPLOAD_PLACEHOLDER = "00000000-0000-4000-8000-000000000000"
 
 
 def _limited(label, max_length, required=False, textarea=False):
@@ -28,6 +29,7 @@ class CompareForm(forms.Form):
     aspect = forms.ChoiceField(label="Aspect ratio", required=False,
                                choices=[("", "Each model's default")] + [(a, a) for a in fanout.ASPECTS])
     image = forms.ChoiceField(label="Input image", required=False, choices=[("", "None")])
+    upload = forms.FileField(label="Or upload an input image", required=False)
     models = forms.MultipleChoiceField(label="Models", widget=forms.CheckboxSelectMultiple, choices=())
     visibility = forms.ChoiceField(choices=Comparison.VISIBILITIES, initial=Comparison.SHARED)
     blind = forms.BooleanField(label="Blind voting (models hidden until you vote on a row)", required=False)
@@ -41,6 +43,22 @@ class CompareForm(forms.Form):
         seen.update(fanout.choices(True))
         self.fields["models"].choices = list(seen.items())
         self.fields["seeds"].help_text = "Empty: one is drawn. Several (comma separated, up to 4): one row each."
+
+    def clean_upload(self):
+        from django.conf import settings
+
+        from playground.lib.egress import DownloadError
+        from playground.lib.images import check_image
+
+        upload = self.cleaned_data.get("upload")
+        if not upload:
+            return None
+        if upload.size > settings.UPLOAD_MAX_BYTES:
+            raise forms.ValidationError(f"The file is larger than {settings.UPLOAD_MAX_BYTES // (1024 * 1024)} MB.")
+        try:
+            return check_image(upload.read())  # decoded once, kept re-encoded
+        except DownloadError as e:
+            raise forms.ValidationError(str(e))
 
     def clean_seeds(self):
         raw = self.cleaned_data.get("seeds", "")
@@ -70,6 +88,8 @@ class CompareForm(forms.Form):
             raise forms.ValidationError("Use several prompts or several seeds, not both.")
         models = data.get("models") or []
         image = data.get("image") or ""
+        if data.get("upload") and not image:
+            image = UPLOAD_PLACEHOLDER  # replaced by the stored image's id when the comparison runs
         allowed = dict(fanout.choices(bool(image)))
         wrong = [m for m in models if m not in allowed]
         if wrong:

@@ -25,7 +25,7 @@ from playground.providers import registry
 from playground.providers.base import ProviderError
 
 from . import fanout, leaderboard
-from .forms import CompareForm, EditForm
+from .forms import UPLOAD_PLACEHOLDER, CompareForm, EditForm
 from .models import Cell, Comparison, Row, Vote
 
 LIST_MAX = 100
@@ -70,7 +70,7 @@ def _input_images(request):
 @team_required
 def new(request):
     images = _input_images(request)
-    form = CompareForm(request.POST or None, input_images=images)
+    form = CompareForm(request.POST or None, request.FILES or None, input_images=images)
     quote = refusal = None
     if request.method == "POST" and form.is_valid():
         plan = form.cleaned_data["plan"]
@@ -78,6 +78,11 @@ def new(request):
             quote = plan.quote(request.team, request.user)
         else:
             try:
+                if form.cleaned_data.get("upload") and plan.image == UPLOAD_PLACEHOLDER:
+                    stored = InputImage.from_checked(team=request.team, owner=request.user,
+                                                     img=form.cleaned_data["upload"])
+                    plan.image = str(stored.uuid)
+                    plan.build()
                 comp = fanout.create(plan, team=request.team, owner=request.user, name=form.cleaned_data["name"],
                                      visibility=form.cleaned_data["visibility"], blind=form.cleaned_data["blind"])
             except fanout.GridRefused as e:
