@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from playground.accounts.access import team_required
-from playground.generations.models import Generation, InputImage
+from playground.generations.models import Favorite, Generation, InputImage
 from playground.ledger.budgets import BudgetExceeded
 from playground.ledger.prices import Prices
 from playground.lib.units import Amount, Totals
@@ -133,6 +133,8 @@ def grid_context(request, comp: Comparison) -> dict:
         counts.setdefault(v.row_id, {}).setdefault(key, 0)
         counts[v.row_id][key] += 1
     prices = Prices(comp.team)
+    starred = set(Favorite.objects.filter(user=request.user, generation__compare_cells__row__comparison=comp)
+                  .values_list("generation_id", flat=True))
     models = comp.inputs.get("models", [])
     columns = [{"key": m, "label": fanout.label(*m.split(":", 1)), "letter": chr(ord("A") + i),
                 "times": [], "totals": Totals(), "failures": 0, "cells": 0, "dropped": []}
@@ -164,7 +166,8 @@ def grid_context(request, comp: Comparison) -> dict:
                           "amount": amount, "money": money, "hidden": hidden,
                           "label": fanout.label(cell.provider, cell.model),
                           "letter": col["letter"] if col else "?",
-                          "votes": counts.get(row.id, {}).get(cell.id, 0)})
+                          "votes": counts.get(row.id, {}).get(cell.id, 0),
+                          "starred": gen is not None and gen.pk in starred})
         grid.append({"row": row, "cells": cells, "vote": vote, "hidden": hidden,
                      "ties": counts.get(row.id, {}).get("tie", 0),
                      "all_bad": counts.get(row.id, {}).get("all_bad", 0)})

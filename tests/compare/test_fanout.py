@@ -150,3 +150,23 @@ def test_fields_are_limited_and_rows_are_prompts_or_seeds(client_in, sandbox):
     r = post_new(client_in, models=["kawai:edits"])
     assert r.status_code == 400 and "need an input image" in r.content.decode()
     assert Comparison.objects.count() == 0
+
+
+def test_a_cells_image_is_like_any_other_favorite_and_use_as_input(client_in, sandbox, team, user):
+    from playground.generations.models import Favorite, InputImage
+
+    post_new(client_in, models=["kie:seedream-v4"])
+    comp = newest()
+    cell = Cell.objects.get(row__comparison=comp)
+    run_tasks(until=cell.generation)
+    grid_url = reverse("compare_grid", args=[comp.uuid])
+    page = client_in.get(grid_url).content.decode()
+    assert ">Favorite</button>" in page and "Use as input" in page
+    cells_page = client_in.get(reverse("compare_cells", args=[comp.uuid])).content.decode()
+    assert f'name="next" value="{grid_url}"' in cells_page
+    r = client_in.post(reverse("toggle_favorite", args=[cell.generation.uuid]), {"next": grid_url})
+    assert r["Location"] == grid_url and Favorite.objects.filter(user=user, generation=cell.generation).exists()
+    assert ">Unfavorite</button>" in client_in.get(grid_url).content.decode()
+    image = cell.generation.images.get()
+    r = client_in.post(reverse("use_as_input", args=[image.uuid]))
+    assert r.status_code == 302 and InputImage.objects.filter(team=team, source=image).exists()
