@@ -126,7 +126,7 @@ class Mapped:
 
 
 def map_inputs(provider: str, model: str, *, prompt: str, seed: int, negative_prompt: str = "",
-               aspect: str = "", image: str = "") -> Mapped:
+               aspect: str = "", image: str = "", overrides: dict | None = None) -> Mapped:
     """The shared inputs as this model's parameters, and the shared inputs it
     does not take (listed as "not used"). Raises ProviderError("validation")
     when the result is not something the model accepts."""
@@ -159,6 +159,7 @@ def map_inputs(provider: str, model: str, *, prompt: str, seed: int, negative_pr
         else:
             params[p.name] = image
             _switch_on(spec, p, params)
+    params.update(overrides or {})
     spec.validate(spec.with_random_defaults(params))
     return Mapped(provider, model, params, dropped, sp.name if sp else None)
 
@@ -197,6 +198,50 @@ def _switch_on(spec: ModelSpec, p: Param, params: dict) -> None:
             params[key] = allowed[0]
 
 
+def parse_overrides(text: str, models: list[str]) -> dict:
+    """Per-model overrides, one line per model: "kie:qwen num_inference_steps=40
+    acceleration_level=high". Values are read as the parameter's kind; an
+    unknown model, parameter or value raises ValueError naming it."""
+    out: dict[str, dict] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if not parts:
+            continue
+        key, pairs = parts[0], parts[1:]
+        if key not in models:
+            raise ValueError(f"Overrides: {key} is not one of the chosen models.")
+        spec = registry.get(key.split(":", 1)[0]).model(key.split(":", 1)[1])
+        values = out.setdefault(key, {})
+        for pair in pairs:
+            name, sep, raw = pair.partition("=")
+            try:
+                p = spec.param(name)
+            except KeyError:
+                raise ValueError(f"Overrides: {label(*key.split(':', 1))} has no parameter {name!r}.") from None
+            if not sep or p.kind in ("image", "longtext") or name == "prompt":
+                raise ValueError(f"Overrides: write {name}=value (not for the prompt or an image).")
+            values[name] = _typed(p, raw)
+    return out
+
+
+def _typed(p: Param, raw: str):
+    try:
+        if p.kind == "int":
+            return int(raw)
+        if p.kind == "float":
+            return float(raw)
+        if p.kind == "bool":
+            return {"true": True, "false": False}[raw.lower()]
+        if p.kind == "choice":
+            for value, _ in p.choice_pairs():
+                if str(value) == raw:
+                    return value
+            raise KeyError(raw)
+    except (ValueError, KeyError):
+        raise ValueError(f"Overrides: {raw!r} is not a value {p.name} takes.") from None
+    return raw
+
+
 # --- rows ------------------------------------------------------------------------------
 
 
@@ -214,6 +259,7 @@ class Plan:
     negative_prompt: str = ""
     aspect: str = ""
     image: str = ""
+    overrides: dict = field(default_factory=dict)  # "provider:model" -> {param: value}
     cells: list[list[Mapped]] = field(default_factory=list)
 
     def build(self) -> "Plan":
@@ -224,7 +270,8 @@ class Plan:
                 provider, model = m.split(":", 1)
                 try:
                     row.append(map_inputs(provider, model, prompt=prompt, seed=seed,
-                                          negative_prompt=self.negative_prompt, aspect=self.aspect, image=self.image))
+                                          negative_prompt=self.negative_prompt, aspect=self.aspect, image=self.image,
+                                          overrides=self.overrides.get(m)))
                 except ProviderError as e:
                     raise ProviderError("validation", f"{label(provider, model)}: {e.message}", field=e.field) from e
             self.cells.append(row)
@@ -271,7 +318,7 @@ def create(plan: Plan, *, team, owner, name: str, visibility: str, blind: bool =
         comp = Comparison.objects.create(
             team=team, owner=owner, name=name, visibility=visibility, blind=blind, rerun_of=rerun_of,
             inputs={"negative_prompt": plan.negative_prompt, "aspect": plan.aspect, "image": plan.image,
-                    "models": plan.models})
+                    "models": plan.models, "overrides": plan.overrides})
         for i, ((prompt, seed), mapped) in enumerate(zip(plan.rows, plan.cells)):
             row = Row.objects.create(comparison=comp, index=i, prompt=prompt, seed=seed)
             for col, m in enumerate(mapped):
@@ -308,4 +355,4 @@ def plan_from(comp: Comparison) -> Plan:
     inputs = comp.inputs
     return Plan(rows=[(r.prompt, r.seed) for r in comp.rows.all()], models=list(inputs.get("models", [])),
                 negative_prompt=inputs.get("negative_prompt", ""), aspect=inputs.get("aspect", ""),
-                image=inputs.get("image", "")).build()
+                image=inputs.get("image", ""), overrides=inputs.get("overrides") or {}).build()

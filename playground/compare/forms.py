@@ -31,6 +31,7 @@ class CompareForm(forms.Form):
     image = forms.ChoiceField(label="Input image", required=False, choices=[("", "None")])
     upload = forms.FileField(label="Or upload an input image", required=False)
     models = forms.MultipleChoiceField(label="Models", widget=forms.CheckboxSelectMultiple, choices=())
+    overrides = _limited("Per-model overrides", 2000, textarea=True)
     visibility = forms.ChoiceField(choices=Comparison.VISIBILITIES, initial=Comparison.SHARED)
     blind = forms.BooleanField(label="Blind voting (models hidden until you vote on a row)", required=False)
 
@@ -42,6 +43,8 @@ class CompareForm(forms.Form):
         seen = dict(fanout.choices(False))
         seen.update(fanout.choices(True))
         self.fields["models"].choices = list(seen.items())
+        self.fields["overrides"].help_text = ("One line per model, e.g. \"kie:qwen num_inference_steps=40\": "
+                                              "these values replace what the shared inputs gave that model.")
         self.fields["seeds"].help_text = "Empty: one is drawn. Several (comma separated, up to 4): one row each."
 
     def clean_upload(self):
@@ -100,8 +103,13 @@ class CompareForm(forms.Form):
             return data
         seed_list = seeds or [fanout.draw_seed()]
         rows = [(p, seed_list[0]) for p in prompts] if len(prompts) > 1 else [(prompts[0], s) for s in seed_list]
+        try:
+            overrides = fanout.parse_overrides(data.get("overrides") or "", list(models))
+        except ValueError as e:
+            self.add_error("overrides", str(e))
+            return data
         plan = fanout.Plan(rows=rows, models=list(models), negative_prompt=data.get("negative_prompt") or "",
-                           aspect=data.get("aspect") or "", image=image)
+                           aspect=data.get("aspect") or "", image=image, overrides=overrides)
         try:
             plan.build()
         except ProviderError as e:

@@ -170,3 +170,22 @@ def test_a_cells_image_is_like_any_other_favorite_and_use_as_input(client_in, sa
     image = cell.generation.images.get()
     r = client_in.post(reverse("use_as_input", args=[image.uuid]))
     assert r.status_code == 302 and InputImage.objects.filter(team=team, source=image).exists()
+
+
+def test_per_model_overrides_replace_what_the_shared_inputs_gave(client_in, sandbox):
+    r = post_new(client_in, models=["kie:qwen", "kie:seedream-v4"], aspect="1:1",
+                 overrides="kie:qwen num_inference_steps=40 acceleration_level=high image_size=landscape_4_3")
+    assert r.status_code == 302
+    comp = newest()
+    cells = {c.model: c for c in Cell.objects.filter(row__comparison=comp)}
+    assert cells["qwen"].params["num_inference_steps"] == 40
+    assert cells["qwen"].params["acceleration_level"] == "high" and cells["qwen"].params["image_size"] == "landscape_4_3"
+    assert cells["seedream-v4"].params["image_size"] == "square"
+    # Kept for a re-run.
+    client_in.post(reverse("compare_rerun", args=[comp.uuid]))
+    assert Cell.objects.get(row__comparison=newest(), model="qwen").params["num_inference_steps"] == 40
+    for bad, message in [("kie:qwen speed=9", "has no parameter"), ("kie:qwen acceleration_level=turbo", "not a value"),
+                         ("kvid:text-to-image seed=1", "not one of the chosen models"),
+                         ("kie:qwen num_inference_steps=500", "KIE.ai - Qwen: Steps must be a whole number from 1 to 50.")]:
+        r = post_new(client_in, models=["kie:qwen"], overrides=bad)
+        assert r.status_code == 400 and message in r.content.decode(), bad
