@@ -288,7 +288,7 @@ class Plan:
                 spec = registry.get(m.provider).model(m.model)
                 amount = Amount(spec.estimate(m.params), registry.get(m.provider).unit)
                 totals.add(amount)
-                per_model.setdefault(f"{m.provider}:{m.model}", Totals()).add(amount)
+                per_model.setdefault(label(m.provider, m.model), Totals()).add(amount)
         by_provider: dict[str, Decimal] = {}
         for row in self.cells:
             for m in row:
