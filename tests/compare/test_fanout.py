@@ -189,3 +189,13 @@ def test_per_model_overrides_replace_what_the_shared_inputs_gave(client_in, sand
                          ("kie:qwen num_inference_steps=500", "KIE.ai - Qwen: Steps must be a whole number from 1 to 50.")]:
         r = post_new(client_in, models=["kie:qwen"], overrides=bad)
         assert r.status_code == 400 and message in r.content.decode(), bad
+
+
+def test_the_live_quote_is_a_fragment_and_names_a_budget_it_would_break(client_in, sandbox, team):
+    Budget.objects.create(team=team, provider="kie", unit="kie_credit", amount=Decimal("5"), hard=True)
+    r = client_in.post(reverse("compare_new"), {"prompt": "a calm lake", "models": ["kie:seedream-v4"],
+                                                "seeds": "1, 2", "visibility": "team", "action": "quote"},
+                       HTTP_HX_REQUEST="true")
+    body = r.content.decode()
+    assert r.status_code == 200 and "<html" not in body and 'id="compare-quote"' in body
+    assert "2 cells" in body and "7" in body and "Refused by budget" in body
