@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime, time as dtime
 from decimal import Decimal
+import hashlib
 import statistics
 
 from django.contrib import messages
@@ -168,6 +169,13 @@ def grid_context(request, comp: Comparison) -> dict:
                           "letter": col["letter"] if col else "?",
                           "votes": counts.get(row.id, {}).get(cell.id, 0),
                           "starred": gen is not None and gen.pk in starred})
+        if hidden:
+            # Each hidden row in its own order for this viewer, lettered by
+            # position: a vote on one row tells nothing about the next.
+            cells.sort(key=lambda c: hashlib.sha256(f"{row.uuid}:{request.user.pk}:{c['cell'].column}".encode())
+                       .hexdigest())
+            for i, c in enumerate(cells):
+                c["letter"] = chr(ord("A") + i)
         grid.append({"row": row, "cells": cells, "vote": vote, "hidden": hidden,
                      "ties": counts.get(row.id, {}).get("tie", 0),
                      "all_bad": counts.get(row.id, {}).get("all_bad", 0)})

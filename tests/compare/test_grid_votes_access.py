@@ -54,16 +54,20 @@ def test_blind_voting_hides_names_until_the_viewer_votes(client_in, sandbox, bob
     assert _names(page) == ["Model A", "Model B"] * 2
     assert "Seedream" not in page and "Qwen" not in page and "KIE credits" not in page  # the unit names the provider
     row1, row2 = comp.rows.all()
+    # Each hidden row has its own order for this viewer, the same on every load.
+    order = re.findall(r'name="choice" value="([0-9a-f-]{36})"', page)
+    assert sorted(order) == sorted(str(c.uuid) for r in (row1, row2) for c in r.cells.all())
+    assert re.findall(r'name="choice" value="([0-9a-f-]{36})"', bob_client.get(url).content.decode()) == order
     pick = row1.cells.get(column=1)
     r = bob_client.post(reverse("compare_vote", args=[row1.uuid]), {"choice": str(pick.uuid)})
     assert r.status_code == 302
     page = bob_client.get(url).content.decode()
     assert _names(page) == ["KIE.ai - Seedream V4", "KIE.ai - Qwen", "Model A", "Model B"]
-    # Column headers stay hidden until every row is voted on.
-    assert 'data-testid="column">Model A' in page
+    # Column headers and the per-model summary stay hidden until every row is voted on.
+    assert 'data-testid="column">Cell 1' in page and "Per-model summary shown once" in page
     bob_client.post(reverse("compare_vote", args=[row2.uuid]), {"choice": "tie"})
     page = bob_client.get(url).content.decode()
-    assert "Model A" not in page
+    assert "Model A" not in page and "Cell 1" not in page and "median time" in page
     # Another viewer (alice) still sees them hidden.
     assert _names(client_in.get(url).content.decode()) == ["Model A", "Model B"] * 2
     # One vote per row and user: voting again changes it.
