@@ -11,7 +11,7 @@ import math
 import re
 import secrets
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from playground.generations import jobs
 from playground.generations.models import Generation
@@ -277,6 +277,13 @@ class Plan:
             self.cells.append(row)
         return self
 
+    def use_upload(self, img, *, team, by) -> None:
+        """Store an uploaded (checked) input image, owned by `by`, and send it to every cell."""
+        from playground.generations.models import InputImage
+
+        self.image = str(InputImage.from_checked(team=team, owner=by, img=img).uuid)
+        self.build()
+
     def quote(self, team, user) -> dict:
         """The whole grid's cost: per unit (Totals), in money (Prices), and
         the budgets it would touch."""
@@ -309,14 +316,29 @@ class GridRefused(Exception):
 
 
 def create(plan: Plan, *, team, owner, name: str, visibility: str, blind: bool = False,
-           rerun_of: Comparison | None = None) -> Comparison:
+           rerun_of: Comparison | None = None, client_token=None) -> Comparison:
     """The comparison, its rows and cells, and one job per cell, in one
     transaction. If a hard budget refuses any cell, nothing is created and
     GridRefused names every cell that could not run."""
+    if client_token:
+        existing = Comparison.objects.filter(owner=owner, client_token=client_token).first()
+        if existing:
+            return existing
+    try:
+        return _create(plan, team=team, owner=owner, name=name, visibility=visibility, blind=blind,
+                       rerun_of=rerun_of, client_token=client_token)
+    except IntegrityError:  # the same form, submitted twice at the same moment
+        if not client_token:
+            raise
+        return Comparison.objects.get(owner=owner, client_token=client_token)
+
+
+def _create(plan: Plan, *, team, owner, name, visibility, blind, rerun_of, client_token) -> Comparison:
     refused, reasons = [], []
     with transaction.atomic():
         comp = Comparison.objects.create(
             team=team, owner=owner, name=name, visibility=visibility, blind=blind, rerun_of=rerun_of,
+            client_token=client_token,
             inputs={"negative_prompt": plan.negative_prompt, "aspect": plan.aspect, "image": plan.image,
                     "models": plan.models, "overrides": plan.overrides})
         for i, ((prompt, seed), mapped) in enumerate(zip(plan.rows, plan.cells)):

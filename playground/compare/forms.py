@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import uuid
+
 from django import forms
 
 from playground.providers.base import ProviderError
@@ -33,11 +35,13 @@ class CompareForm(forms.Form):
     models = forms.MultipleChoiceField(label="Models", widget=forms.CheckboxSelectMultiple, choices=())
     overrides = _limited("Per-model overrides", 2000, textarea=True)
     visibility = forms.ChoiceField(choices=Comparison.VISIBILITIES, initial=Comparison.SHARED)
+    client_token = forms.UUIDField(required=False, widget=forms.HiddenInput)
     blind = forms.BooleanField(label="Blind voting (models hidden until you vote on a row)", required=False)
 
     def __init__(self, *args, input_images=(), **kwargs):
         kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
+        self.fields["client_token"].initial = uuid.uuid4
         self.fields["image"].choices = [("", "None")] + [
             (str(i.uuid), f"{i.width}x{i.height}, {i.created_at:%Y-%m-%d %H:%M}") for i in input_images]
         seen = dict(fanout.choices(False))

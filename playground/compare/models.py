@@ -33,11 +33,14 @@ class Comparison(models.Model):
     inputs = models.JSONField(default=dict)
     created = models.DateTimeField(default=timezone.now, db_index=True)
     rerun_of = models.ForeignKey("self", models.SET_NULL, null=True, blank=True, related_name="reruns")
+    # One per form render: a double click or a resent POST makes one comparison.
+    client_token = models.UUIDField(null=True, blank=True, editable=False)
 
     objects = visible_queryset("team", "owner", "visibility").as_manager()
 
     class Meta:
         ordering = ["-created", "-id"]
+        constraints = [models.UniqueConstraint(fields=["owner", "client_token"], name="one_comparison_per_form")]
 
     def __str__(self):
         return self.name
@@ -88,3 +91,10 @@ class Vote(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["row", "user"], name="one_vote_per_row_and_user")]
+
+    @classmethod
+    def cast(cls, row: Row, user, choice: str, cell: Cell | None = None) -> "Vote":
+        """This user's vote on the row (one per row: a new one replaces it)."""
+        vote, _ = cls.objects.update_or_create(row=row, user=user, defaults={
+            "cell": cell, "choice": choice, "created": timezone.now()})
+        return vote

@@ -5,28 +5,21 @@ anything else is a 404."""
 from __future__ import annotations
 
 from datetime import datetime, time as dtime
-from decimal import Decimal
-import hashlib
-import statistics
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
-from django.db.models import Prefetch
-from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from playground.accounts.access import team_required
-from playground.generations.models import Favorite, Generation, InputImage
+from playground.generations.models import Generation, InputImage
 from playground.ledger.budgets import BudgetExceeded
-from playground.ledger.prices import Prices
-from playground.lib.units import Amount, Totals
-from playground.providers import registry
 from playground.providers.base import ProviderError
 
 from . import fanout, leaderboard
 from .forms import UPLOAD_PLACEHOLDER, CompareForm, EditForm
+from .grid import grid_context
 from .models import Cell, Comparison, Row, Vote
 
 LIST_MAX = 100
@@ -78,14 +71,17 @@ def new(request):
         if request.POST.get("action") == "quote":
             quote = plan.quote(request.team, request.user)
         else:
+            token = form.cleaned_data.get("client_token")
+            done = Comparison.objects.owned_by(request.user, request.team).filter(
+                client_token=token).first() if token else None
+            if done is not None:  # the same form again (a double click, a resent POST)
+                return redirect("compare_grid", done.uuid)
             try:
                 if form.cleaned_data.get("upload") and plan.image == UPLOAD_PLACEHOLDER:
-                    stored = InputImage.from_checked(team=request.team, owner=request.user,
-                                                     img=form.cleaned_data["upload"])
-                    plan.image = str(stored.uuid)
-                    plan.build()
+                    plan.use_upload(form.cleaned_data["upload"], team=request.team, by=request.user)
                 comp = fanout.create(plan, team=request.team, owner=request.user, name=form.cleaned_data["name"],
-                                     visibility=form.cleaned_data["visibility"], blind=form.cleaned_data["blind"])
+                                     visibility=form.cleaned_data["visibility"], blind=form.cleaned_data["blind"],
+                                     client_token=form.cleaned_data.get("client_token"))
             except fanout.GridRefused as e:
                 refusal = e
             except ProviderError as e:
@@ -105,93 +101,10 @@ def new(request):
 # --- the grid -------------------------------------------------------------------------
 
 
-def _seconds(gen: Generation | None):
-    if gen is None or gen.status != Generation.SUCCEEDED or not gen.finished_at:
-        return None
-    return (gen.finished_at - gen.created_at).total_seconds()
-
-
-def _cost(gen: Generation | None, prices: Prices):
-    if gen is None:
-        return None, None
-    unit = registry.get_or_removed(gen.provider).unit
-    if gen.status == Generation.FAILED or gen.status == Generation.CANCELED:
-        value = Decimal("0")
-    else:
-        value = gen.credits_used if gen.credits_used is not None else gen.cost_estimate
-    amount = Amount(value, unit)
-    return amount, prices.money_of(amount, gen.provider)
-
-
-def grid_context(request, comp: Comparison) -> dict:
-    rows = list(comp.rows.prefetch_related(
-        Prefetch("cells", queryset=Cell.objects.select_related("generation").prefetch_related("generation__images")),
-    ))
-    my_votes = {v.row_id: v for v in Vote.objects.filter(row__comparison=comp, user=request.user)}
-    counts: dict[int, dict] = {}
-    for v in Vote.objects.filter(row__comparison=comp):
-        key = v.cell_id if v.choice == "cell" else v.choice
-        counts.setdefault(v.row_id, {}).setdefault(key, 0)
-        counts[v.row_id][key] += 1
-    prices = Prices(comp.team)
-    starred = set(Favorite.objects.filter(user=request.user, generation__compare_cells__row__comparison=comp)
-                  .values_list("generation_id", flat=True))
-    models = comp.inputs.get("models", [])
-    columns = [{"key": m, "label": fanout.label(*m.split(":", 1)), "letter": chr(ord("A") + i),
-                "times": [], "totals": Totals(), "failures": 0, "cells": 0, "dropped": []}
-               for i, m in enumerate(models)]
-    all_final = True
-    grid = []
-    for row in rows:
-        vote = my_votes.get(row.id)
-        hidden = comp.blind and vote is None
-        cells = []
-        for cell in row.cells.all():
-            gen = cell.generation
-            col = columns[cell.column] if cell.column < len(columns) else None
-            amount, money = _cost(gen, prices)
-            seconds = _seconds(gen)
-            if gen is not None and gen.is_active:
-                all_final = False
-            if col is not None:
-                col["cells"] += 1
-                col["dropped"] = cell.dropped
-                if seconds is not None:
-                    col["times"].append(seconds)
-                if amount is not None:
-                    col["totals"].add(amount)
-                if gen is None or gen.status == Generation.FAILED:
-                    col["failures"] += 1
-            images = list(gen.images.all()) if gen is not None else []
-            cells.append({"cell": cell, "gen": gen, "image": images[0] if images else None, "seconds": seconds,
-                          "amount": amount, "money": money, "hidden": hidden,
-                          "label": fanout.label(cell.provider, cell.model),
-                          "letter": col["letter"] if col else "?",
-                          "votes": counts.get(row.id, {}).get(cell.id, 0),
-                          "starred": gen is not None and gen.pk in starred})
-        if hidden:
-            # Each hidden row in its own order for this viewer, lettered by
-            # position: a vote on one row tells nothing about the next.
-            cells.sort(key=lambda c: hashlib.sha256(f"{row.uuid}:{request.user.pk}:{c['cell'].column}".encode())
-                       .hexdigest())
-            for i, c in enumerate(cells):
-                c["letter"] = chr(ord("A") + i)
-        grid.append({"row": row, "cells": cells, "vote": vote, "hidden": hidden,
-                     "ties": counts.get(row.id, {}).get("tie", 0),
-                     "all_bad": counts.get(row.id, {}).get("all_bad", 0)})
-    voted_all = all(g["vote"] is not None for g in grid)
-    for col in columns:
-        col["median"] = statistics.median(col["times"]) if col["times"] else None
-        col["money"] = prices.total(col["totals"]) if col["totals"] else None
-        col["hidden"] = comp.blind and not voted_all
-    return {"comp": comp, "grid": grid, "columns": columns, "all_final": all_final,
-            "is_owner": comp.owner_id == request.user.id}
-
-
 @team_required
 def grid(request, uuid):
     comp = _comparison_or_404(request, uuid)
-    ctx = grid_context(request, comp)
+    ctx = grid_context(request.user, comp)
     ctx["edit_form"] = EditForm(initial={"name": comp.name, "visibility": comp.visibility})
     return render(request, "compare/grid.html", ctx)
 
@@ -201,7 +114,7 @@ def cells(request, uuid):
     """The grid's cells only: the one polling request of the page. 286
     (htmx: stop polling) once every cell is final."""
     comp = _comparison_or_404(request, uuid)
-    ctx = grid_context(request, comp)
+    ctx = grid_context(request.user, comp)
     response = render(request, "compare/grid.html#cells", ctx)
     if ctx["all_final"]:
         response.status_code = POLL_STOP
@@ -240,8 +153,7 @@ def vote(request, uuid):
             messages.error(request, "Pick a cell, tie or all bad.")
             return redirect("compare_grid", row.comparison.uuid)
         kind = "cell"
-    Vote.objects.update_or_create(row=row, user=request.user,
-                                  defaults={"cell": cell, "choice": kind, "created": timezone.now()})
+    Vote.cast(row, request.user, kind, cell)
     return redirect(f"{_grid_url(row.comparison)}#row-{row.index + 1}")
 
 

@@ -199,3 +199,14 @@ def test_the_live_quote_is_a_fragment_and_names_a_budget_it_would_break(client_i
     body = r.content.decode()
     assert r.status_code == 200 and "<html" not in body and 'id="compare-quote"' in body
     assert "2 cells" in body and "7" in body and "Refused by budget" in body
+
+
+def test_a_double_submit_makes_one_comparison(client_in, sandbox):
+    page = client_in.get(reverse("compare_new")).content.decode()
+    import re
+
+    token = re.search(r'name="client_token" value="([0-9a-f-]{36})"', page).group(1)
+    first = post_new(client_in, client_token=token, models=["kie:seedream-v4"])
+    second = post_new(client_in, client_token=token, models=["kie:seedream-v4"])
+    assert first["Location"] == second["Location"]
+    assert Comparison.objects.count() == 1 and Generation.objects.count() == 1
