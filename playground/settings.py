@@ -95,6 +95,7 @@ INSTALLED_APPS = [
     "playground.ledger",
     "playground.generations",
     "playground.library",
+    "playground.compare",
 ]
 
 MIDDLEWARE = [

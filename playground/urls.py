@@ -25,6 +25,7 @@ urlpatterns = [
     path("inputs/<uuid:uuid>", views.input_image, name="input_image"),
     path("inputs/public/<str:token>", views.input_image_public, name="input_image_public"),
     path("library/", include("playground.library.urls")),
+    path("compare/", include("playground.compare.urls")),
     path("credits/", ledger_views.credits, name="credits"),
     path("credits/budgets/", ledger_manage.budgets, name="budgets"),
     path("credits/budgets/<uuid:uuid>/delete", ledger_manage.delete_budget, name="delete_budget"),

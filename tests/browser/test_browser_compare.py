@@ -1,0 +1,72 @@
+"""A 3-model comparison in a real browser, from the form to a vote: the
+live quote, the grid filling in by its one polling request, the lightbox
+(left/right keys), the slider overlay, and a vote that counts on the
+leaderboard."""
+
+import pytest
+from playwright.sync_api import expect
+
+from playground.compare.models import Comparison, Vote
+
+from tests.browser.helpers import log_in, shot
+
+pytestmark = pytest.mark.browser
+
+MODELS = ["KIE.ai - Seedream V4", "kvid.ai - Nano Banana: text to image", "Kawai - Generate"]
+
+
+def test_a_three_model_comparison_from_start_to_vote(page, worker, team, user):
+    polls = []
+    page.on("request", lambda r: "/cells" in r.url and polls.append(r.url))
+    log_in(page)
+    page.goto("/compare/")
+    page.get_by_role("link", name="New comparison").click()
+    page.get_by_role("textbox", name="Prompt", exact=True).fill("a wooden boat on a quiet lake")
+    page.get_by_label("Seed(s)").fill("42")
+    page.get_by_label("Aspect ratio").select_option("16:9")
+    for label in MODELS:
+        page.get_by_label(label, exact=True).check()
+    quote = page.get_by_test_id("quote")
+    expect(quote).to_contain_text("3 cells")
+    expect(quote).to_contain_text("KIE credits")
+    shot(page, "compare-new", full_page=True)
+    page.get_by_role("button", name="Run comparison").click()
+    page.wait_for_url("**/compare/*/")
+    grid = page.get_by_test_id("compare-grid")
+    expect(grid).to_have_attribute("data-final", "yes", timeout=30_000)
+    expect(page.locator("#compare-grid .compare-cell img")).to_have_count(3)
+    assert len({u for u in polls}) == 1  # one URL polled for the whole grid
+    expect(page.get_by_test_id("not-used")).to_contain_text("not used: seed")
+    expect(page.get_by_test_id("summary")).to_contain_text("failures 0 of 1")
+    # Enlarge, then step with the arrow keys.
+    page.locator("#compare-grid .compare-enlarge").first.click()
+    caption = page.locator("#compare-lightbox-caption")
+    expect(caption).to_contain_text(MODELS[0])
+    page.keyboard.press("ArrowRight")
+    expect(caption).to_contain_text(MODELS[1])
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("ArrowLeft")
+    expect(caption).to_contain_text(MODELS[2])
+    shot(page, "compare-lightbox", full_page=False)
+    page.keyboard.press("Escape")
+    expect(page.locator("#compare-lightbox")).not_to_be_visible()
+    # Slide two cells against each other.
+    picks = page.locator(".compare-slide-pick")
+    picks.nth(0).click()
+    picks.nth(2).click()
+    expect(page.locator("#compare-slider")).to_be_visible()
+    page.locator("#compare-slider-range").fill("20")
+    shot(page, "compare-slider", full_page=False)
+    page.keyboard.press("Escape")
+    # Vote for the kvid cell.
+    page.locator("td.compare-vote").get_by_label(MODELS[1]).check()
+    page.get_by_role("button", name="Vote", exact=True).click()
+    expect(page.get_by_role("button", name="Change vote")).to_be_visible()
+    comp = Comparison.objects.get()
+    vote = Vote.objects.get(row__comparison=comp, user=user)
+    assert vote.cell.provider == "kvid"
+    shot(page, "compare-grid", full_page=True)
+    page.get_by_role("link", name="Leaderboard").click()
+    expect(page.get_by_test_id("standing").first).to_contain_text("kvid.ai")
+    expect(page.get_by_test_id("standing").first).to_contain_text("1032.0")
+    assert not page.problems, page.problems
