@@ -297,6 +297,9 @@ JOB_LEASE_SECONDS = env.int("JOB_LEASE_SECONDS", default=30)
 JOB_HEARTBEAT_SECONDS = env.float("JOB_HEARTBEAT_SECONDS", default=max(0.2, JOB_LEASE_SECONDS / 3))
 # How late a scheduled step may be before the sweep enqueues it again.
 JOB_SWEEP_GRACE_SECONDS = env.int("JOB_SWEEP_GRACE_SECONDS", default=60)
+# Priority (django-tasks, -100..100; polls keep the default 0) of the tasks
+# that must not wait behind due polls: submits, callback nudges, adoptions.
+TASK_PRIORITY_URGENT = env.int("TASK_PRIORITY_URGENT", default=50)
 # Seconds between two runs of the recovery sweep (manage.py sweep --loop).
 JOB_SWEEP_EVERY_SECONDS = env.float("JOB_SWEEP_EVERY_SECONDS", default=15.0)
 # Give up on an async provider job after this long.

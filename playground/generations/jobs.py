@@ -41,25 +41,47 @@ from playground.providers.base import Outcome, ProviderError
 from . import ratelimit, states
 from .models import Generation, GenerationImage
 from .retry import DOWNLOAD, POLICY, POLL, RUNNING, SUBMIT, GiveUp, Retry
-from .tasks import reap_dead_task_rows
+from .tasks import jobs_with_ready_task, reap_dead_task_rows
 
 log = logging.getLogger("playground.jobs")
 
 
 
-def enqueue(gen: Generation, delay: float = 0.0):
+def enqueue(gen: Generation, delay: float = 0.0, urgent: bool | None = None):
     """Queue the job's next step (after delay seconds). With a task backend
     that keeps its queue in this database, the task commits with the job's
     row (both or neither); with another engine (RQ on Redis) it is sent once
     the row is committed, so a worker never looks for a row it cannot see
     yet. If the process dies in between, the sweep finds the job overdue and
-    queues it again."""
+    queues it again.
+
+    Order: a submit (a job still queued) or a callback's nudge is urgent and
+    runs before every due poll (settings.TASK_PRIORITY_URGENT); an immediate
+    step that is not urgent (a resumed job) gets run_after=now, so it takes
+    its turn among the due polls instead of sorting after all of them."""
     from .tasks import advance_generation, enqueue_now_or_on_commit
 
     task = advance_generation
+    if urgent is None:
+        urgent = gen.status == Generation.QUEUED
+    options = {}
+    if urgent:
+        options["priority"] = urgent_priority(task)
     if delay > 0:
-        task = task.using(run_after=timezone.now() + timedelta(seconds=delay))
+        options["run_after"] = timezone.now() + timedelta(seconds=delay)
+    elif not urgent and task.get_backend().supports_defer:
+        options["run_after"] = timezone.now()
+    if options:
+        task = task.using(**options)
     return enqueue_now_or_on_commit(task, gen.pk)
+
+
+def urgent_priority(task) -> int:
+    """The priority of submits and nudges, or the default when the backend
+    has no priorities (its own order then applies)."""
+    if not getattr(task.get_backend(), "supports_priority", False):
+        return task.priority
+    return settings.TASK_PRIORITY_URGENT
 
 
 def create(*, team, owner, provider: str, model: str, params: dict, client_token=None,
@@ -522,8 +544,14 @@ def sweep() -> int:
         | Q(lease_until__lt=now, due_at__lte=now)
     )
     count = 0
-    for gen in overdue.only("pk", "uuid", "status", "due_at", "lease_until"):
+    candidates = list(overdue.only("pk", "uuid", "status", "due_at", "lease_until")[:2000])
+    # Not held and its step waiting in the queue: the workers are behind,
+    # the job is not lost (re-enqueueing it would only add to the backlog).
+    queued = jobs_with_ready_task([g.pk for g in candidates if g.lease_until is None])
+    for gen in candidates:
         was_held = gen.lease_until is not None
+        if not was_held and gen.pk in queued:
+            continue
         if gen.transition(Generation.ACTIVE, via="resume", where=Q(due_at=gen.due_at, lease_until=gen.lease_until),
                           due_at=now, lease_until=None):
             if was_held:
@@ -553,7 +581,7 @@ def nudge(gen: Generation, body=None) -> bool:
         waiting = Q(wait_reason__in=states.RETRY_WAITS)
         if Generation.objects.filter(fresh, pk=gen.pk, status=Generation.RUNNING).exclude(waiting).update(
                 due_at=now, nudged_at=now) == 1:
-            enqueue(gen)
+            enqueue(gen, urgent=True)
             return True
         return False
     if gen.provider_job_id or not _adoptable(gen):
@@ -566,7 +594,7 @@ def nudge(gen: Generation, body=None) -> bool:
             claimed_job_id=claimed, nudged_at=now) == 1:
         from .tasks import adopt_claimed_job, enqueue_now_or_on_commit
 
-        enqueue_now_or_on_commit(adopt_claimed_job, gen.pk)
+        enqueue_now_or_on_commit(adopt_claimed_job.using(priority=urgent_priority(adopt_claimed_job)), gen.pk)
         return True
     return False
 
