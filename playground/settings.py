@@ -347,6 +347,16 @@ PROVIDER_ENV = {
 # Seconds between status polls of an async provider; empty: each provider's
 # own cadence (KIE documents 5 s). Jobs running over 2 minutes poll every 15 s.
 POLL_SECONDS = env.float("POLL_SECONDS", default=None)
+# Adaptive polling: a job is first polled when its model usually finishes
+# (the median provider time of its last POLL_TIMING_SAMPLES successes, plus
+# POLL_TIMING_MARGIN of it, at least 0.5 s), then at the provider's cadence,
+# then, POLL_BACKOFF_AFTER cadences past that time, less and less often (up
+# to POLL_BACKOFF_MAX_SECONDS). Never sooner than the cadence (the floor).
+POLL_TIMING_SAMPLES = env.int("POLL_TIMING_SAMPLES", default=25)
+POLL_TIMING_MARGIN = env.float("POLL_TIMING_MARGIN", default=0.05)
+POLL_TIMING_CACHE_SECONDS = env.float("POLL_TIMING_CACHE_SECONDS", default=0 if TESTING else 30)
+POLL_BACKOFF_AFTER = env.int("POLL_BACKOFF_AFTER", default=3)
+POLL_BACKOFF_MAX_SECONDS = env.float("POLL_BACKOFF_MAX_SECONDS", default=15.0)
 # Signed input-image URLs given to providers stay valid this long.
 INPUT_URL_TTL_SECONDS = env.int("INPUT_URL_TTL_SECONDS", default=3600)
 UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=20 * 1024 * 1024)

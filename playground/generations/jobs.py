@@ -20,7 +20,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 import logging
+import statistics
 import threading
+import time
 import uuid
 
 from django.conf import settings
@@ -324,13 +326,101 @@ def rescue_after_lost_lease(gen: Generation, outcome: Outcome, now) -> bool:
     return won
 
 
+def poll_floor(adapter) -> float:
+    """The provider's documented cadence (POLL_SECONDS overrides it): no
+    job of it is ever polled more often."""
+    return settings.POLL_SECONDS if settings.POLL_SECONDS is not None else adapter.poll_seconds
+
+
 def poll_delay(gen: Generation, adapter) -> float:
-    """The provider's cadence (POLL_SECONDS overrides it), slower for long jobs."""
-    delay = settings.POLL_SECONDS if settings.POLL_SECONDS is not None else adapter.poll_seconds
+    """Seconds until the job's next status call. First when its model
+    usually finishes (expected_seconds after the submit), then at the
+    provider's cadence, then, POLL_BACKOFF_AFTER cadences past the usual
+    time, less and less often; never sooner than the cadence, and at least
+    POLL_BACKOFF_MAX_SECONDS apart once a job has run over 2 minutes."""
+    floor = poll_floor(adapter)
     started = gen.submitted_at or gen.created_at
-    if started and timezone.now() - started > timedelta(minutes=2):
-        delay = max(delay, 15.0)
+    elapsed = max(0.0, (timezone.now() - started).total_seconds()) if started else 0.0
+    expected = expected_seconds(gen.provider, gen.model)
+    if expected is not None and gen.pending_seen_at is None:
+        return max(floor, expected - elapsed)  # not asked yet: when it is usually done
+    late = elapsed - (expected or 0.0)
+    delay = floor
+    if late > settings.POLL_BACKOFF_AFTER * floor:
+        delay = max(floor, min(settings.POLL_BACKOFF_MAX_SECONDS, late / settings.POLL_BACKOFF_AFTER))
+    if elapsed > 120:
+        delay = max(delay, settings.POLL_BACKOFF_MAX_SECONDS)
     return delay
+
+
+# (provider, model) -> (monotonic expiry, seconds or None), per process.
+_expected: dict[tuple[str, str], tuple[float, float | None]] = {}
+
+
+def expected_seconds(provider: str, model: str) -> float | None:
+    """When a new job of this model is usually done, in seconds after its
+    submit: the median provider time of its last POLL_TIMING_SAMPLES
+    successes plus a small margin; None without any. Cached briefly."""
+    now = time.monotonic()
+    hit = _expected.get((provider, model))
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    samples = list(
+        Generation.objects.filter(provider=provider, model=model, provider_seconds__isnull=False)
+        .order_by("-finished_at").values_list("provider_seconds", flat=True)[:settings.POLL_TIMING_SAMPLES]
+    )
+    value = None
+    if samples:
+        median = statistics.median(samples)
+        value = median + max(0.5, median * settings.POLL_TIMING_MARGIN)
+    if settings.POLL_TIMING_CACHE_SECONDS > 0:
+        _expected[(provider, model)] = (now + settings.POLL_TIMING_CACHE_SECONDS, value)
+    return value
+
+
+def provider_seconds(gen: Generation, outcome: Outcome) -> float | None:
+    """How long the provider took on a job found finished now: as it reports
+    (KIE's createTime/completeTime), else the middle of what our polls
+    bracket (the last "still generating" and now), else the time to now."""
+    reported = reported_seconds(outcome.raw)
+    if reported is not None:
+        return reported
+    if not gen.submitted_at:
+        return None
+    upper = (timezone.now() - gen.submitted_at).total_seconds()
+    if gen.pending_seen_at and gen.pending_seen_at > gen.submitted_at:
+        return ((gen.pending_seen_at - gen.submitted_at).total_seconds() + upper) / 2
+    return max(0.0, upper)
+
+
+def reported_seconds(raw) -> float | None:
+    """complete - create from a status answer that has both (epoch seconds
+    or milliseconds, or ISO 8601), if plausible."""
+    records = [raw] + ([raw["data"]] if isinstance(raw, dict) and isinstance(raw.get("data"), dict) else [])
+    for record in records:
+        if not isinstance(record, dict):
+            continue
+        start, end = _instant(record.get("createTime")), _instant(record.get("completeTime"))
+        if start is not None and end is not None and 0 <= end - start < 86400:
+            return end - start
+    return None
+
+
+def _instant(value) -> float | None:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value / 1000.0 if value > 1e11 else float(value)
+    if isinstance(value, str):
+        from django.utils.dateparse import parse_datetime
+
+        try:
+            dt = parse_datetime(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if dt is not None and dt.tzinfo is not None:
+            return dt.timestamp()
+    return None
 
 
 STAGED = "staged:"
@@ -370,10 +460,14 @@ def input_images(gen: Generation) -> dict:
     return out
 
 
-def schedule_poll(gen: Generation, phase: str | None = None, delay: float = 3.0) -> str:
+def schedule_poll(gen: Generation, phase: str | None = None, delay: float = 3.0, pending: bool = False) -> str:
+    """pending: a status call just found the job still generating."""
     # A good status answer: the retry budget is for consecutive failures.
-    changes = {"due_at": timezone.now() + timedelta(seconds=delay), "lease_until": None, "attempts": 0,
+    now = timezone.now()
+    changes = {"due_at": now + timedelta(seconds=delay), "lease_until": None, "attempts": 0,
                "wait_reason": states.WAIT_POLLING}
+    if pending:
+        changes["pending_seen_at"] = now
     if phase:
         changes["phase"] = phase
     if gen.transition(Generation.RUNNING, via="schedule_poll", **changes):
@@ -401,12 +495,15 @@ def poll(gen: Generation) -> str:
     if outcome.error is not None:
         outcome.error = endpoint.scrubbed(outcome.error)
     if outcome.finished:
+        if outcome.state == "succeeded":
+            gen.provider_seconds = provider_seconds(gen, outcome)
         return conclude(gen, outcome)
+    gen.pending_seen_at = timezone.now()  # for poll_delay: asked once, not done
     if timezone.now() - (gen.submitted_at or gen.created_at) > timedelta(seconds=settings.JOB_MAX_SECONDS):
         return fail(gen, Generation.RUNNING, ProviderError(
             "timeout", f"The provider did not finish within {settings.JOB_MAX_SECONDS // 60} minutes."))
     return schedule_poll(gen, phase=outcome.state if outcome.state == "generating" else "submitted",
-                         delay=poll_delay(gen, adapter))
+                         delay=poll_delay(gen, adapter), pending=True)
 
 
 def retry_later(gen: Generation, from_status: str, err: ProviderError, back_to: str | None = None,
@@ -466,6 +563,7 @@ def finish(gen: Generation, checked, outcome: Outcome) -> str:
             won = gen.transition(
                 Generation.RUNNING, via="finish", phase="", finished_at=timezone.now(),
                 lease_until=None, credits_used=outcome.credits_used if outcome.credits_used is not None else gen.cost_estimate,
+                provider_seconds=gen.provider_seconds,
             )
             if won:
                 book.capture(gen, outcome.credits_used)
@@ -573,7 +671,7 @@ def nudge(gen: Generation, body=None) -> bool:
     was lost (still "submitting", or failed as "unknown outcome") may adopt
     the job id the callback names, once a status call confirms it."""
     now = timezone.now()
-    interval = timedelta(seconds=poll_delay(gen, gen.adapter_class))
+    interval = timedelta(seconds=poll_floor(gen.adapter_class))
     # The conditional update on nudged_at lets one of many concurrent replays win.
     fresh = Q(nudged_at__isnull=True) | Q(nudged_at__lte=now - interval)
     if gen.status == Generation.RUNNING:
