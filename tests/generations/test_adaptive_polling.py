@@ -136,3 +136,12 @@ def test_a_submitted_job_is_scheduled_for_its_models_usual_time(team, user, sand
     assert 11.0 < first <= 12.0
     task = DBTaskResult.objects.get(status="READY", args_kwargs__args__0=gen.pk)
     assert abs((task.run_after - gen.due_at).total_seconds()) < 1
+
+
+@pytest.mark.django_db
+def test_without_reported_times_a_first_ask_hit_does_not_creep_the_median_up(team, user):
+    from playground.providers.base import Outcome
+
+    gen = submitted_job(team, user)
+    gen.submitted_at = timezone.now() - timedelta(seconds=10.5)  # asked at median 10 + 0.5 margin: done
+    assert jobs.provider_seconds(gen, Outcome("succeeded", image_urls=["x"])) == pytest.approx(10.0, abs=0.2)
