@@ -71,11 +71,20 @@ def enqueue(gen: Generation, delay: float = 0.0, urgent: bool | None = None):
         options["priority"] = urgent_priority(task)
     if delay > 0:
         options["run_after"] = timezone.now() + timedelta(seconds=delay)
-    elif not urgent and task.get_backend().supports_defer:
+    elif not urgent and isinstance(task.get_backend(), _db_backend()):
+        # (django-tasks-db sorts "no run_after" after every dated task)
         options["run_after"] = timezone.now()
     if options:
         task = task.using(**options)
     return enqueue_now_or_on_commit(task, gen.pk)
+
+
+def _db_backend():
+    try:
+        from django_tasks_db.backend import DatabaseBackend
+    except ImportError:  # pragma: no cover - installed with the app
+        return ()
+    return DatabaseBackend
 
 
 def urgent_priority(task) -> int:
