@@ -213,12 +213,17 @@ class Heartbeat:
 def advance(generation_id: int, holder: str | None = None) -> str:
     """One step of a job. holder names this run (the task result's id) in
     the lease, so that its heartbeat and the sweep can tell it apart."""
-    gen = Generation.objects.filter(pk=generation_id).first()
-    if gen is None or not gen.is_active:
-        return "nothing to do"
     holder = holder or uuid.uuid4().hex
-    if not gen.claim(holder=holder):
+    # The claim first (one conditional update), then the claimed row: the
+    # common case costs one read, not two.
+    if not Generation.take(generation_id, holder=holder):
+        gen = Generation.objects.filter(pk=generation_id).only("status").first()
+        if gen is None or not gen.is_active:
+            return "nothing to do"
         return "not due, or held by another worker"
+    gen = Generation.objects.filter(pk=generation_id).first()
+    if gen is None:  # pragma: no cover - deleted between the claim and the read
+        return "nothing to do"
     with Heartbeat(gen.pk, holder):
         return step(gen)
 
@@ -305,13 +310,24 @@ def submit(gen: Generation) -> str:
     if outcome.image_bytes:
         outcome = stage_inline_images(gen, outcome)
     now = timezone.now()
-    if not gen.transition(
+    gen.submitted_at = now
+    delay = poll_delay(gen, adapter)
+    waiting = {} if outcome.finished else {"lease_until": None, "wait_reason": states.WAIT_POLLING}
+    if gen.transition(
         Generation.SUBMITTING, via="accepted", provider_job_id=outcome.job_id or "",
         submitted_at=now, phase="submitted" if not outcome.finished else "downloading",
         result_urls=outcome.image_urls if outcome.state == "succeeded" else [],
         credits_used=outcome.credits_used,  # as reported, kept for a resumed download
-        due_at=now + timedelta(seconds=poll_delay(gen, adapter)), attempts=0,
-    ) and not rescue_after_lost_lease(gen, outcome, now):
+        due_at=now + timedelta(seconds=delay), attempts=0,
+        # Still generating: the job id saved and its first poll scheduled in
+        # one update (as schedule_poll would, one write fewer).
+        **waiting,
+    ):
+        if outcome.finished:
+            return conclude(gen, outcome)
+        enqueue(gen, delay)
+        return f"poll in {delay:.0f}s"
+    if not rescue_after_lost_lease(gen, outcome, now):
         return "job changed while submitting"
     if outcome.finished:
         return conclude(gen, outcome)

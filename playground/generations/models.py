@@ -280,16 +280,21 @@ class Generation(models.Model):
     def claim(self, lease_seconds: int | None = None, holder: str = "") -> bool:
         """Take the job for one step, if it is due and nobody holds it. The
         lease is short: the holder's heartbeat renews it while it works."""
-        now = timezone.now()
-        lease = lease_seconds or settings.JOB_LEASE_SECONDS
-        n = (
-            Generation.objects.filter(pk=self.pk, status__in=self.ACTIVE, due_at__lte=now)
-            .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-            .update(lease_until=now + timedelta(seconds=lease), held_by=holder[:64], updated_at=now)
-        )
+        n = Generation.take(self.pk, lease_seconds, holder)
         if n:
             self.refresh_from_db()
         return n == 1
+
+    @staticmethod
+    def take(pk: int, lease_seconds: int | None = None, holder: str = "") -> int:
+        """The conditional update of claim(), by id: 1 if taken."""
+        now = timezone.now()
+        lease = lease_seconds or settings.JOB_LEASE_SECONDS
+        return (
+            Generation.objects.filter(pk=pk, status__in=Generation.ACTIVE, due_at__lte=now)
+            .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+            .update(lease_until=now + timedelta(seconds=lease), held_by=holder[:64], updated_at=now)
+        )
 
 
 class Favorite(models.Model):
