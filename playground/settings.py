@@ -298,6 +298,9 @@ JOB_LEASE_SECONDS = env.int("JOB_LEASE_SECONDS", default=30)
 JOB_HEARTBEAT_SECONDS = env.float("JOB_HEARTBEAT_SECONDS", default=max(0.2, JOB_LEASE_SECONDS / 3))
 # How late a scheduled step may be before the sweep enqueues it again.
 JOB_SWEEP_GRACE_SECONDS = env.int("JOB_SWEEP_GRACE_SECONDS", default=60)
+# Priority (django-tasks, -100..100; polls keep the default 0) of the tasks
+# that must not wait behind due polls: submits, callback nudges, adoptions.
+TASK_PRIORITY_URGENT = env.int("TASK_PRIORITY_URGENT", default=50)
 # Seconds between two runs of the recovery sweep (manage.py sweep --loop).
 JOB_SWEEP_EVERY_SECONDS = env.float("JOB_SWEEP_EVERY_SECONDS", default=15.0)
 # Give up on an async provider job after this long.
@@ -345,6 +348,16 @@ PROVIDER_ENV = {
 # Seconds between status polls of an async provider; empty: each provider's
 # own cadence (KIE documents 5 s). Jobs running over 2 minutes poll every 15 s.
 POLL_SECONDS = env.float("POLL_SECONDS", default=None)
+# Adaptive polling: a job is first polled when its model usually finishes
+# (the median provider time of its last POLL_TIMING_SAMPLES successes, plus
+# POLL_TIMING_MARGIN of it, at least 0.5 s), then at the provider's cadence,
+# then, POLL_BACKOFF_AFTER cadences past that time, less and less often (up
+# to POLL_BACKOFF_MAX_SECONDS). Never sooner than the cadence (the floor).
+POLL_TIMING_SAMPLES = env.int("POLL_TIMING_SAMPLES", default=25)
+POLL_TIMING_MARGIN = env.float("POLL_TIMING_MARGIN", default=0.05)
+POLL_TIMING_CACHE_SECONDS = env.float("POLL_TIMING_CACHE_SECONDS", default=0 if TESTING else 30)
+POLL_BACKOFF_AFTER = env.int("POLL_BACKOFF_AFTER", default=3)
+POLL_BACKOFF_MAX_SECONDS = env.float("POLL_BACKOFF_MAX_SECONDS", default=15.0)
 # Signed input-image URLs given to providers stay valid this long.
 INPUT_URL_TTL_SECONDS = env.int("INPUT_URL_TTL_SECONDS", default=3600)
 UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=20 * 1024 * 1024)

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 import logging
+import statistics
 import threading
+import time
 import uuid
 
 from django.conf import settings
@@ -41,25 +43,56 @@ from playground.providers.base import Outcome, ProviderError
 from . import ratelimit, states
 from .models import Generation, GenerationImage
 from .retry import DOWNLOAD, POLICY, POLL, RUNNING, SUBMIT, GiveUp, Retry
-from .tasks import reap_dead_task_rows
+from .tasks import jobs_with_ready_task, reap_dead_task_rows
 
 log = logging.getLogger("playground.jobs")
 
 
 
-def enqueue(gen: Generation, delay: float = 0.0):
+def enqueue(gen: Generation, delay: float = 0.0, urgent: bool | None = None):
     """Queue the job's next step (after delay seconds). With a task backend
     that keeps its queue in this database, the task commits with the job's
     row (both or neither); with another engine (RQ on Redis) it is sent once
     the row is committed, so a worker never looks for a row it cannot see
     yet. If the process dies in between, the sweep finds the job overdue and
-    queues it again."""
+    queues it again.
+
+    Order: a submit (a job still queued) or a callback's nudge is urgent and
+    runs before every due poll (settings.TASK_PRIORITY_URGENT); an immediate
+    step that is not urgent (a resumed job) gets run_after=now, so it takes
+    its turn among the due polls instead of sorting after all of them."""
     from .tasks import advance_generation, enqueue_now_or_on_commit
 
     task = advance_generation
+    if urgent is None:
+        urgent = gen.status == Generation.QUEUED
+    options = {}
+    if urgent:
+        options["priority"] = urgent_priority(task)
     if delay > 0:
-        task = task.using(run_after=timezone.now() + timedelta(seconds=delay))
+        options["run_after"] = timezone.now() + timedelta(seconds=delay)
+    elif not urgent and isinstance(task.get_backend(), _db_backend()):
+        # (django-tasks-db sorts "no run_after" after every dated task)
+        options["run_after"] = timezone.now()
+    if options:
+        task = task.using(**options)
     return enqueue_now_or_on_commit(task, gen.pk)
+
+
+def _db_backend():
+    try:
+        from django_tasks_db.backend import DatabaseBackend
+    except ImportError:  # pragma: no cover - installed with the app
+        return ()
+    return DatabaseBackend
+
+
+def urgent_priority(task) -> int:
+    """The priority of submits and nudges, or the default when the backend
+    has no priorities (its own order then applies)."""
+    if not getattr(task.get_backend(), "supports_priority", False):
+        return task.priority
+    return settings.TASK_PRIORITY_URGENT
 
 
 def create(*, team, owner, provider: str, model: str, params: dict, client_token=None,
@@ -180,12 +213,17 @@ class Heartbeat:
 def advance(generation_id: int, holder: str | None = None) -> str:
     """One step of a job. holder names this run (the task result's id) in
     the lease, so that its heartbeat and the sweep can tell it apart."""
-    gen = Generation.objects.filter(pk=generation_id).first()
-    if gen is None or not gen.is_active:
-        return "nothing to do"
     holder = holder or uuid.uuid4().hex
-    if not gen.claim(holder=holder):
+    # The claim first (one conditional update), then the claimed row: the
+    # common case costs one read, not two.
+    if not Generation.take(generation_id, holder=holder):
+        gen = Generation.objects.filter(pk=generation_id).only("status").first()
+        if gen is None or not gen.is_active:
+            return "nothing to do"
         return "not due, or held by another worker"
+    gen = Generation.objects.filter(pk=generation_id).first()
+    if gen is None:  # pragma: no cover - deleted between the claim and the read
+        return "nothing to do"
     with Heartbeat(gen.pk, holder):
         return step(gen)
 
@@ -272,13 +310,24 @@ def submit(gen: Generation) -> str:
     if outcome.image_bytes:
         outcome = stage_inline_images(gen, outcome)
     now = timezone.now()
-    if not gen.transition(
+    gen.submitted_at = now
+    delay = poll_delay(gen, adapter)
+    waiting = {} if outcome.finished else {"lease_until": None, "wait_reason": states.WAIT_POLLING}
+    if gen.transition(
         Generation.SUBMITTING, via="accepted", provider_job_id=outcome.job_id or "",
         submitted_at=now, phase="submitted" if not outcome.finished else "downloading",
         result_urls=outcome.image_urls if outcome.state == "succeeded" else [],
         credits_used=outcome.credits_used,  # as reported, kept for a resumed download
-        due_at=now + timedelta(seconds=poll_delay(gen, adapter)), attempts=0,
-    ) and not rescue_after_lost_lease(gen, outcome, now):
+        due_at=now + timedelta(seconds=delay), attempts=0,
+        # Still generating: the job id saved and its first poll scheduled in
+        # one update (as schedule_poll would, one write fewer).
+        **waiting,
+    ):
+        if outcome.finished:
+            return conclude(gen, outcome)
+        enqueue(gen, delay)
+        return f"poll in {delay:.0f}s"
+    if not rescue_after_lost_lease(gen, outcome, now):
         return "job changed while submitting"
     if outcome.finished:
         return conclude(gen, outcome)
@@ -302,13 +351,103 @@ def rescue_after_lost_lease(gen: Generation, outcome: Outcome, now) -> bool:
     return won
 
 
+def poll_floor(adapter) -> float:
+    """The provider's documented cadence (POLL_SECONDS overrides it): no
+    job of it is ever polled more often."""
+    return settings.POLL_SECONDS if settings.POLL_SECONDS is not None else adapter.poll_seconds
+
+
 def poll_delay(gen: Generation, adapter) -> float:
-    """The provider's cadence (POLL_SECONDS overrides it), slower for long jobs."""
-    delay = settings.POLL_SECONDS if settings.POLL_SECONDS is not None else adapter.poll_seconds
+    """Seconds until the job's next status call. First when its model
+    usually finishes (expected_seconds after the submit), then at the
+    provider's cadence, then, POLL_BACKOFF_AFTER cadences past the usual
+    time, less and less often; never sooner than the cadence, and at least
+    POLL_BACKOFF_MAX_SECONDS apart once a job has run over 2 minutes."""
+    floor = poll_floor(adapter)
     started = gen.submitted_at or gen.created_at
-    if started and timezone.now() - started > timedelta(minutes=2):
-        delay = max(delay, 15.0)
+    elapsed = max(0.0, (timezone.now() - started).total_seconds()) if started else 0.0
+    expected = expected_seconds(gen.provider, gen.model)
+    if expected is not None and gen.pending_seen_at is None:
+        return max(floor, expected - elapsed)  # not asked yet: when it is usually done
+    late = elapsed - (expected or 0.0)
+    delay = floor
+    if late > settings.POLL_BACKOFF_AFTER * floor:
+        delay = max(floor, min(settings.POLL_BACKOFF_MAX_SECONDS, late / settings.POLL_BACKOFF_AFTER))
+    if elapsed > 120:
+        delay = max(delay, settings.POLL_BACKOFF_MAX_SECONDS)
     return delay
+
+
+# (provider, model) -> (monotonic expiry, seconds or None), per process.
+_expected: dict[tuple[str, str], tuple[float, float | None]] = {}
+
+
+def expected_seconds(provider: str, model: str) -> float | None:
+    """When a new job of this model is usually done, in seconds after its
+    submit: the median provider time of its last POLL_TIMING_SAMPLES
+    successes plus a small margin; None without any. Cached briefly."""
+    now = time.monotonic()
+    hit = _expected.get((provider, model))
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    samples = list(
+        Generation.objects.filter(provider=provider, model=model, provider_seconds__isnull=False)
+        .order_by("-finished_at").values_list("provider_seconds", flat=True)[:settings.POLL_TIMING_SAMPLES]
+    )
+    value = None
+    if samples:
+        median = statistics.median(samples)
+        value = median + max(0.5, median * settings.POLL_TIMING_MARGIN)
+    if settings.POLL_TIMING_CACHE_SECONDS > 0:
+        _expected[(provider, model)] = (now + settings.POLL_TIMING_CACHE_SECONDS, value)
+    return value
+
+
+def provider_seconds(gen: Generation, outcome: Outcome) -> float | None:
+    """How long the provider took on a job found finished now: as it reports
+    (KIE's createTime/completeTime), else the middle of what our polls
+    bracket (the last "still generating" and now), else the time to now."""
+    reported = reported_seconds(outcome.raw)
+    if reported is not None:
+        return reported
+    if not gen.submitted_at:
+        return None
+    upper = (timezone.now() - gen.submitted_at).total_seconds()
+    if gen.pending_seen_at and gen.pending_seen_at > gen.submitted_at:
+        return ((gen.pending_seen_at - gen.submitted_at).total_seconds() + upper) / 2
+    # Done at the first ask, made at the usual time plus a margin: record it
+    # without the margin, or the median would creep up by it job after job.
+    return max(0.0, upper - max(0.5, upper * settings.POLL_TIMING_MARGIN))
+
+
+def reported_seconds(raw) -> float | None:
+    """complete - create from a status answer that has both (epoch seconds
+    or milliseconds, or ISO 8601), if plausible."""
+    records = [raw] + ([raw["data"]] if isinstance(raw, dict) and isinstance(raw.get("data"), dict) else [])
+    for record in records:
+        if not isinstance(record, dict):
+            continue
+        start, end = _instant(record.get("createTime")), _instant(record.get("completeTime"))
+        if start is not None and end is not None and 0 <= end - start < 86400:
+            return end - start
+    return None
+
+
+def _instant(value) -> float | None:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value / 1000.0 if value > 1e11 else float(value)
+    if isinstance(value, str):
+        from django.utils.dateparse import parse_datetime
+
+        try:
+            dt = parse_datetime(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if dt is not None and dt.tzinfo is not None:
+            return dt.timestamp()
+    return None
 
 
 STAGED = "staged:"
@@ -348,10 +487,14 @@ def input_images(gen: Generation) -> dict:
     return out
 
 
-def schedule_poll(gen: Generation, phase: str | None = None, delay: float = 3.0) -> str:
+def schedule_poll(gen: Generation, phase: str | None = None, delay: float = 3.0, pending: bool = False) -> str:
+    """pending: a status call just found the job still generating."""
     # A good status answer: the retry budget is for consecutive failures.
-    changes = {"due_at": timezone.now() + timedelta(seconds=delay), "lease_until": None, "attempts": 0,
+    now = timezone.now()
+    changes = {"due_at": now + timedelta(seconds=delay), "lease_until": None, "attempts": 0,
                "wait_reason": states.WAIT_POLLING}
+    if pending:
+        changes["pending_seen_at"] = now
     if phase:
         changes["phase"] = phase
     if gen.transition(Generation.RUNNING, via="schedule_poll", **changes):
@@ -379,12 +522,15 @@ def poll(gen: Generation) -> str:
     if outcome.error is not None:
         outcome.error = endpoint.scrubbed(outcome.error)
     if outcome.finished:
+        if outcome.state == "succeeded":
+            gen.provider_seconds = provider_seconds(gen, outcome)
         return conclude(gen, outcome)
+    gen.pending_seen_at = timezone.now()  # for poll_delay: asked once, not done
     if timezone.now() - (gen.submitted_at or gen.created_at) > timedelta(seconds=settings.JOB_MAX_SECONDS):
         return fail(gen, Generation.RUNNING, ProviderError(
             "timeout", f"The provider did not finish within {settings.JOB_MAX_SECONDS // 60} minutes."))
     return schedule_poll(gen, phase=outcome.state if outcome.state == "generating" else "submitted",
-                         delay=poll_delay(gen, adapter))
+                         delay=poll_delay(gen, adapter), pending=True)
 
 
 def retry_later(gen: Generation, from_status: str, err: ProviderError, back_to: str | None = None,
@@ -444,6 +590,7 @@ def finish(gen: Generation, checked, outcome: Outcome) -> str:
             won = gen.transition(
                 Generation.RUNNING, via="finish", phase="", finished_at=timezone.now(),
                 lease_until=None, credits_used=outcome.credits_used if outcome.credits_used is not None else gen.cost_estimate,
+                provider_seconds=gen.provider_seconds,
             )
             if won:
                 book.capture(gen, outcome.credits_used)
@@ -522,8 +669,14 @@ def sweep() -> int:
         | Q(lease_until__lt=now, due_at__lte=now)
     )
     count = 0
-    for gen in overdue.only("pk", "uuid", "status", "due_at", "lease_until"):
+    candidates = list(overdue.only("pk", "uuid", "status", "due_at", "lease_until")[:2000])
+    # Not held and its step waiting in the queue: the workers are behind,
+    # the job is not lost (re-enqueueing it would only add to the backlog).
+    queued = jobs_with_ready_task([g.pk for g in candidates if g.lease_until is None])
+    for gen in candidates:
         was_held = gen.lease_until is not None
+        if not was_held and gen.pk in queued:
+            continue
         if gen.transition(Generation.ACTIVE, via="resume", where=Q(due_at=gen.due_at, lease_until=gen.lease_until),
                           due_at=now, lease_until=None):
             if was_held:
@@ -545,7 +698,7 @@ def nudge(gen: Generation, body=None) -> bool:
     was lost (still "submitting", or failed as "unknown outcome") may adopt
     the job id the callback names, once a status call confirms it."""
     now = timezone.now()
-    interval = timedelta(seconds=poll_delay(gen, gen.adapter_class))
+    interval = timedelta(seconds=poll_floor(gen.adapter_class))
     # The conditional update on nudged_at lets one of many concurrent replays win.
     fresh = Q(nudged_at__isnull=True) | Q(nudged_at__lte=now - interval)
     if gen.status == Generation.RUNNING:
@@ -553,7 +706,7 @@ def nudge(gen: Generation, body=None) -> bool:
         waiting = Q(wait_reason__in=states.RETRY_WAITS)
         if Generation.objects.filter(fresh, pk=gen.pk, status=Generation.RUNNING).exclude(waiting).update(
                 due_at=now, nudged_at=now) == 1:
-            enqueue(gen)
+            enqueue(gen, urgent=True)
             return True
         return False
     if gen.provider_job_id or not _adoptable(gen):
@@ -566,7 +719,7 @@ def nudge(gen: Generation, body=None) -> bool:
             claimed_job_id=claimed, nudged_at=now) == 1:
         from .tasks import adopt_claimed_job, enqueue_now_or_on_commit
 
-        enqueue_now_or_on_commit(adopt_claimed_job, gen.pk)
+        enqueue_now_or_on_commit(adopt_claimed_job.using(priority=urgent_priority(adopt_claimed_job)), gen.pk)
         return True
     return False
 

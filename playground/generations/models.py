@@ -96,13 +96,22 @@ class Generation(models.Model):
     # A provider job id named by a callback for a job whose own submit answer
     # was lost: only a claim until one status call confirms it (RELIABILITY 1).
     claimed_job_id = models.CharField(max_length=200, blank=True)
+    # Adaptive polling: when a status call last found the job still
+    # generating, and (once it succeeded) how long the provider took from
+    # submit to done, as the provider reports it or as our polls bracket it.
+    # The recent median per model sets when its next jobs are first polled.
+    pending_seen_at = models.DateTimeField(null=True, blank=True)
+    provider_seconds = models.FloatField(null=True, blank=True)
 
     class Meta:
         db_table = "core_generation"
         ordering = ["-created_at"]
         # The gallery's scopes, newest first, keyset-paginated on (created_at, id).
         indexes = [models.Index(fields=["team", "owner", "-created_at", "-id"], name="gen_team_owner_recent"),
-                   models.Index(fields=["team", "-created_at", "-id"], name="gen_team_recent")]
+                   models.Index(fields=["team", "-created_at", "-id"], name="gen_team_recent"),
+                   # A model's recent provider times (adaptive polling).
+                   models.Index(fields=["provider", "model", "-finished_at"], name="gen_model_recent_done",
+                                condition=Q(provider_seconds__isnull=False))]
         constraints = [models.UniqueConstraint(fields=["owner", "client_token"], name="one_job_per_form_submit")]
 
     def __str__(self):
@@ -271,16 +280,21 @@ class Generation(models.Model):
     def claim(self, lease_seconds: int | None = None, holder: str = "") -> bool:
         """Take the job for one step, if it is due and nobody holds it. The
         lease is short: the holder's heartbeat renews it while it works."""
-        now = timezone.now()
-        lease = lease_seconds or settings.JOB_LEASE_SECONDS
-        n = (
-            Generation.objects.filter(pk=self.pk, status__in=self.ACTIVE, due_at__lte=now)
-            .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-            .update(lease_until=now + timedelta(seconds=lease), held_by=holder[:64], updated_at=now)
-        )
+        n = Generation.take(self.pk, lease_seconds, holder)
         if n:
             self.refresh_from_db()
         return n == 1
+
+    @staticmethod
+    def take(pk: int, lease_seconds: int | None = None, holder: str = "") -> int:
+        """The conditional update of claim(), by id: 1 if taken."""
+        now = timezone.now()
+        lease = lease_seconds or settings.JOB_LEASE_SECONDS
+        return (
+            Generation.objects.filter(pk=pk, status__in=Generation.ACTIVE, due_at__lte=now)
+            .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+            .update(lease_until=now + timedelta(seconds=lease), held_by=holder[:64], updated_at=now)
+        )
 
 
 class Favorite(models.Model):

@@ -70,6 +70,36 @@ def enqueue_now_or_on_commit(task, *args):
 LEASED_TASKS = (advance_generation, adopt_claimed_job)
 
 
+def jobs_with_ready_task(generation_ids) -> set[int]:
+    """Of these jobs, those whose next step is already in the database
+    queue (a READY advance_generation row that is due): late because the
+    workers have a backlog, not lost, so the sweep leaves them alone. Other
+    backends cannot be asked: an empty set (the sweep re-enqueues; the
+    claim makes a duplicate harmless)."""
+    ids = [int(i) for i in generation_ids]
+    if not ids:
+        return set()
+    try:
+        from django_tasks_db.backend import DatabaseBackend
+        from django_tasks_db.models import DBTaskResult
+    except ImportError:
+        return set()
+    if not isinstance(advance_generation.get_backend(), DatabaseBackend):
+        return set()
+    found = set()
+    for chunk in range(0, len(ids), 500):
+        part = ids[chunk:chunk + 500]
+        rows = DBTaskResult.objects.ready().filter(
+            task_path=advance_generation.module_path,
+            args_kwargs__args__0__in=part,
+        ).values_list("args_kwargs", flat=True)
+        for a in rows:
+            args = (a or {}).get("args") or []
+            if args and isinstance(args[0], int):
+                found.add(args[0])
+    return found
+
+
 def reap_dead_task_rows() -> int:
     """Mark as failed the task rows a dead worker left RUNNING (django-tasks-db
     never does: they would stay RUNNING forever). A row is dead when it has

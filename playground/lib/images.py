@@ -60,10 +60,15 @@ def check_image(data: bytes, *, max_pixels=None, thumb_size=512) -> CheckedImage
                 img.save(out, "WEBP", quality=95)
             else:
                 img.save(out, "PNG")
+            # The thumbnail costs a worker more CPU than anything else in a
+            # job unless made cheaply: reduce by whole factors first
+            # (reducing_gap=1: ~8x faster than the default for a 1024 px
+            # image) and encode with WebP's fast method 2 (~3x faster than
+            # its default 4, a few percent larger).
             thumb = img.copy()
-            thumb.thumbnail((thumb_size, thumb_size))
+            thumb.thumbnail((thumb_size, thumb_size), reducing_gap=1.0)
             tbuf = io.BytesIO()
-            thumb.save(tbuf, "WEBP", quality=80)
+            thumb.save(tbuf, "WEBP", quality=80, method=2)
     except DownloadError:
         raise
     except UnidentifiedImageError:

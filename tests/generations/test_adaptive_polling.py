@@ -1,0 +1,147 @@
+"""Adaptive polling (issue 10): a job is first asked about when its model
+usually finishes (the recent median of the provider's time), then at the
+provider's cadence, then less and less often; never more often than the
+provider's documented cadence."""
+
+from datetime import timedelta
+
+from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
+import pytest
+
+from playground.generations import jobs
+from playground.generations.models import Generation
+from playground.providers.kie import KieAdapter
+
+from tests import factories
+from tests.helpers import run_tasks
+
+KIE_CADENCE = KieAdapter.poll_seconds  # 5 s, documented
+
+
+def finished_before(team, user, seconds, model="seedream-v4", n=5):
+    """n earlier successes of the model, the provider having taken these times."""
+    seconds = seconds if isinstance(seconds, list) else [seconds] * n
+    now = timezone.now()
+    for i, s in enumerate(seconds):
+        g = factories.job(team, user, "kie", model, prompt=f"an orchard in spring {i}")
+        Generation.objects.filter(pk=g.pk).update(
+            status=Generation.SUCCEEDED, submitted_at=now - timedelta(minutes=10),
+            finished_at=now - timedelta(minutes=5, seconds=i), provider_seconds=s)
+    DBTaskResult.objects.all().delete()
+
+
+def submitted_job(team, user, provider="kie", model="seedream-v4"):
+    gen = factories.job(team, user, provider, model, prompt="a windmill by a canal")
+    now = timezone.now()
+    Generation.objects.filter(pk=gen.pk).update(status=Generation.RUNNING, submitted_at=now, provider_job_id="job-1")
+    gen.refresh_from_db()
+    return gen
+
+
+@pytest.fixture
+def cadence(settings):
+    settings.POLL_SECONDS = None  # the providers' own cadence
+
+
+@pytest.mark.django_db
+def test_without_history_the_first_poll_is_at_the_provider_cadence(team, user, cadence):
+    gen = submitted_job(team, user)
+    assert jobs.poll_delay(gen, KieAdapter) == pytest.approx(KIE_CADENCE)
+
+
+@pytest.mark.django_db
+def test_the_first_poll_is_when_the_model_usually_finishes(team, user, cadence):
+    finished_before(team, user, [10.0, 11.0, 11.0, 12.0, 30.0])  # median 11 s (one slow outlier)
+    gen = submitted_job(team, user)
+    delay = jobs.poll_delay(gen, KieAdapter)
+    assert 11.0 < delay <= 12.0  # just after the median, not at 5, 10, 15
+
+
+@pytest.mark.django_db
+def test_the_median_is_kept_per_model(team, user, cadence):
+    finished_before(team, user, 20.0, model="seedream-v4")
+    finished_before(team, user, 8.0, model="nano-banana")
+    assert 20.0 < jobs.poll_delay(submitted_job(team, user, model="seedream-v4"), KieAdapter) <= 21.5
+    assert 8.0 < jobs.poll_delay(submitted_job(team, user, model="nano-banana"), KieAdapter) <= 9.0
+
+
+@pytest.mark.django_db
+def test_a_fast_model_is_never_polled_before_the_cadence(team, user, cadence):
+    finished_before(team, user, 1.0)  # the provider takes 1 s, its cadence is 5 s
+    gen = submitted_job(team, user)
+    assert jobs.poll_delay(gen, KieAdapter) == pytest.approx(KIE_CADENCE)
+
+
+@pytest.mark.django_db
+def test_after_a_miss_it_polls_at_the_cadence_then_backs_off_within_bounds(team, user, cadence, settings):
+    finished_before(team, user, 11.0)
+    gen = submitted_job(team, user)
+    gen.pending_seen_at = timezone.now()  # asked once: still generating
+
+    def delay_at(elapsed):
+        gen.submitted_at = timezone.now() - timedelta(seconds=elapsed)
+        return jobs.poll_delay(gen, KieAdapter)
+
+    assert delay_at(12) == pytest.approx(KIE_CADENCE)  # just missed: the cadence
+    assert delay_at(25) == pytest.approx(KIE_CADENCE)
+    later = [delay_at(s) for s in (40, 60, 90, 119, 300, 3000)]
+    assert later == sorted(later)  # less and less often...
+    assert all(KIE_CADENCE <= d <= settings.POLL_BACKOFF_MAX_SECONDS for d in later)  # ...within bounds
+    assert later[-1] == settings.POLL_BACKOFF_MAX_SECONDS
+
+
+@pytest.mark.django_db
+def test_a_finished_job_records_the_provider_time_that_kie_reports(team, user, sandbox):
+    gen = factories.job(team, user, "kie", "seedream-v4", prompt="a harbour at dusk")
+    run_tasks(until=gen)
+    gen.refresh_from_db()
+    assert gen.status == Generation.SUCCEEDED
+    assert gen.provider_seconds is not None and 0 <= gen.provider_seconds < 5
+    assert jobs.expected_seconds("kie", "seedream-v4") == pytest.approx(gen.provider_seconds + 0.5)
+
+
+def test_reported_times_in_epoch_milliseconds_and_iso():
+    assert jobs.reported_seconds({"code": 200, "data": {"createTime": 1700000000000,
+                                                        "completeTime": 1700000011500}}) == pytest.approx(11.5)
+    assert jobs.reported_seconds({"createTime": "2026-11-26T10:00:00Z",
+                                  "completeTime": "2026-11-26T10:00:11Z"}) == pytest.approx(11.0)
+    assert jobs.reported_seconds({"createTime": "2026-11-26T10:00:00Z"}) is None
+    assert jobs.reported_seconds({"createTime": 5, "completeTime": 1}) is None  # backwards: ignored
+    assert jobs.reported_seconds(None) is None
+
+
+@pytest.mark.django_db
+def test_without_reported_times_the_polls_bracket_the_provider_time(team, user):
+    from playground.providers.base import Outcome
+
+    gen = submitted_job(team, user)
+    now = timezone.now()
+    gen.submitted_at = now - timedelta(seconds=15)
+    gen.pending_seen_at = now - timedelta(seconds=5)  # still generating at 10 s, done at 15 s
+    assert jobs.provider_seconds(gen, Outcome("succeeded", image_urls=["x"])) == pytest.approx(12.5, abs=0.2)
+
+
+@pytest.mark.django_db
+def test_a_submitted_job_is_scheduled_for_its_models_usual_time(team, user, sandbox, settings):
+    from tests.generations.test_worker_order import run_one_task
+
+    settings.POLL_SECONDS = None
+    finished_before(team, user, 11.0)
+    gen = factories.job(team, user, "kie", "seedream-v4", prompt="a rowing boat on a lake")
+    run_one_task()  # the submit
+    gen.refresh_from_db()
+    assert gen.status == Generation.RUNNING
+    first = (gen.due_at - gen.submitted_at).total_seconds()
+    assert 11.0 < first <= 12.0
+    task = DBTaskResult.objects.get(status="READY", args_kwargs__args__0=gen.pk)
+    assert abs((task.run_after - gen.due_at).total_seconds()) < 1
+
+
+@pytest.mark.django_db
+def test_without_reported_times_a_first_ask_hit_does_not_creep_the_median_up(team, user):
+    from playground.providers.base import Outcome
+
+    gen = submitted_job(team, user)
+    gen.submitted_at = timezone.now() - timedelta(seconds=10.5)  # asked at median 10 + 0.5 margin: done
+    assert jobs.provider_seconds(gen, Outcome("succeeded", image_urls=["x"])) == pytest.approx(10.0, abs=0.2)
