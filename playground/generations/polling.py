@@ -28,6 +28,7 @@ from datetime import datetime, timedelta, timezone as dt_timezone
 from django.http import HttpResponse
 
 from playground.accounts.access import team_required
+from playground.lib.compiled import CompiledQuery
 
 from .models import Generation
 
@@ -79,78 +80,16 @@ def _versions_qs(user, team, ids, since):
     return rows.order_by().values_list("uuid", "updated_at", "created_at")
 
 
-# Building that query with the ORM costs more CPU than running it (~1 ms of
-# the poll's ~2). Its SQL depends only on its shape (how many ids, with or
-# without since), so it is compiled once per shape, from _versions_qs with
-# stand-in values, and run again with each request's values in their places;
-# the ORM's own converters read the rows. The filter is still visible_to's.
-_STAND_USER, _STAND_TEAM = 2_000_000_011, 2_000_000_013
-_STAND_SINCE = datetime(2001, 2, 3, 4, 5, 6, 789012, tzinfo=dt_timezone.utc)
-_compiled: dict = {}
-
-
-def _stand_ins(n):
-    return [uuid_mod.UUID(int=(0xC0FFEE << 64) + i) for i in range(n)]
-
-
-def _compile(connection, n, with_since):
-    from django.contrib.auth import get_user_model
-
-    from playground.accounts.models import Team
-
-    ids = _stand_ins(n)
-    qs = _versions_qs(get_user_model()(pk=_STAND_USER), Team(pk=_STAND_TEAM), ids, _STAND_SINCE if with_since else None)
-    compiler = qs.query.get_compiler(connection=connection)
-    sql, params = compiler.as_sql()
-    uuid_field, created_field = Generation._meta.get_field("uuid"), Generation._meta.get_field("created_at")
-    marks = {uuid_field.get_db_prep_value(u, connection): ("id", i) for i, u in enumerate(ids)}
-    marks[created_field.get_db_prep_value(_STAND_SINCE, connection)] = ("since",)
-    slots = []
-    for value in params:
-        if isinstance(value, int) and value in (_STAND_USER, _STAND_TEAM):
-            slots.append(("user",) if value == _STAND_USER else ("team",))
-        else:
-            try:
-                slots.append(marks.get(value, ("const", value)))
-            except TypeError:  # an unhashable constant
-                slots.append(("const", value))
-    found = {s[0] for s in slots}
-    if "user" not in found or "team" not in found or (n and "id" not in found) or (with_since and "since" not in found):
-        return None  # not understood: the ORM builds it each time
-    return sql, slots, compiler
+# Building that query with the ORM costs more CPU than running it; its SQL
+# depends only on its shape (how many ids, with or without since): compiled
+# once per shape (playground/lib/compiled.py), the filter still visible_to's.
+_versions_query = CompiledQuery(_versions_qs)
 
 
 def _versions(user, team, ids, since):
-    from django.db import connections, router
-
-    alias = router.db_for_read(Generation)
-    connection = connections[alias]
-    key = (alias, connection.vendor, len(ids), since is not None)
-    if key not in _compiled:
-        _compiled[key] = _compile(connection, len(ids), since is not None)
-    entry = _compiled[key]
-    if entry is None or user is None or team is None or not user.is_authenticated:
-        return list(_versions_qs(user, team, ids, since))
-    sql, slots, compiler = entry
-    uuid_field, created_field = Generation._meta.get_field("uuid"), Generation._meta.get_field("created_at")
-    params = []
-    for slot in slots:
-        kind = slot[0]
-        if kind == "user":
-            params.append(user.pk)
-        elif kind == "team":
-            params.append(team.pk)
-        elif kind == "id":
-            params.append(uuid_field.get_db_prep_value(ids[slot[1]], connection))
-        elif kind == "since":
-            params.append(created_field.get_db_prep_value(since, connection))
-        else:
-            params.append(slot[1])
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    return list(compiler.results_iter(results=[rows], tuple_expected=True))
-
+    if user is None or team is None or not user.is_authenticated:
+        return []
+    return _versions_query.run(user=user, team=team, ids=ids, since=since)
 
 @team_required
 def poll(request):

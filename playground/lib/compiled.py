@@ -35,7 +35,7 @@ def _shape(value):
     if value is None:
         return None
     if isinstance(value, models.Model):
-        return ("model", type(value))
+        return ("model", value.__class__)  # (a lazy object, e.g. request.user, says its class)
     if isinstance(value, bool):
         return ("bool", value)
     return (type(value).__name__,)
@@ -56,7 +56,7 @@ class _Stand:
         self.n += 1
         k = self.n
         if isinstance(value, models.Model):
-            stand, kind = type(value)(pk=_STAND_BASE + k), "pk"
+            stand, kind = value.__class__(pk=_STAND_BASE + k), "pk"
         elif isinstance(value, bool):
             return value  # part of the shape
         elif isinstance(value, int):
@@ -133,7 +133,10 @@ class CompiledQuery:
                 qs = self.build(**values)  # this call's answer, and the shape's first compile
                 alias = router.db_for_read(qs.model)
                 connection = connections[alias]
-                self._shapes[(alias, key)] = self._compile(connection, values)
+                try:
+                    self._shapes[(alias, key)] = self._compile(connection, values)
+                except Exception:  # e.g. an empty IN: the ORM knows what to do
+                    self._shapes[(alias, key)] = None
                 self._shapes[key] = alias
                 return list(qs)
         alias = entry
