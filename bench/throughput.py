@@ -40,7 +40,8 @@ merged into the file if it exists; --quick writes bench/results-quick.json):
   submit_wait_p95_s   p95 of submitted_at - created_at in the app, N in flight
   kvid_e2e_ratio      one kvid job, created -> image stored / provider latency
   kie_e2e_ratio_11s   one KIE job at 11 s latency, submitted -> image stored / 11 s
-  poll_cpu_vs_login   web CPU per unchanged job-card poll / per login page GET
+  poll_cpu_vs_login   web CPU per unchanged job-card poll (the page's one poll,
+                      jobs/poll with its 10 cards: 204) / per login page GET
   polls_per_page      polling requests per second of a playground page with
                       --page-jobs running jobs, counted in chromium over 6 s
                       (Playwright; the app under gunicorn); without a browser
@@ -453,7 +454,7 @@ def browser_polls(session_cookie: str, env: dict, tmp: Path, seconds: float = 6.
             page.wait_for_timeout(1500)  # htmx starts its timers
             start = time.monotonic()
             page.wait_for_timeout(seconds * 1000)
-            polls = [u for t, u in seen if t >= start and ("poll=1" in u or "/jobs/new" in u)]
+            polls = [u for t, u in seen if t >= start and ("poll=1" in u or "/jobs/new" in u or "/jobs/poll" in u)]
             browser.close()
         return len(polls) / seconds
     finally:
@@ -479,7 +480,14 @@ def web_figures(page_jobs: int, requests: int, browser_env: dict | None = None, 
     try:
         client = Client()
         client.force_login(user)
-        card = f"/g/{running[0].uuid}/?poll=1"
+        # The page's one poll for its active cards, nothing changed (204).
+        from urllib.parse import urlencode
+
+        from playground.generations.polling import stamp
+
+        page = [("c", f"{g.uuid}:{stamp(g.updated_at)}") for g in Generation.objects.filter(pk__in=[r.pk for r in running])]
+        newest = max(running, key=lambda g: (g.created_at, g.pk))
+        card = "/jobs/poll?" + urlencode(page + [("since", stamp(newest.created_at))])
         anon = Client()
 
         def cpu_per(fn):
@@ -492,7 +500,7 @@ def web_figures(page_jobs: int, requests: int, browser_env: dict | None = None, 
 
         def poll():
             r = client.get(card, HTTP_HX_REQUEST="true")
-            assert r.status_code == 200, r.status_code
+            assert r.status_code == 204, r.status_code
 
         def login():
             r = anon.get("/login/")
@@ -512,6 +520,13 @@ def web_figures(page_jobs: int, requests: int, browser_env: dict | None = None, 
         js_ms = re.search(r"POLL_MS\s*=\s*(\d+)", js.read_text()) if js.exists() else None
         if js_ms and "data-new-jobs-url" in html:
             per_second += 1000 / int(js_ms.group(1))
+            pollers += 1
+        # static/jobpoll.js: one request per page for all its active cards
+        # (data-stamp), every ACTIVE_MS.
+        poll_js = ROOT / "static" / "jobpoll.js"
+        active_ms = re.search(r"ACTIVE_MS\s*=\s*(\d+)", poll_js.read_text()) if poll_js.exists() else None
+        if active_ms and "data-stamp=" in html:
+            per_second += 1000 / int(active_ms.group(1))
             pollers += 1
         browser = None
         if browser_env is not None:

@@ -73,6 +73,8 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+# Django's db sessions, with the per-request lookup compiled once (the job poll runs every second).
+SESSION_ENGINE = "playground.accounts.sessions"
 
 INSTALLED_APPS = [
     "django.contrib.admin",

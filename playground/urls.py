@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from playground.accounts import views as team_views
-from playground.generations import gallery, views
+from playground.generations import gallery, polling, views
 from playground.ledger import manage as ledger_manage
 from playground.ledger import views as ledger_views
 
@@ -11,6 +11,7 @@ urlpatterns = [
     path("", views.playground, name="playground"),
     path("estimate/<str:provider>/<str:model>", views.estimate, name="estimate"),
     path("jobs/new", views.new_jobs, name="new_jobs"),
+    path("jobs/poll", polling.poll, name="poll_jobs"),
     path("g/<uuid:uuid>/", views.generation, name="generation"),
     path("g/<uuid:uuid>/cancel", views.cancel, name="cancel"),
     path("g/<uuid:uuid>/inputs/<uuid:input_uuid>", views.generation_input, name="generation_input"),

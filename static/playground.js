@@ -1,7 +1,6 @@
 // The playground page: keyboard submit, drafts that survive a reload, the
 // first error brought into view, a remaining-characters count, a live
-// estimate that follows values the browser restored, and jobs started in
-// another tab. No inline script or handler: the page's CSP allows 'self' only.
+// estimate that follows values the browser restored. No inline script or handler: the page's CSP allows 'self' only.
 (function () {
   "use strict";
 
@@ -142,7 +141,6 @@
     restoreDraft(form);
     refreshEstimate(form);
     if (form.querySelector(".field.has-error")) focusFirstError(form); // a plain (no-htmx) invalid submit
-    startJobPolling();
   });
   // Back/forward cache: the page comes back with the browser's values.
   window.addEventListener("pageshow", function (e) {
@@ -169,47 +167,5 @@
       try { sessionStorage.removeItem(draftKey(form)); } catch (err) { /* nothing kept */ }
     }
   });
-
-  // --- Jobs started elsewhere (another tab) appear in the job column ----------
-  // One request per page every few seconds, for the cards newer than the
-  // newest shown; 204 when there is nothing new.
-  var POLL_MS = 5000;
-  var polling = false;
-
-  function newestShown(col) {
-    var card = col.querySelector(":scope > [id^='job-']");
-    return card ? card.id.slice(4) : "";
-  }
-
-  function pollJobs() {
-    var col = document.getElementById("jobs");
-    if (!col || polling || document.hidden) return;
-    var url = col.dataset.newJobsUrl;
-    var after = newestShown(col);
-    if (after) url += "?after=" + encodeURIComponent(after);
-    polling = true;
-    fetch(url, { headers: { "HX-Request": "true" }, credentials: "same-origin" })
-      .then(function (r) { return r.status === 200 ? r.text() : ""; })
-      .then(function (html) {
-        if (!html) return;
-        var tpl = document.createElement("template");
-        tpl.innerHTML = html;
-        var cards = Array.prototype.filter.call(tpl.content.children, function (c) {
-          // Skip a card already here (e.g. submitted from this page meanwhile).
-          return c.id && c.id.indexOf("job-") === 0 && !document.getElementById(c.id);
-        });
-        cards.reverse().forEach(function (card) {
-          col.insertAdjacentElement("afterbegin", card);
-          if (window.htmx) window.htmx.process(card);
-        });
-      })
-      .catch(function () { /* offline for a moment: the next tick tries again */ })
-      .then(function () { polling = false; });
-  }
-
-  function startJobPolling() {
-    if (!document.getElementById("jobs")) return;
-    setInterval(pollJobs, POLL_MS);
-    document.addEventListener("visibilitychange", function () { if (!document.hidden) pollJobs(); });
-  }
+  // Jobs started elsewhere (another tab) come with the page's one job poll: static/jobpoll.js.
 })();

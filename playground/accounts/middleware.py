@@ -1,17 +1,35 @@
+import uuid
+
 from django.utils.functional import SimpleLazyObject
+
+from playground.lib.compiled import CompiledQuery
 
 from .models import Membership
 
 SESSION_KEY = "team_uuid"
 
 
+def _first_membership_qs(user, team_uuid):
+    qs = Membership.objects.filter(user=user).select_related("team").order_by("created_at")
+    if team_uuid is not None:
+        qs = qs.filter(team__uuid=team_uuid)
+    return qs[:1]
+
+
+# Every request asks this (polls too): its SQL is built once per shape.
+_first_membership = CompiledQuery(_first_membership_qs)
+
+
 def _membership(request):
     if not request.user.is_authenticated:
         return None
-    qs = Membership.objects.filter(user=request.user).select_related("team").order_by("created_at")
     wanted = request.session.get(SESSION_KEY)
-    m = qs.filter(team__uuid=wanted).first() if wanted else None
-    return m or qs.first()
+    try:
+        wanted = uuid.UUID(str(wanted)) if wanted else None
+    except ValueError:
+        wanted = None
+    m = next(iter(_first_membership.run(user=request.user, team_uuid=wanted)), None) if wanted else None
+    return m or next(iter(_first_membership.run(user=request.user, team_uuid=None)), None)
 
 
 def current_team(get_response):

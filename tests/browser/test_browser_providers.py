@@ -33,12 +33,12 @@ WATCH_JOB_CARD = """() => {
 }"""
 
 
-# Fetches the newest card's own polling URL (as htmx does) every 150 ms and
-# records what the card would show: the card itself polls only every second,
+# Fetches the newest card alone (its page's htmx partial) every 150 ms and
+# records what the card would show: the page polls only every second,
 # which can fall either side of a one-second wait.
 POLL_JOB_CARD = """() => {
   window.cardFetchStates = [];
-  const url = document.querySelector('#jobs article.job').getAttribute('hx-get');
+  const url = '/g/' + document.querySelector('#jobs article.job').id.slice(4) + '/?poll=1';  // the card alone
   const tick = async () => {
     const html = await (await fetch(url, {headers: {'HX-Request': 'true'}})).text();
     const got = new DOMParser().parseFromString(html, 'text/html').querySelector('article.job');

@@ -86,3 +86,26 @@ def in_unit(value, provider: str) -> str:
     from playground.providers import registry
 
     return registry.get_or_removed(provider).unit.format(value)
+
+
+@register.filter
+def stamp(dt) -> int:
+    """A datetime as whole microseconds since the epoch: a job card's version
+    stamp (updated_at) for the page's one poll (generations/polling.py)."""
+    from playground.generations.polling import stamp as to_stamp
+
+    return to_stamp(dt)
+
+
+@register.filter
+def whole_seconds(value) -> int:
+    """A timedelta as whole seconds (a card's elapsed time, ticked by the page)."""
+    return int(value.total_seconds()) if value is not None else 0
+
+
+@register.filter
+def seconds_until(dt) -> int:
+    """Whole seconds from now until dt (0 if past): a countdown's start, ticked by the page."""
+    from django.utils import timezone
+
+    return max(0, round((dt - timezone.now()).total_seconds())) if dt is not None else 0

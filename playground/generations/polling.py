@@ -1,0 +1,139 @@
+"""Job-card polling: one request per page for all its active cards.
+
+A page (the playground's job column, a job's detail page) sends the uuids of
+its active cards with the version stamp of each (the job's updated_at in
+microseconds, on the card as data-stamp), and on the playground the
+creation stamp of its newest card (for jobs of this user started elsewhere):
+
+    GET /jobs/poll?c=<uuid>:<stamp>&c=...&since=<created stamp>
+
+The answer carries only what changed: each changed card with
+hx-swap-oob="true" (htmx swaps it in place of the card with its id), and new
+cards in a <div data-new-jobs> (static/jobpoll.js puts them on top of the
+job column). Nothing changed: 204, after one query reading (uuid, stamp,
+status) of the visible ids, no template rendered, no session written.
+Ids the user may not see (another team's, a teammate's private job) are
+ignored, as if unknown. A job finished on its own detail page answers
+HX-Refresh: the page shows a finished job's images above its card.
+
+The countdown of a job waiting out a rate limit ("retrying in N s") and the
+elapsed time tick in the browser (data-due-in, data-elapsed), so an
+unchanged card needs no request to stay current."""
+
+from __future__ import annotations
+
+import uuid as uuid_mod
+from datetime import datetime, timedelta, timezone as dt_timezone
+
+from django.http import HttpResponse
+
+from playground.accounts.access import team_required
+from playground.lib.compiled import CompiledQuery
+
+from .models import Generation
+
+EPOCH = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
+ONE_MICROSECOND = timedelta(microseconds=1)
+MAX_CARDS = 60  # ids read per request; a page shows far fewer active cards
+RECENT_JOBS = 12  # new cards sent at most (the playground's column shows 12)
+
+
+def stamp(dt) -> int:
+    """A datetime as whole microseconds since the epoch (exact, no float)."""
+    if dt is None:
+        return 0
+    return (dt - EPOCH) // ONE_MICROSECOND
+
+
+def from_stamp(value: int):
+    return EPOCH + timedelta(microseconds=value)
+
+
+def _wanted(values) -> dict:
+    """{uuid: stamp} of the page's cards; malformed entries are dropped."""
+    out = {}
+    for raw in values[:MAX_CARDS]:
+        ref, _, version = raw.partition(":")
+        try:
+            out[uuid_mod.UUID(ref)] = int(version)
+        except ValueError:
+            continue
+    return out
+
+
+def _since(request):
+    raw = request.GET.get("since")
+    if raw is None:
+        return None
+    try:
+        return from_stamp(int(raw))
+    except (ValueError, OverflowError):
+        return None
+
+
+def _versions_qs(user, team, ids, since):
+    """The poll's one query, as the ORM writes it: the visible ids' (uuid,
+    updated_at, created_at), and this user's own jobs created after since."""
+    rows = Generation.objects.visible_to(user, team).filter(uuid__in=ids) if ids else Generation.objects.none()
+    if since is not None:
+        rows = rows | Generation.objects.owned_by(user, team).filter(created_at__gt=since)
+    return rows.order_by().values_list("uuid", "updated_at", "created_at")
+
+
+# Building that query with the ORM costs more CPU than running it; its SQL
+# depends only on its shape (how many ids, with or without since): compiled
+# once per shape (playground/lib/compiled.py), the filter still visible_to's.
+_versions_query = CompiledQuery(_versions_qs)
+
+
+def _versions(user, team, ids, since):
+    if user is None or team is None or not user.is_authenticated:
+        return []
+    return _versions_query.run(user=user, team=team, ids=ids, since=since)
+
+@team_required
+def poll(request):
+    from .views import GENERATION, PLAYGROUND, _card_context, _on_detail_page, _recent_jobs, _render
+
+    wanted = _wanted(request.GET.getlist("c"))
+    since = _since(request)
+    # A playground with no card yet asks for this user's newest jobs.
+    first = since is None and request.GET.get("new") == "1"
+    # One query: (uuid, stamp) of the visible ids, and (on the playground)
+    # of this user's jobs created after the newest card shown.
+    changed, new = [], []
+    if wanted or since is not None:
+        for ref, updated_at, created_at in _versions(request.user, request.team, list(wanted), since):
+            if ref in wanted:
+                if stamp(updated_at) != wanted[ref]:
+                    changed.append(ref)
+            else:
+                new.append((created_at, ref))
+    if not changed and not new and not first:
+        return HttpResponse(status=204)
+
+    visible = Generation.objects.visible_to(request.user, request.team)
+    own = Generation.objects.owned_by(request.user, request.team)
+    parts = []
+    if changed:
+        gens = list(visible.filter(uuid__in=changed).select_related("team", "owner").prefetch_related("images"))
+        for gen in gens:
+            if not gen.is_active and _on_detail_page(request, gen):
+                # The detail page shows a finished job's images above its card: reload it.
+                response = HttpResponse(status=200)
+                response["HX-Refresh"] = "true"
+                return response
+        for gen in gens:
+            parts.append(_render(request, GENERATION, {**_card_context(request, gen), "oob": True}, "card").content)
+    if new or first:
+        if first:
+            # A page with no card yet: this user's newest jobs, if any.
+            cards = _recent_jobs(request)
+        else:
+            newest = [ref for _, ref in sorted(new, reverse=True)[:RECENT_JOBS]]
+            cards = list(own.filter(uuid__in=newest).prefetch_related("images"))
+        if cards:
+            parts.append(_render(request, PLAYGROUND, {"jobs": cards}, "poll-new-jobs").content)
+    if not parts:
+        return HttpResponse(status=204)
+    return HttpResponse(b"".join(parts))
