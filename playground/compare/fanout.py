@@ -301,10 +301,20 @@ class Plan:
             for m in row:
                 by_provider[m.provider] = by_provider.get(m.provider, Decimal("0")) + registry.get(
                     m.provider).model(m.model).estimate(m.params)
-        warnings = []
+        # Each budget once, with what the whole grid needs of it: a budget for
+        # all providers (in money) adds up every provider's cells.
+        merged: dict[int, object] = {}
         for provider, amount in by_provider.items():
-            q = ledger_quote(team, user, provider, amount, prices)
-            warnings += [s for s in q.budgets if s.would_exceed]
+            for st in ledger_quote(team, user, provider, amount, prices).budgets:
+                seen = merged.get(st.budget.pk)
+                if seen is None:
+                    merged[st.budget.pk] = st
+                    continue
+                if st.run_unpriced is not None and seen.run_unpriced is None:
+                    seen.run_unpriced = st.run_unpriced
+                if st.needs is not None:
+                    seen.needs = st.needs if seen.needs is None else seen.needs + st.needs
+        warnings = [st for st in merged.values() if st.would_exceed]
         return {"totals": totals, "money": prices.total(totals), "per_model": per_model,
                 "cells": sum(len(r) for r in self.cells), "budgets": warnings}
 

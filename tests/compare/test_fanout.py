@@ -210,3 +210,18 @@ def test_a_double_submit_makes_one_comparison(client_in, sandbox):
     second = post_new(client_in, client_token=token, models=["kie:seedream-v4"])
     assert first["Location"] == second["Location"]
     assert Comparison.objects.count() == 1 and Generation.objects.count() == 1
+
+
+def test_the_quote_adds_every_providers_cells_against_a_budget_for_all_providers(client_in, sandbox, team, settings):
+    """$0.10 for all providers. Two seed rows: the KIE cells ($0.035) fit
+    alone and the Kawai cells ($0.08) fit alone, but together ($0.115) they
+    do not, and the quote says so before anything is sent. One row
+    ($0.0575) fits."""
+    settings.CREDIT_PRICES = {"kie": "0.005"}
+    Budget.objects.create(team=team, provider="", unit="USD", amount=Decimal("0.10"), hard=True)
+    models = ["kie:seedream-v4", "kawai:generations"]
+    fits = post_new(client_in, seeds="1", models=models, action="quote").content.decode()
+    assert "Refused by budget" not in fits
+    over = post_new(client_in, seeds="1, 2", models=models, action="quote").content.decode()
+    assert "Refused by budget" in over
+    assert Comparison.objects.count() == 0
