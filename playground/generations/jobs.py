@@ -311,7 +311,7 @@ def submit(gen: Generation) -> str:
         outcome = stage_inline_images(gen, outcome)
     now = timezone.now()
     gen.submitted_at = now
-    delay = poll_delay(gen, adapter, provider_estimate=outcome.expected_seconds)
+    delay = poll_delay(gen, adapter)
     waiting = {} if outcome.finished else {"lease_until": None, "wait_reason": states.WAIT_POLLING}
     if gen.transition(
         Generation.SUBMITTING, via="accepted", provider_job_id=outcome.job_id or "",
@@ -357,7 +357,7 @@ def poll_floor(adapter) -> float:
     return settings.POLL_SECONDS if settings.POLL_SECONDS is not None else adapter.poll_seconds
 
 
-def poll_delay(gen: Generation, adapter, provider_estimate: float | None = None) -> float:
+def poll_delay(gen: Generation, adapter) -> float:
     """Seconds until the job's next status call. First when its model
     usually finishes (expected_seconds after the submit), then at the
     provider's cadence, then, POLL_BACKOFF_AFTER cadences past the usual
@@ -367,9 +367,6 @@ def poll_delay(gen: Generation, adapter, provider_estimate: float | None = None)
     started = gen.submitted_at or gen.created_at
     elapsed = max(0.0, (timezone.now() - started).total_seconds()) if started else 0.0
     expected = expected_seconds(gen.provider, gen.model)
-    if expected is None and provider_estimate is not None and 0 < provider_estimate < 3600:
-        # No history of this model yet: the provider's own estimate for the job.
-        expected = provider_estimate + max(0.5, provider_estimate * settings.POLL_TIMING_MARGIN)
     if expected is not None and gen.pending_seen_at is None:
         return max(floor, expected - elapsed)  # not asked yet: when it is usually done
     late = elapsed - (expected or 0.0)

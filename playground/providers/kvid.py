@@ -233,7 +233,7 @@ class KvidAdapter(Adapter):
         raw_eta = data.get("estimated_time")
         seconds = parse_estimated_time(raw_eta)
         hint = f"estimated {_human(seconds)}" if seconds is not None else (f"estimated {raw_eta}"[:80] if raw_eta else "")
-        return Outcome("pending", job_id=str(job_id), hint=hint, raw=body, expected_seconds=seconds)
+        return Outcome("pending", job_id=str(job_id), hint=hint, raw=body)
 
     def _get(self, what: str, job_id: str) -> PreparedRequest:
         return PreparedRequest(

@@ -145,24 +145,3 @@ def test_without_reported_times_a_first_ask_hit_does_not_creep_the_median_up(tea
     gen = submitted_job(team, user)
     gen.submitted_at = timezone.now() - timedelta(seconds=10.5)  # asked at median 10 + 0.5 margin: done
     assert jobs.provider_seconds(gen, Outcome("succeeded", image_urls=["x"])) == pytest.approx(10.0, abs=0.2)
-
-
-def test_a_kvid_job_with_no_history_is_first_polled_at_kvids_own_estimate(team, user, settings, tmp_path):
-    """kvid says when a job should be done (estimated_time "8s" from a
-    sandbox with 8 s latency): with no history of the model, the first status
-    call comes just after that, not at the 3 s cadence and then every 3 s."""
-    from tests.generations.test_worker_order import run_one_task
-    from tests.helpers import start_sandbox, use_sandbox
-
-    sb = start_sandbox(tmp_path, latency=8.0)
-    try:
-        use_sandbox(settings, sb)
-        settings.POLL_SECONDS = None
-        gen = factories.job(team, user, "kvid", "text-to-image", prompt="a windmill by a canal")
-        run_one_task()  # the submit
-        gen.refresh_from_db()
-        assert gen.status == Generation.RUNNING
-        first = (gen.due_at - gen.submitted_at).total_seconds()
-        assert 8.0 < first <= 9.0, first
-    finally:
-        sb.stop()
