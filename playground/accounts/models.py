@@ -237,3 +237,76 @@ class Invite(models.Model):
         if done:
             self.used_at, self.used_by = now, user
         return bool(done)
+
+
+class ApiToken(models.Model):
+    """A personal token for the OpenAI-compatible API (/v1/...).
+
+    The secret is shown once, when it is made; only its SHA-256 is kept (the
+    secret has 256 random bits, so a fast hash is enough) and its last four
+    characters, to tell tokens apart. A token acts for its user in one team;
+    it stops working when revoked, when it expires, or when the user leaves
+    the team."""
+
+    PREFIX = "ipg_"
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="api_tokens")
+    team = models.ForeignKey(Team, models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    last4 = models.CharField(max_length=4, editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    # Model keys ("kie/seedream-v4") or team aliases this token may use; empty: all.
+    allowed_models = models.JSONField(default=list, blank=True)
+    # Requests per minute; null: the instance default (API_TOKEN_RATE_PER_MINUTE).
+    rate_per_minute = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        db_table = "core_apitoken"
+        ordering = ["-created_at"]
+
+    def __repr__(self):  # never the secret
+        return f"<ApiToken {self.name!r} ...{self.last4}>"
+
+    __str__ = __repr__
+
+    @staticmethod
+    def hash(secret: str) -> str:
+        return hashlib.sha256(secret.encode()).hexdigest()
+
+    @classmethod
+    def issue(cls, user, team, name: str, **fields) -> tuple["ApiToken", str]:
+        """Make a token; returns it and its secret (shown to the user once)."""
+        import secrets
+
+        secret = cls.PREFIX + secrets.token_urlsafe(32)
+        token = cls.objects.create(user=user, team=team, name=name, token_hash=cls.hash(secret),
+                                   last4=secret[-4:], **fields)
+        return token, secret
+
+    @classmethod
+    def find(cls, secret: str) -> "ApiToken | None":
+        """The token for a presented secret, if any (revoked or expired ones
+        included: callers say which)."""
+        if not secret or len(secret) > 200:
+            return None
+        return cls.objects.select_related("user", "team").filter(token_hash=cls.hash(secret)).first()
+
+    @property
+    def state(self) -> str:
+        if self.revoked_at:
+            return "revoked"
+        if self.expires_at and self.expires_at <= timezone.now():
+            return "expired"
+        return "active"
+
+    def revoke(self) -> bool:
+        now = timezone.now()
+        done = ApiToken.objects.filter(pk=self.pk, revoked_at__isnull=True).update(revoked_at=now)
+        if done:
+            self.revoked_at = now
+        return bool(done)

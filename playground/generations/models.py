@@ -46,6 +46,9 @@ class Generation(models.Model):
     # above generations and is looked up by it, never imported here).
     remix_of = models.ForeignKey("self", models.SET_NULL, null=True, blank=True, related_name="remixes")
     prompt_version_uuid = models.UUIDField(null=True, blank=True, db_index=True)
+    # Made through the OpenAI-compatible API with this token (lineage: "via API token X").
+    api_token = models.ForeignKey("accounts.ApiToken", models.SET_NULL, null=True, blank=True,
+                                  related_name="generations")
     status = models.CharField(max_length=12, choices=STATUSES, default=QUEUED, db_index=True)
     # What the provider last said, for the card: submitted, generating, waiting...
     phase = models.CharField(max_length=200, blank=True)
