@@ -97,11 +97,12 @@ def urgent_priority(task) -> int:
 
 def create(*, team, owner, provider: str, model: str, params: dict, client_token=None,
            visibility: str | None = None, remix_of: Generation | None = None,
-           prompt_version_uuid=None) -> Generation:
+           prompt_version_uuid=None, api_token=None) -> Generation:
     """A new job. client_token (one per form render) makes a double click or
     a resent POST create it once: the second call returns the first job.
     visibility defaults to the owner's preference in the team; remix_of and
-    prompt_version_uuid record where it came from (lineage)."""
+    prompt_version_uuid record where it came from (lineage); api_token, the
+    personal API token it came through (the OpenAI-compatible API)."""
     if client_token:
         existing = Generation.objects.filter(owner=owner, client_token=client_token).first()
         if existing:
@@ -128,7 +129,7 @@ def create(*, team, owner, provider: str, model: str, params: dict, client_token
                 cost_estimate=spec.estimate(params), source_image_id=source, is_adult=spec.is_adult(params),
                 has_input=bool(refs),
                 client_token=client_token, visibility=visibility or default_visibility(team, owner),
-                remix_of=remix_of, prompt_version_uuid=prompt_version_uuid,
+                remix_of=remix_of, prompt_version_uuid=prompt_version_uuid, api_token=api_token,
             )
             # Held against every budget it touches, or refused (BudgetExceeded):
             # then the job is rolled back and nothing is sent.
