@@ -38,7 +38,7 @@ class ApiTokenForm(forms.Form):
     name = forms.CharField(max_length=100, strip=True, label="Name",
                            widget=forms.TextInput(attrs={"maxlength": 100, "placeholder": "ci, notebook, ..."}),
                            help_text="To tell your tokens apart (at most 100 characters).")
-    expires = forms.ChoiceField(label="Expires", initial=NEVER, choices=[
+    expires = forms.ChoiceField(label="Expires", initial=NEVER, required=False, choices=[
         (NEVER, "Never"), (DAYS_30, "In 30 days"), (DAYS_90, "In 90 days"), (ON_DATE, "On a date")])
     expires_on = forms.DateField(label="Expiry date", required=False, widget=forms.DateInput(attrs={"type": "date"}),
                                  help_text="With \"On a date\": the token stops working at the end of that day.")
@@ -63,6 +63,8 @@ class ApiTokenForm(forms.Form):
 
         data = super().clean()
         choice, day = data.get("expires"), data.get("expires_on")
+        if day is not None and not choice:
+            choice = self.ON_DATE  # a client that sends only the date
         today = timezone.now().astimezone(self.zone).date()
         if day is not None and choice not in (None, self.ON_DATE):
             self.add_error("expires_on", "Choose \"On a date\" to use a date, or clear it.")

@@ -126,12 +126,12 @@ class TokenBudgetForm(forms.Form):
     amount = forms.DecimalField(label="Budget", required=False, max_digits=14, decimal_places=4,
                                 help_text="Runs through this token stop when it is used up. Empty: no budget "
                                           "of its own (team and member budgets apply anyway).")
-    counted_in = forms.ChoiceField(label="Counted in")
-    period = forms.ChoiceField(choices=PERIODS, initial=Budget.MONTH, label="Period")
+    counted_in = forms.ChoiceField(label="Counted in", required=False)
+    period = forms.ChoiceField(choices=PERIODS, initial=Budget.MONTH, label="Period", required=False)
 
     def __init__(self, *args, required: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
-        self.required = required
+        # Required: setting a token's budget. Otherwise (a new token) an empty amount is no budget.
         self.fields["amount"].required = required
         money = settings.MONEY_CURRENCY
         self.fields["counted_in"].choices = [(MONEY, f"Money ({money}), all providers")] + [
@@ -142,6 +142,14 @@ class TokenBudgetForm(forms.Form):
         if amount is not None and amount <= 0:
             raise forms.ValidationError("A budget must be more than 0.")
         return amount
+
+    def clean(self):
+        data = super().clean()
+        if data.get("amount") is not None:
+            for name in ("counted_in", "period"):
+                if name in data and not data[name]:
+                    self.add_error(name, "Choose one for the budget.")
+        return data
 
     def save(self, token, by) -> Budget | None:
         """The token's budget, replacing the one it had (None: no amount given, nothing changed)."""

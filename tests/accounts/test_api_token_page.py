@@ -65,12 +65,16 @@ def test_bad_input_is_refused_on_its_field_and_makes_no_token(client_in, team):
         ({"rate_per_minute": "0"}, "greater than or equal to 1"),
         ({"rate_per_minute": "10001"}, "less than or equal to 10000"),
         ({"budget-amount": "0"}, "A budget must be more than 0."),
+        ({"budget-amount": "5", "budget-counted_in": ""}, "Choose one for the budget."),
     ]
     for fields, error in cases:
         response = make(client_in, **fields)
         assert response.status_code == 400, fields
         assert error in response.content.decode(), fields
     assert not ApiToken.objects.exists() and not Budget.objects.exists()
+    # A client that sends no budget fields at all makes a token without one.
+    assert client_in.post(reverse("account"), {"name": "bare"}).status_code == 302
+    assert ApiToken.objects.get().name == "bare" and not Budget.objects.exists()
 
 
 def test_revoke_is_for_the_tokens_user_or_a_team_owner_and_others_never_see_them(client_in, team, user, bob,
