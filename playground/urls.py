@@ -4,6 +4,7 @@ from django.urls import include, path
 
 from playground.accounts import views as team_views
 from playground.generations import gallery, polling, views
+from playground.ledger import account
 from playground.ledger import manage as ledger_manage
 from playground.ledger import views as ledger_views
 
@@ -33,6 +34,9 @@ urlpatterns = [
     path("credits/prices/", ledger_manage.prices, name="prices"),
     path("credits/adjustments/", ledger_manage.adjustments, name="adjustments"),
     path("credits/export.csv", ledger_views.export_csv, name="credits_export"),
+    path("account/", account.account, name="account"),
+    path("account/tokens/<uuid:uuid>/revoke", account.revoke_token, name="revoke_token"),
+    path("account/tokens/<uuid:uuid>/budget", account.token_budget, name="token_budget"),
     path("team/", team_views.team, name="team"),
     path("team/settings", team_views.team_settings, name="team_settings"),
     path("team/switch", team_views.switch_team, name="switch_team"),

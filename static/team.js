@@ -4,16 +4,17 @@ document.addEventListener("change", function (e) {
   if (select && select.form) select.form.requestSubmit ? select.form.requestSubmit() : select.form.submit();
 });
 
-// "Copy link" next to a pending invite.
+// "Copy link" next to a pending invite; "Copy" next to a new API token.
 document.addEventListener("click", function (e) {
-  var btn = e.target.closest("[data-copy-invite]");
+  var btn = e.target.closest("[data-copy-invite], [data-copy-secret]");
   if (!btn) return;
-  var input = btn.parentElement.querySelector("[data-invite-link]");
+  var input = btn.parentElement.querySelector("[data-invite-link], [data-secret]");
   if (!input) return;
   input.select();
+  if (!btn.dataset.label) btn.dataset.label = btn.textContent;
   var done = function () {
     btn.textContent = "Copied";
-    setTimeout(function () { btn.textContent = "Copy link"; }, 1500);
+    setTimeout(function () { btn.textContent = btn.dataset.label; }, 1500);
   };
   if (navigator.clipboard && window.isSecureContext) {
     navigator.clipboard.writeText(input.value).then(done, function () {});

@@ -56,3 +56,18 @@ def authenticate(request) -> ApiToken:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
         token.last_used_at = now
     return token
+
+
+def model_choices() -> list[tuple[str, str]]:
+    """Every configured provider model a token may be limited to, as its
+    "provider/model" key (the playground URLs' keys) and a label."""
+    from playground.providers import registry
+
+    return [(f"{key}/{model}", f"{cls.label}: {spec.label}")
+            for key, cls in registry.adapter_classes().items() for model, spec in cls.models.items()]
+
+
+def unknown_models(keys) -> list[str]:
+    """The keys in keys that name no configured provider model."""
+    known = {key for key, _ in model_choices()}
+    return [k for k in keys if k not in known]

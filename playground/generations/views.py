@@ -408,10 +408,14 @@ def _lineage(request, gen) -> dict:
             .order_by("-created_at", "-pk"))
     made_list = list(made[:LINEAGE_CAP])
     made_count = len(made_list) if len(made_list) < LINEAGE_CAP else made.count()
+    # Made through the OpenAI-compatible API: the token (the page is the
+    # team's own, and a token always acts in its generation's team).
+    api_token = gen.api_token if gen.api_token_id else None
     return {
         "remix_of": remix_of, "input_from": input_from, "version": gen.prompt_version_uuid,
         "made": [(g, _made_how(g, gen)) for g in made_list], "made_count": made_count,
-        "any": bool(remix_of or input_from or gen.prompt_version_uuid or made_list),
+        "api_token": api_token if api_token is not None and api_token.team_id == gen.team_id else None,
+        "any": bool(remix_of or input_from or gen.prompt_version_uuid or made_list or api_token),
     }
 
 

@@ -29,7 +29,7 @@ def _user_fields(user) -> dict:
 
 def _generation_fields(gen) -> dict:
     return {
-        "team_id": gen.team_id, "generation": gen, "generation_uuid": gen.uuid,
+        "team_id": gen.team_id, "generation": gen, "generation_uuid": gen.uuid, "api_token_id": gen.api_token_id,
         "provider": gen.provider, "model": gen.model, "unit": registry.get_or_removed(gen.provider).unit.code,
     }
 
@@ -52,11 +52,13 @@ class Quote:
         return [b for b in self.budgets if not b.budget.hard and b.would_exceed]
 
 
-def quote(team, user, provider: str, amount: Decimal, prices: Prices | None = None) -> Quote:
-    """A run's cost and the budgets it touches (no lock, nothing written)."""
+def quote(team, user, provider: str, amount: Decimal, prices: Prices | None = None, api_token=None) -> Quote:
+    """A run's cost and the budgets it touches (no lock, nothing written);
+    api_token: a run through that token also meets the token's budgets."""
     prices = prices or Prices(team)
     cost = Amount(amount, registry.get_or_removed(provider).unit)
-    return Quote(cost, prices.money_of(cost, provider), budgets_mod.check(team, user, provider, cost, prices))
+    return Quote(cost, prices.money_of(cost, provider),
+                 budgets_mod.check(team, user, provider, cost, prices, api_token=api_token))
 
 
 def reserve(gen) -> list[BudgetStatus]:
@@ -66,7 +68,8 @@ def reserve(gen) -> list[BudgetStatus]:
     nothing is sent. Returns the soft budgets the run goes over (warnings)."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("reserve() must run inside the transaction that creates the job")
-    touched = budgets_mod.applicable(gen.team, gen.owner, gen.provider)
+    # A job made through an API token also meets that token's budgets, held the same way.
+    touched = budgets_mod.applicable(gen.team, gen.owner, gen.provider, api_token=gen.api_token_id)
     if connection.features.has_select_for_update:
         # PostgreSQL: concurrent submissions take turns on these rows. SQLite
         # needs no row lock: its transactions are IMMEDIATE (one writer).
@@ -115,6 +118,7 @@ def adjust(*, team, provider: str, amount: Decimal, note: str, by, user=None, mo
         kind=Entry.ADJUSTMENT, team=team, provider=provider, model=model,
         unit=unit or registry.get_or_removed(provider).unit.code, amount=amount, note=note.strip()[:500],
         created_by=by, generation=generation, generation_uuid=generation.uuid if generation is not None else None,
+        api_token_id=generation.api_token_id if generation is not None else None,
         **_user_fields(user),
     )
 

@@ -45,10 +45,15 @@ def period_bounds(period: str, zone, now: datetime | None = None) -> tuple[datet
             datetime(after.year, after.month, after.day, tzinfo=zone))
 
 
-def applicable(team, user, provider: str | None = None):
+def applicable(team, user, provider: str | None = None, api_token=None):
     """The budgets a run of this user on this provider touches (provider
-    None: every budget of the user and the team)."""
-    qs = Budget.objects.filter(team=team).filter(Q(member__isnull=True) | Q(member=user))
+    None: every budget of the user and the team). A run through an API token
+    (api_token: the token or its id) also touches that token's budgets; the
+    budgets of tokens touch nothing else."""
+    scope = Q(api_token__isnull=True) & (Q(member__isnull=True) | Q(member=user))
+    if api_token is not None:
+        scope |= Q(api_token=api_token)
+    qs = Budget.objects.filter(team=team).filter(scope)
     if provider is not None:
         qs = qs.filter(Q(provider="") | Q(provider=provider))
     return qs.order_by("id")
@@ -144,7 +149,9 @@ def status(budget: Budget, prices: Prices, now: datetime | None = None, team=Non
     team = team or budget.team
     start, end = period_bounds(budget.period, team.zone, now)
     qs = Entry.objects.filter(team_id=budget.team_id)
-    if budget.member_id:
+    if budget.api_token_id:
+        qs = qs.filter(api_token_id=budget.api_token_id)  # its own index (api_token, created_at)
+    elif budget.member_id:
         qs = qs.filter(user_id=budget.member_id)
     if budget.provider:
         qs = qs.filter(provider=budget.provider)
@@ -180,11 +187,11 @@ def in_unit(amount: Amount, unit: Unit, prices: Prices, provider: str) -> Decima
 
 
 def check(team, user, provider: str, cost: Amount, prices: Prices | None = None,
-          budgets=None, now: datetime | None = None) -> list[BudgetStatus]:
+          budgets=None, now: datetime | None = None, api_token=None) -> list[BudgetStatus]:
     """Every budget the run touches, with what the run needs in its unit."""
     prices = prices or Prices(team)
     out = []
-    for budget in (budgets if budgets is not None else applicable(team, user, provider)):
+    for budget in (budgets if budgets is not None else applicable(team, user, provider, api_token)):
         st = status(budget, prices, now, team=team)
         value = in_unit(cost, st.limit.unit, prices, provider)
         if value is None:

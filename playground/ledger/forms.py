@@ -116,3 +116,52 @@ class AdjustmentForm(forms.Form):
         d = self.cleaned_data
         return adjust(team=self.team, provider=d["provider"], amount=d["amount"], note=d["note"], by=by,
                       user=self.members.get(d["member"]) if d["member"] else None)
+
+
+class TokenBudgetForm(forms.Form):
+    """A budget of one API token, set by its owner: a hard limit on what runs
+    through that token may use, in money (all providers) or in one
+    provider's own unit (that provider only)."""
+
+    amount = forms.DecimalField(label="Budget", required=False, max_digits=14, decimal_places=4,
+                                help_text="Runs through this token stop when it is used up. Empty: no budget "
+                                          "of its own (team and member budgets apply anyway).")
+    counted_in = forms.ChoiceField(label="Counted in", required=False)
+    period = forms.ChoiceField(choices=PERIODS, initial=Budget.MONTH, label="Period", required=False)
+
+    def __init__(self, *args, required: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Required: setting a token's budget. Otherwise (a new token) an empty amount is no budget.
+        self.fields["amount"].required = required
+        money = settings.MONEY_CURRENCY
+        self.fields["counted_in"].choices = [(MONEY, f"Money ({money}), all providers")] + [
+            (key, f"{cls.unit.label}, {cls.label} only") for key, cls in registry.adapter_classes().items()]
+
+    def clean_amount(self):
+        amount = self.cleaned_data["amount"]
+        if amount is not None and amount <= 0:
+            raise forms.ValidationError("A budget must be more than 0.")
+        return amount
+
+    def clean(self):
+        data = super().clean()
+        if data.get("amount") is not None:
+            for name in ("counted_in", "period"):
+                if name in data and not data[name]:
+                    self.add_error(name, "Choose one for the budget.")
+        return data
+
+    def save(self, token, by) -> Budget | None:
+        """The token's budget, replacing the one it had (None: no amount given, nothing changed)."""
+        from django.db import transaction
+
+        d = self.cleaned_data
+        if d["amount"] is None:
+            return None
+        provider = "" if d["counted_in"] == MONEY else d["counted_in"]
+        unit = registry.get(provider).unit.code if provider else settings.MONEY_CURRENCY
+        with transaction.atomic():
+            Budget.objects.filter(api_token=token).delete()
+            return Budget.objects.create(team_id=token.team_id, member_id=token.user_id, api_token=token,
+                                         provider=provider, unit=unit, amount=d["amount"], period=d["period"],
+                                         hard=True, created_by=by)

@@ -47,7 +47,7 @@ def budgets(request):
             return redirect("budgets")
     else:
         form = BudgetForm(team=team) if owner else None
-    qs = Budget.objects.filter(team=team).select_related("member")
+    qs = Budget.objects.filter(team=team).select_related("member", "api_token")
     if not owner:
         qs = qs.filter(Q(member__isnull=True) | Q(member=request.user))
     prices = Prices(team)

@@ -55,6 +55,11 @@ class Entry(models.Model):
     generation = models.ForeignKey("generations.Generation", models.SET_NULL, null=True, blank=True,
                                    related_name="ledger_entries")
     generation_uuid = models.UUIDField(null=True, blank=True)
+    # The API token the generation came through, copied when the entry is
+    # written: a token's budget counts its entries even after the generation
+    # is deleted, with one indexed filter (no join).
+    api_token = models.ForeignKey("accounts.ApiToken", models.SET_NULL, null=True, blank=True,
+                                  related_name="ledger_entries")
     provider = models.CharField(max_length=40)
     model = models.CharField(max_length=60, blank=True)
     unit = models.CharField(max_length=40)
@@ -80,6 +85,7 @@ class Entry(models.Model):
             models.Index(fields=["team", "created_at"], name="ledger_team_time"),
             models.Index(fields=["team", "user", "created_at"], name="ledger_team_user_time"),
             models.Index(fields=["generation_uuid", "kind"], name="ledger_gen_kind"),
+            models.Index(fields=["api_token", "created_at"], name="ledger_token_time"),
         ]
         constraints = [
             # Reserved once, captured at most once, released at most once.
@@ -144,10 +150,13 @@ class CreditPrice(models.Model):
 
 
 class Budget(models.Model):
-    """A limit on spend: for the team or one member, for one provider (in its
-    unit or in money) or all providers (in money), per calendar period in the
-    team's time zone or with no period. Hard budgets refuse a run before
-    anything is sent; soft ones warn."""
+    """A limit on spend: for the team, one member or one of a member's API
+    tokens, for one provider (in its unit or in money) or all providers (in
+    money), per calendar period in the team's time zone or with no period.
+    Hard budgets refuse a run before anything is sent; soft ones warn.
+
+    A token's budget (api_token set; member is the token's user) counts only
+    what was run through that token, and touches nothing else."""
 
     MONTH, WEEK, DAY, NONE = "month", "week", "day", "none"
 
@@ -155,6 +164,8 @@ class Budget(models.Model):
     team = models.ForeignKey("accounts.Team", models.CASCADE, related_name="budgets")
     member = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, null=True, blank=True, related_name="budgets",
                                help_text="Empty: the whole team.")
+    api_token = models.ForeignKey("accounts.ApiToken", models.CASCADE, null=True, blank=True, related_name="budgets",
+                                  help_text="Set: only runs through this API token count, and only they are held.")
     provider = models.CharField(max_length=40, blank=True, help_text="Empty: all providers (in money).")
     unit = models.CharField(max_length=40)
     amount = models.DecimalField(max_digits=14, decimal_places=4, validators=[MinValueValidator(Decimal("0"))])
@@ -172,9 +183,12 @@ class Budget(models.Model):
 
     @property
     def name(self) -> str:
+        period = {"month": "monthly", "week": "weekly", "day": "daily", "none": "overall"}[self.period]
+        if self.api_token_id:
+            where = f" for {registry.get_or_removed(self.provider).label}" if self.provider else ""
+            return f"API token '{self.api_token.name}' budget ({period}{where})"
         who = f"{self.member.get_username()}'s" if self.member_id else "Team"
         where = registry.get_or_removed(self.provider).label if self.provider else "all providers"
-        period = {"month": "monthly", "week": "weekly", "day": "daily", "none": "overall"}[self.period]
         return f"{who} {period} budget for {where}"
 
     @property

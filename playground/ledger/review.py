@@ -294,7 +294,7 @@ def local_day(zone, start: date, end: date) -> RawSQL:
 
 
 def visible_budgets(team, user, is_owner: bool):
-    qs = Budget.objects.filter(team=team).select_related("member", "team")
+    qs = Budget.objects.filter(team=team).select_related("member", "team", "api_token")
     if not is_owner:
         qs = qs.filter(Q(member__isnull=True) | Q(member=user))
     return qs
