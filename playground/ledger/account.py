@@ -7,11 +7,16 @@ It lives in the ledger app rather than accounts because a token's budget
 is a ledger budget, and accounts sits below the ledger
 (docs/architecture.md).
 
-The secret of a new token is kept in the session only until the page after
-the POST shows it (once: the GET takes it out), never in a URL, and the
-page that shows it is not cached."""
+The secret of a new token is never stored, not even in the session: the
+answer to the POST that makes it shows it, once, on a page that is not
+cached; only its hash is kept. Each render of the form carries a one-time
+nonce, and the session remembers which token a nonce made (its uuid, not
+its secret), so a resubmitted POST (a reload, a double click) makes no
+second token and says the secret was already shown."""
 
 from __future__ import annotations
+
+import uuid
 
 from django.conf import settings
 from django.contrib import messages
@@ -31,7 +36,8 @@ from .forms import TokenBudgetForm
 from .models import Budget
 from .prices import Prices
 
-NEW_SECRET = "new_api_token"
+MADE_BY_NONCE = "api_token_nonces"  # nonce -> uuid of the token it made (never the secret)
+NONCES_KEPT = 20
 
 
 def _is_owner(request) -> bool:
@@ -76,6 +82,7 @@ def _page(request, *, form=None, budget_form=None, bad_budget=None, new=None, st
         "form": form or ApiTokenForm(zone=team.zone),
         "budget_form": budget_form or TokenBudgetForm(prefix="budget"),
         "default_rate": getattr(settings, "API_TOKEN_RATE_PER_MINUTE", None),
+        "nonce": uuid.uuid4().hex,
     }, status=status)
 
 
@@ -83,6 +90,12 @@ def _page(request, *, form=None, budget_form=None, bad_budget=None, new=None, st
 @team_required
 def account(request):
     if request.method == "POST":
+        nonce = request.POST.get("nonce", "")[:64]
+        made = request.session.get(MADE_BY_NONCE, {})
+        if nonce and nonce in made:  # the same form again: the token exists, its secret was shown
+            token = ApiToken.objects.filter(user=request.user, uuid=made[nonce]).first()
+            if token is not None:
+                return _page(request, new={"token": token, "secret": None})
         form = ApiTokenForm(request.POST, zone=request.team.zone)
         budget_form = TokenBudgetForm(request.POST, prefix="budget")
         valid = form.is_valid()
@@ -91,16 +104,13 @@ def account(request):
                 token, secret = ApiToken.issue(request.user, request.team, form.cleaned_data["name"],
                                                **form.token_fields())
                 budget_form.save(token, by=request.user)
-            request.session[NEW_SECRET] = {"uuid": str(token.uuid), "secret": secret}
-            return redirect(reverse("account") + "#new-token")
+            if nonce:
+                made = dict(list(made.items())[-(NONCES_KEPT - 1):])
+                made[nonce] = str(token.uuid)
+                request.session[MADE_BY_NONCE] = made
+            return _page(request, new={"token": token, "secret": secret})
         return _page(request, form=form, budget_form=budget_form, status=400)
-    new = None
-    shown = request.session.pop(NEW_SECRET, None)
-    if isinstance(shown, dict):
-        token = ApiToken.objects.filter(user=request.user, uuid=shown.get("uuid")).first()
-        if token is not None:
-            new = {"token": token, "secret": shown.get("secret", "")}
-    return _page(request, new=new)
+    return _page(request)
 
 
 @require_POST

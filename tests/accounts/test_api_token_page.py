@@ -33,7 +33,7 @@ def test_a_new_token_shows_its_secret_once_then_only_its_last_four(client_in, te
     made = make(client_in, name="nightly build", expires="date", expires_on=day.isoformat(),
                 models=["kie/seedream-v4", "kawai/generations"], rate_per_minute="30",
                 **{"budget-amount": "2.5", "budget-counted_in": "kie", "budget-period": "week"})
-    assert made.status_code == 302 and "ipg_" not in made["Location"]
+    assert made.status_code == 200
     token = ApiToken.objects.get(user=user)
     assert (token.name, token.allowed_models, token.rate_per_minute) == (
         "nightly build", ["kie/seedream-v4", "kawai/generations"], 30)
@@ -42,7 +42,7 @@ def test_a_new_token_shows_its_secret_once_then_only_its_last_four(client_in, te
     assert (budget.amount, budget.unit, budget.provider, budget.period, budget.member) == (
         Decimal("2.5"), "kie_credit", "kie", "week", user)
 
-    first = client_in.get(made["Location"])
+    first = made
     page = first.content.decode()
     secret = page.split('id="new-token-secret" value="')[1].split('"')[0]
     assert secret.startswith("ipg_") and ApiToken.find(secret) == token and token.token_hash != secret
@@ -52,6 +52,23 @@ def test_a_new_token_shows_its_secret_once_then_only_its_last_four(client_in, te
 
     again = client_in.get(reverse("account")).content.decode()
     assert secret not in again and f"...{token.last4}" in again and "nightly build" in again
+    # The secret is stored nowhere: not in the session, not in any table.
+    from django.contrib.sessions.models import Session
+
+    assert not any(secret in str(s.get_decoded()) for s in Session.objects.all())
+
+
+def test_the_same_form_sent_twice_makes_one_token_and_does_not_show_the_secret_again(client_in, user):
+    page = client_in.get(reverse("account")).content.decode()
+    nonce = page.split('name="nonce" value="')[1].split('"')[0]
+    first = make(client_in, name="ci", expires="never", nonce=nonce)
+    secret = first.content.decode().split('id="new-token-secret" value="')[1].split('"')[0]
+    second = make(client_in, name="ci", expires="never", nonce=nonce)
+    body = second.content.decode()
+    assert second.status_code == 200 and ApiToken.objects.filter(user=user).count() == 1
+    assert secret not in body and "its secret was shown then" in body
+    other = make(client_in, name="ci 2", expires="never", nonce="another-render")
+    assert other.status_code == 200 and ApiToken.objects.filter(user=user).count() == 2
 
 
 def test_bad_input_is_refused_on_its_field_and_makes_no_token(client_in, team):
@@ -73,7 +90,7 @@ def test_bad_input_is_refused_on_its_field_and_makes_no_token(client_in, team):
         assert error in response.content.decode(), fields
     assert not ApiToken.objects.exists() and not Budget.objects.exists()
     # A client that sends no budget fields at all makes a token without one.
-    assert client_in.post(reverse("account"), {"name": "bare"}).status_code == 302
+    assert client_in.post(reverse("account"), {"name": "bare"}).status_code == 200
     assert ApiToken.objects.get().name == "bare" and not Budget.objects.exists()
 
 
