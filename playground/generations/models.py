@@ -105,6 +105,9 @@ class Generation(models.Model):
     # The recent median per model sets when its next jobs are first polled.
     pending_seen_at = models.DateTimeField(null=True, blank=True)
     provider_seconds = models.FloatField(null=True, blank=True)
+    # The provider's own estimate of this job's time, seconds after the
+    # submit (kvid's estimated_time): when it is first expected done.
+    estimated_seconds = models.FloatField(null=True, blank=True)
 
     class Meta:
         db_table = "core_generation"

@@ -233,7 +233,9 @@ class KvidAdapter(Adapter):
         raw_eta = data.get("estimated_time")
         seconds = parse_estimated_time(raw_eta)
         hint = f"estimated {_human(seconds)}" if seconds is not None else (f"estimated {raw_eta}"[:80] if raw_eta else "")
-        return Outcome("pending", job_id=str(job_id), hint=hint, raw=body)
+        if seconds is not None and not 0 < seconds < 24 * 3600:
+            seconds = None  # "0s" or a day: no estimate to poll by
+        return Outcome("pending", job_id=str(job_id), hint=hint, raw=body, expected_seconds=seconds)
 
     def _get(self, what: str, job_id: str) -> PreparedRequest:
         return PreparedRequest(

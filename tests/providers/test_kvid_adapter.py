@@ -2,6 +2,7 @@
 
 from decimal import Decimal
 import io
+import re
 import sqlite3
 import time
 
@@ -119,6 +120,7 @@ def test_it_runs_a_job_through_queued_processing_and_completed(kvid, sandbox):
     assert submitted.state == "pending"
     assert submitted.job_id.startswith("img_")
     assert submitted.hint.startswith("estimated ")
+    assert submitted.expected_seconds == float(re.search(r"\d+", submitted.hint).group())  # what the job waits for
     assert kvid.check(T2I, submitted.job_id).state == "pending"  # queued for the first third
     # No waiting: the job's clock is moved, to half-way, then to the end.
     started_earlier(sandbox, submitted.job_id, 0.5)
