@@ -253,3 +253,15 @@ def test_a_look_mid_way_does_not_halve_the_recorded_provider_time(team, user):
     gen.pending_seen_at = now - timedelta(seconds=6.2)
     assert jobs.provider_seconds(gen, Outcome("succeeded", image_urls=["x"])) == pytest.approx(9.7, abs=0.2)
 
+
+
+@pytest.mark.django_db
+def test_a_running_job_card_shows_the_providers_estimate(team, user, client_in):
+    gen = submitted_job(team, user, provider="kvid", model="text-to-image")
+    html = client_in.get(gen.get_absolute_url()).content.decode()
+    assert "the provider estimates" not in html  # no estimate: nothing made up
+    Generation.objects.filter(pk=gen.pk).update(estimated_seconds=90.0)
+    html = client_in.get(gen.get_absolute_url()).content.decode()
+    assert "the provider estimates 1 min 30 s" in html
+    Generation.objects.filter(pk=gen.pk).update(status=Generation.SUCCEEDED, finished_at=timezone.now())
+    assert "the provider estimates" not in client_in.get(gen.get_absolute_url()).content.decode()
