@@ -11,7 +11,7 @@ from PIL import Image
 import pytest
 
 from playground.providers.base import ImageInput, ProviderError
-from playground.providers.kvid import KvidAdapter, parse_estimated_time
+from playground.providers.kvid import KvidAdapter, parse_estimated_time, plausible
 
 from tests.helpers import finish_provider_jobs, start_sandbox
 
@@ -286,3 +286,8 @@ def test_it_falls_back_to_the_http_status_for_an_unknown_body(status, kind):
 ])
 def test_it_reads_estimated_time_leniently(text, seconds):
     assert parse_estimated_time(text) == seconds
+
+
+@pytest.mark.parametrize("text, seconds", [("10s", 10), ("0s", None), ("30 hours", None), ("soon", None)])
+def test_jobs_are_polled_only_by_a_plausible_estimate(text, seconds):
+    assert plausible(parse_estimated_time(text)) == seconds
