@@ -416,6 +416,12 @@ def single_job(team, user, provider: str, model: str, params: dict, timeout: flo
     if gen.finished_at and gen.status == Generation.SUCCEEDED:
         out["e2e"] = (gen.finished_at - gen.created_at).total_seconds()
         out["polling"] = (gen.finished_at - gen.submitted_at).total_seconds() if gen.submitted_at else None
+        if gen.submitted_at:
+            seen = (f", last seen generating at {(gen.pending_seen_at - gen.submitted_at).total_seconds():.2f} s"
+                    if gen.pending_seen_at else "")
+            out["timeline"] = (f"created -> submitted {(gen.submitted_at - gen.created_at).total_seconds():.2f} s; "
+                               f"after the submit{seen}, stored at {out['polling']:.2f} s; "
+                               f"provider time recorded {gen.provider_seconds}")
     return out
 
 
@@ -566,7 +572,19 @@ def main():
                     "it is migrated and filled)")
     ap.add_argument("--out", help="results file (default bench/results.json; quick: bench/results-quick.json)")
     ap.add_argument("--keep", action="store_true", help="keep the throw-away data directory")
+    ap.add_argument("--only", help="measure only these figures, comma-separated (short names: capacity, submit, "
+                    "kvid, kie, poll_cpu, polls, rss); the app's run still comes first when kie or rss is asked "
+                    "(the model's history, the RSS after N jobs). Default: all")
     args = ap.parse_args()
+    short = {"capacity": "capacity_ratio", "submit": "submit_wait_p95_s", "kvid": "kvid_e2e_ratio",
+             "kie": "kie_e2e_ratio_11s", "poll_cpu": "poll_cpu_vs_login", "polls": "polls_per_page",
+             "rss": "worker_rss_growth"}
+    wanted = set(TARGETS)
+    if args.only:
+        wanted = {short.get(name.strip(), name.strip()) for name in args.only.split(",") if name.strip()}
+        unknown = wanted - set(TARGETS)
+        if unknown:
+            ap.error(f"--only: unknown figure(s) {', '.join(sorted(unknown))}")
     n = args.jobs or (100 if args.quick else 1000)
     latency = args.latency or (3.0 if args.quick else 10.0)
     out = Path(args.out) if args.out else ROOT / "bench" / ("results-quick.json" if args.quick else "results.json")
@@ -601,6 +619,32 @@ def main():
     Membership.objects.create(team=team, user=user, role="owner")
 
     figures, notes = {}, {}
+    if wanted & {"poll_cpu_vs_login", "polls_per_page"}:
+        web_run(args, env, tmp, figures, notes)
+    run_app = bool(wanted & {"capacity_ratio", "submit_wait_p95_s", "worker_rss_growth", "kie_e2e_ratio_11s"})
+    run_script = "capacity_ratio" in wanted
+
+    sandbox, port = start_sandbox(tmp, latency, args.sandbox_workers, args.sandbox_threads)
+    workers = None
+    try:
+        root = f"http://127.0.0.1:{port}"
+        base_env = {**env, "DOWNLOAD_ALLOWED_PRIVATE_HOSTS": f"127.0.0.1:{port}"}
+        reference(f"{root}/lat/0", 4, 0.2, 4, tmp / "warm-up")  # the sandbox's imports, the render cache
+        if run_script:
+            script, script_cpu = script_run(args, root, n, latency, sandbox, tmp)
+        if run_app:
+            workers = app_figures(args, settings, team, user, n, latency, root, base_env, tmp, sandbox, figures, notes,
+                                  script if run_script else None, script_cpu if run_script else None)
+        if wanted & {"kvid_e2e_ratio", "kie_e2e_ratio_11s"}:
+            workers = single_figures(args, settings, team, user, root, base_env, tmp, figures, notes)
+    finally:
+        if workers is not None:
+            workers.stop()
+        stop(sandbox)
+    report(figures, notes, out, tmp, args)
+
+
+def web_run(args, env, tmp, figures, notes):
     web = web_figures(args.page_jobs, args.web_requests, env if args.browser else None, tmp)
     figures["poll_cpu_vs_login"] = web["poll_cpu_vs_login"]
     figures["polls_per_page"] = web["polls_per_page"]
@@ -612,84 +656,91 @@ def main():
           f"page with {args.page_jobs} running jobs polls {web['counted']:.1f}/s (hx-triggers)"
           + (f", {web['browser']:.1f}/s counted in chromium" if web["browser"] is not None else ""), flush=True)
 
-    sandbox, port = start_sandbox(tmp, latency, args.sandbox_workers, args.sandbox_threads)
-    workers = None
-    try:
-        root = f"http://127.0.0.1:{port}"
-        base_env = {**env, "DOWNLOAD_ALLOWED_PRIVATE_HOSTS": f"127.0.0.1:{port}"}
 
-        # 1. the reference script
-        reference(f"{root}/lat/0", 4, 0.2, 4, tmp / "warm-up")  # the sandbox's imports, the render cache
-        sb_cpu, script_cpu = tree_cpu_seconds(sandbox.pid), time.process_time()
-        script = reference(f"{root}/lat/{latency:g}", n, args.poll, args.script_concurrency, tmp / "script")
-        sb_cpu, script_cpu = tree_cpu_seconds(sandbox.pid) - sb_cpu, time.process_time() - script_cpu
-        print(f"script: {script['ok']}/{n} done in {script['elapsed']:.1f} s ({script['failed']} failed, "
-              f"{script['retries']} retried requests; submit p95 {script['submit_wait_p95']:.2f} s)", flush=True)
-        print(f"  CPU: script {script_cpu:.1f} s; sandbox {script['requests']} requests, {sb_cpu:.1f} s "
-              f"({sb_cpu / max(1, script['requests']) * 1000:.2f} ms a request, "
-              f"{script['requests'] / script['elapsed']:.0f} requests/s on average)", flush=True)
+def script_run(args, root, n, latency, sandbox, tmp):
+    """1. the reference script."""
+    sb_cpu, script_cpu = tree_cpu_seconds(sandbox.pid), time.process_time()
+    script = reference(f"{root}/lat/{latency:g}", n, args.poll, args.script_concurrency, tmp / "script")
+    sb_cpu, script_cpu = tree_cpu_seconds(sandbox.pid) - sb_cpu, time.process_time() - script_cpu
+    print(f"script: {script['ok']}/{n} done in {script['elapsed']:.1f} s ({script['failed']} failed, "
+          f"{script['retries']} retried requests; submit p95 {script['submit_wait_p95']:.2f} s)", flush=True)
+    print(f"  CPU: script {script_cpu:.1f} s; sandbox {script['requests']} requests, {sb_cpu:.1f} s "
+          f"({sb_cpu / max(1, script['requests']) * 1000:.2f} ms a request, "
+          f"{script['requests'] / script['elapsed']:.0f} requests/s on average)", flush=True)
+    return script, script_cpu
 
-        # 2. the app, its default worker processes
-        count = args.workers or settings.TASK_WORKERS
-        workers = Workers({**base_env, "SANDBOX_URL": f"{root}/lat/{latency:g}"}, count, tmp, "capacity")
-        t = time.perf_counter()
-        rss_start = workers.settle()
-        worker_cpu = sum(cpu_seconds(p.pid) for p in workers.procs)
-        print(f"  (workers started in {time.perf_counter() - t:.1f} s)", flush=True)
-        sb_cpu = tree_cpu_seconds(sandbox.pid)
-        app = app_run(team, user, n, args.timeout)
-        sb_cpu = tree_cpu_seconds(sandbox.pid) - sb_cpu
-        worker_cpu = sum(cpu_seconds(p.pid) for p in workers.procs) - worker_cpu
-        rss_end = workers.rss()
-        alive = workers.alive()
-        workers.stop()
-        workers = None
-        print(f"app: {app['ok']}/{n} done in {app['elapsed']:.1f} s with {count} workers ({app['failed']} failed "
-              f"{app['failed_kinds'] or ''}, {app['lost']} lost; creating took {app['create_s']:.1f} s; "
-              f"created -> submitted median {app['submit_wait_median']:.1f} s, p95 {app['submit_wait_p95']:.1f} s)",
-              flush=True)
-        print(f"  {app['tasks_per_job']:.2f} task rows per job ({app['failed_tasks']} failed task rows)", flush=True)
-        print(f"  CPU during the app's run: workers {worker_cpu:.1f} s in all ({worker_cpu / n * 1000:.0f} ms a job; "
-              f"the script: {script_cpu / n * 1000:.1f} ms a job), sandbox {sb_cpu:.1f} s", flush=True)
-        growth = [e / s for s, e in zip(rss_start, rss_end) if s and e]
-        print(f"worker RSS (MiB) at start {[round(r / 1024) for r in rss_start]}, after "
-              f"{[round(r / 1024) for r in rss_end]}{'' if alive else ' (a worker died)'}", flush=True)
+
+def app_figures(args, settings, team, user, n, latency, root, base_env, tmp, sandbox, figures, notes, script,
+                script_cpu):
+    """2. the app, its default worker processes (returns None: its workers are stopped)."""
+    count = args.workers or settings.TASK_WORKERS
+    workers = Workers({**base_env, "SANDBOX_URL": f"{root}/lat/{latency:g}"}, count, tmp, "capacity")
+    t = time.perf_counter()
+    rss_start = workers.settle()
+    worker_cpu = sum(cpu_seconds(p.pid) for p in workers.procs)
+    print(f"  (workers started in {time.perf_counter() - t:.1f} s)", flush=True)
+    sb_cpu = tree_cpu_seconds(sandbox.pid)
+    app = app_run(team, user, n, args.timeout)
+    sb_cpu = tree_cpu_seconds(sandbox.pid) - sb_cpu
+    worker_cpu = sum(cpu_seconds(p.pid) for p in workers.procs) - worker_cpu
+    rss_end = workers.rss()
+    alive = workers.alive()
+    workers.stop()
+    print(f"app: {app['ok']}/{n} done in {app['elapsed']:.1f} s with {count} workers ({app['failed']} failed "
+          f"{app['failed_kinds'] or ''}, {app['lost']} lost; creating took {app['create_s']:.1f} s; "
+          f"created -> submitted median {app['submit_wait_median']:.1f} s, p95 {app['submit_wait_p95']:.1f} s)",
+          flush=True)
+    print(f"  {app['tasks_per_job']:.2f} task rows per job ({app['failed_tasks']} failed task rows)", flush=True)
+    print(f"  CPU during the app's run: workers {worker_cpu:.1f} s in all ({worker_cpu / n * 1000:.0f} ms a job"
+          + (f"; the script: {script_cpu / n * 1000:.1f} ms a job" if script else "") + f"), sandbox {sb_cpu:.1f} s",
+          flush=True)
+    growth = [e / s for s, e in zip(rss_start, rss_end) if s and e]
+    print(f"worker RSS (MiB) at start {[round(r / 1024) for r in rss_start]}, after "
+          f"{[round(r / 1024) for r in rss_end]}{'' if alive else ' (a worker died)'}", flush=True)
+    if script:
         figures["capacity_ratio"] = app["elapsed"] / script["elapsed"]
-        figures["submit_wait_p95_s"] = app["submit_wait_p95"]
-        figures["worker_rss_growth"] = max(growth) if growth else float("nan")
         notes["capacity_ratio"] = (f"{app['elapsed']:.1f} s / {script['elapsed']:.1f} s, {n} jobs at {latency:g} s; "
                                    f"app {app['ok']} ok, {app['failed']} failed, {app['lost']} lost; CPU a job "
                                    f"{worker_cpu / n * 1000:.0f} / {script_cpu / n * 1000:.1f} ms")
-        notes["submit_wait_p95_s"] = f"{n} in flight; median {app['submit_wait_median']:.1f} s"
-        notes["worker_rss_growth"] = f"{count} workers, after {n} jobs"
+    figures["submit_wait_p95_s"] = app["submit_wait_p95"]
+    figures["worker_rss_growth"] = max(growth) if growth else float("nan")
+    notes["submit_wait_p95_s"] = f"{n} in flight; median {app['submit_wait_median']:.1f} s"
+    notes["worker_rss_growth"] = f"{count} workers, after {n} jobs"
+    return None
 
-        # 3. one kvid job and one KIE job at 11 s, on idle workers
-        workers = Workers({**base_env, "SANDBOX_URL": f"{root}/lat/{args.kie_latency:g}",
-                           "KVID_API_KEY": SANDBOX_KEY, "KVID_BASE_URL": f"{root}/lat/{args.kvid_latency:g}/kvid"},
-                          count, tmp, "single")
-        workers.settle()
-        kvid = single_job(team, user, "kvid", "text-to-image", {"prompt": f"{PROMPT} kvid"},
-                          args.kvid_latency * 5 + 60)
-        kie = single_job(team, user, "kie", "seedream-v4", {"prompt": f"{PROMPT} kie"}, args.kie_latency * 5 + 60)
-        for name, r, lat in (("kvid", kvid, args.kvid_latency), ("kie", kie, args.kie_latency)):
-            print(f"single {name} job at {lat:g} s: {r['status']}, created -> stored {r.get('e2e', float('nan')):.2f} s, "
-                  f"submitted -> stored {r.get('polling') or float('nan'):.2f} s {r['error'] or ''}", flush=True)
-        figures["kvid_e2e_ratio"] = kvid["e2e"] / args.kvid_latency if "e2e" in kvid else float("nan")
-        figures["kie_e2e_ratio_11s"] = kie["polling"] / args.kie_latency if kie.get("polling") else float("nan")
-        notes["kvid_e2e_ratio"] = f"{kvid.get('e2e', float('nan')):.2f} s at {args.kvid_latency:g} s latency"
-        notes["kie_e2e_ratio_11s"] = f"{kie.get('polling') or float('nan'):.2f} s at {args.kie_latency:g} s latency"
-    finally:
-        if workers is not None:
-            workers.stop()
-        stop(sandbox)
 
+def single_figures(args, settings, team, user, root, base_env, tmp, figures, notes):
+    """3. one kvid job and one KIE job at 11 s, on idle workers (returns the workers, still running)."""
+    count = args.workers or settings.TASK_WORKERS
+    workers = Workers({**base_env, "SANDBOX_URL": f"{root}/lat/{args.kie_latency:g}",
+                       "KVID_API_KEY": SANDBOX_KEY, "KVID_BASE_URL": f"{root}/lat/{args.kvid_latency:g}/kvid"},
+                      count, tmp, "single")
+    workers.settle()
+    kvid = single_job(team, user, "kvid", "text-to-image", {"prompt": f"{PROMPT} kvid"},
+                      args.kvid_latency * 5 + 60)
+    kie = single_job(team, user, "kie", "seedream-v4", {"prompt": f"{PROMPT} kie"}, args.kie_latency * 5 + 60)
+    for name, r, lat in (("kvid", kvid, args.kvid_latency), ("kie", kie, args.kie_latency)):
+        print(f"single {name} job at {lat:g} s: {r['status']}, created -> stored {r.get('e2e', float('nan')):.2f} s, "
+              f"submitted -> stored {r.get('polling') or float('nan'):.2f} s {r['error'] or ''}", flush=True)
+        if r.get("timeline"):
+            print(f"  {r['timeline']}", flush=True)
+    figures["kvid_e2e_ratio"] = kvid["e2e"] / args.kvid_latency if "e2e" in kvid else float("nan")
+    figures["kie_e2e_ratio_11s"] = kie["polling"] / args.kie_latency if kie.get("polling") else float("nan")
+    notes["kvid_e2e_ratio"] = f"{kvid.get('e2e', float('nan')):.2f} s at {args.kvid_latency:g} s latency"
+    notes["kie_e2e_ratio_11s"] = f"{kie.get('polling') or float('nan'):.2f} s at {args.kie_latency:g} s latency"
+    return workers
+
+
+def report(figures, notes, out, tmp, args):
     load = os.getloadavg()
     print(f"\nload average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} on {os.cpu_count()} CPUs"
           f"{' (other work on the machine: the times are noisy)' if load[1] > (os.cpu_count() or 1) * 0.75 else ''}")
     print(f"{'figure':<20} {'value':>9}  {'target':<8}  detail")
     for key in ("capacity_ratio", "submit_wait_p95_s", "kvid_e2e_ratio", "kie_e2e_ratio_11s", "poll_cpu_vs_login",
                 "polls_per_page", "worker_rss_growth"):
-        value = figures.get(key, float("nan"))
+        if key not in figures:
+            continue
+        value = figures[key]
         target, limit = TARGETS[key]
         mark = "ok" if value <= limit else "  "
         print(f"{key:<20} {value:>9.2f}  {target:<8}{mark:>3} {notes.get(key, '')}")

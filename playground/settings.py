@@ -352,14 +352,31 @@ PROVIDER_ENV = {
 POLL_SECONDS = env.float("POLL_SECONDS", default=None)
 # Adaptive polling: a job is first polled when its model usually finishes
 # (the median provider time of its last POLL_TIMING_SAMPLES successes, plus
-# POLL_TIMING_MARGIN of it, at least 0.5 s), then at the provider's cadence,
-# then, POLL_BACKOFF_AFTER cadences past that time, less and less often (up
-# to POLL_BACKOFF_MAX_SECONDS). Never sooner than the cadence (the floor).
+# POLL_TIMING_MARGIN of it, at least 0.5 s), then briefly at short intervals
+# (POLL_FAST_*, below), then at the provider's cadence, then,
+# POLL_BACKOFF_AFTER cadences past that time, less and less often (up to
+# POLL_BACKOFF_MAX_SECONDS). Never sooner than the cadence (the floor) but
+# for the budgeted short polls.
 POLL_TIMING_SAMPLES = env.int("POLL_TIMING_SAMPLES", default=25)
 POLL_TIMING_MARGIN = env.float("POLL_TIMING_MARGIN", default=0.05)
 POLL_TIMING_CACHE_SECONDS = env.float("POLL_TIMING_CACHE_SECONDS", default=0 if TESTING else 30)
 POLL_BACKOFF_AFTER = env.int("POLL_BACKOFF_AFTER", default=3)
 POLL_BACKOFF_MAX_SECONDS = env.float("POLL_BACKOFF_MAX_SECONDS", default=15.0)
+# A job the provider gave its own estimate for (kvid's estimated_time) is
+# expected done at the estimate plus POLL_ESTIMATE_MARGIN seconds, and asked
+# once before, at POLL_MIDWAY of that time, so its card shows the provider's
+# stage while it lasts.
+POLL_ESTIMATE_MARGIN = env.float("POLL_ESTIMATE_MARGIN", default=0.0)
+POLL_MIDWAY = env.float("POLL_MIDWAY", default=0.4)
+# Still generating at its expected time: asked every POLL_FAST_SECONDS for
+# POLL_FAST_WINDOW of that time (at least 3 such polls) before the cadence,
+# each short poll taking a slot of its key's budget, POLL_FAST_BUDGET per
+# POLL_FAST_BUDGET_SECONDS across all jobs and workers (KIE's docs poll
+# batches of 10-50 jobs every 5 s; 0 turns short polls off).
+POLL_FAST_SECONDS = env.float("POLL_FAST_SECONDS", default=1.0)
+POLL_FAST_WINDOW = env.float("POLL_FAST_WINDOW", default=0.3)
+POLL_FAST_BUDGET = env.int("POLL_FAST_BUDGET", default=10)
+POLL_FAST_BUDGET_SECONDS = env.float("POLL_FAST_BUDGET_SECONDS", default=5.0)
 # Signed input-image URLs given to providers stay valid this long.
 INPUT_URL_TTL_SECONDS = env.int("INPUT_URL_TTL_SECONDS", default=3600)
 UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_BYTES", default=20 * 1024 * 1024)

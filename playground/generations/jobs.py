@@ -311,12 +311,13 @@ def submit(gen: Generation) -> str:
     if outcome.image_bytes:
         outcome = stage_inline_images(gen, outcome)
     now = timezone.now()
-    gen.submitted_at = now
+    gen.submitted_at, gen.estimated_seconds = now, outcome.expected_seconds
     delay = poll_delay(gen, adapter)
     waiting = {} if outcome.finished else {"lease_until": None, "wait_reason": states.WAIT_POLLING}
     if gen.transition(
         Generation.SUBMITTING, via="accepted", provider_job_id=outcome.job_id or "",
-        submitted_at=now, phase="submitted" if not outcome.finished else "downloading",
+        submitted_at=now, estimated_seconds=outcome.expected_seconds,
+        phase="submitted" if not outcome.finished else "downloading",
         result_urls=outcome.image_urls if outcome.state == "succeeded" else [],
         credits_used=outcome.credits_used,  # as reported, kept for a resumed download
         due_at=now + timedelta(seconds=delay), attempts=0,
@@ -354,29 +355,69 @@ def rescue_after_lost_lease(gen: Generation, outcome: Outcome, now) -> bool:
 
 def poll_floor(adapter) -> float:
     """The provider's documented cadence (POLL_SECONDS overrides it): no
-    job of it is ever polled more often."""
+    job of it is polled more often, but for the few short polls its key's
+    budget allows just after a job's expected time (poll_delay)."""
     return settings.POLL_SECONDS if settings.POLL_SECONDS is not None else adapter.poll_seconds
 
 
 def poll_delay(gen: Generation, adapter) -> float:
-    """Seconds until the job's next status call. First when its model
-    usually finishes (expected_seconds after the submit), then at the
-    provider's cadence, then, POLL_BACKOFF_AFTER cadences past the usual
-    time, less and less often; never sooner than the cadence, and at least
-    POLL_BACKOFF_MAX_SECONDS apart once a job has run over 2 minutes."""
+    """Seconds until the job's next status call (issue 10: ask first when
+    the job is usually done, then briefly at short intervals, then back off;
+    never more often than the provider allows).
+
+    - When the job is expected done (expected_at: the provider's own
+      estimate for this job, else its model's recent median), not sooner
+      than the provider's cadence (poll_floor). A job the provider gave an
+      estimate for is asked once before, at POLL_MIDWAY of it, so that its
+      card shows the provider's stage ("generating") while it lasts.
+    - Still generating at that time: every POLL_FAST_SECONDS for
+      POLL_FAST_WINDOW of the expected time (at least 3 such polls), each
+      taking a slot of the key's short-poll budget (POLL_FAST_BUDGET per
+      POLL_FAST_BUDGET_SECONDS, held across all jobs and workers by
+      ratelimit); without a slot, at the cadence.
+    - Then at the cadence, and POLL_BACKOFF_AFTER cadences past the expected
+      time less and less often, up to POLL_BACKOFF_MAX_SECONDS (at least
+      that once a job has run over 2 minutes)."""
     floor = poll_floor(adapter)
     started = gen.submitted_at or gen.created_at
     elapsed = max(0.0, (timezone.now() - started).total_seconds()) if started else 0.0
-    expected = expected_seconds(gen.provider, gen.model)
-    if expected is not None and gen.pending_seen_at is None:
-        return max(floor, expected - elapsed)  # not asked yet: when it is usually done
+    expected = expected_at(gen)
+    if expected is not None and elapsed < expected:
+        midway = expected * settings.POLL_MIDWAY
+        if gen.estimated_seconds and gen.pending_seen_at is None and midway >= floor and elapsed < midway:
+            return max(floor, midway - elapsed)  # a look mid-way: the provider's stage on the card
+        return max(floor, expected - elapsed)  # when it is usually done
     late = elapsed - (expected or 0.0)
+    if expected is not None and gen.pending_seen_at is not None and settings.POLL_FAST_SECONDS < floor \
+            and late < max(expected * settings.POLL_FAST_WINDOW, 3 * settings.POLL_FAST_SECONDS) \
+            and fast_poll_slot(gen, adapter):
+        return settings.POLL_FAST_SECONDS  # just missed: briefly at short intervals
     delay = floor
     if late > settings.POLL_BACKOFF_AFTER * floor:
         delay = max(floor, min(settings.POLL_BACKOFF_MAX_SECONDS, late / settings.POLL_BACKOFF_AFTER))
     if elapsed > 120:
         delay = max(delay, settings.POLL_BACKOFF_MAX_SECONDS)
     return delay
+
+
+def fast_poll_slot(gen: Generation, adapter) -> bool:
+    """Take a slot of the key's short-interval poll budget (shared by all
+    its jobs, in every worker process), or say there is none now."""
+    limits = ((settings.POLL_FAST_BUDGET, settings.POLL_FAST_BUDGET_SECONDS),)
+    if settings.POLL_FAST_BUDGET <= 0:
+        return False
+    key = ratelimit.bucket_id(gen.provider, str(getattr(adapter, "base_url", "") or ""),
+                              str(getattr(adapter, "_api_key", "") or ""))
+    return ratelimit.acquire(f"fastpoll:{key}"[:64], limits) is None
+
+
+def expected_at(gen: Generation) -> float | None:
+    """Seconds after the submit when the job is expected done: the
+    provider's own estimate for it (plus POLL_ESTIMATE_MARGIN), else its
+    model's recent median (expected_seconds), else None."""
+    if gen.estimated_seconds:
+        return gen.estimated_seconds + settings.POLL_ESTIMATE_MARGIN
+    return expected_seconds(gen.provider, gen.model)
 
 
 # (provider, model) -> (monotonic expiry, seconds or None), per process.
@@ -414,11 +455,16 @@ def provider_seconds(gen: Generation, outcome: Outcome) -> float | None:
     if not gen.submitted_at:
         return None
     upper = (timezone.now() - gen.submitted_at).total_seconds()
+    lower = 0.0
     if gen.pending_seen_at and gen.pending_seen_at > gen.submitted_at:
-        return ((gen.pending_seen_at - gen.submitted_at).total_seconds() + upper) / 2
-    # Done at the first ask, made at the usual time plus a margin: record it
-    # without the margin, or the median would creep up by it job after job.
-    return max(0.0, upper - max(0.5, upper * settings.POLL_TIMING_MARGIN))
+        lower = (gen.pending_seen_at - gen.submitted_at).total_seconds()
+    expected = expected_at(gen)
+    if lower and (expected is None or lower >= expected):
+        return (lower + upper) / 2
+    # Done at the first ask at the usual time plus a margin (a look mid-way
+    # before it says little): record it without the margin, or the median
+    # would creep up by it job after job.
+    return max(lower, upper - max(0.5, upper * settings.POLL_TIMING_MARGIN))
 
 
 def reported_seconds(raw) -> float | None:

@@ -413,6 +413,9 @@ class Outcome:
     error: ProviderError | None = None
     hint: str = ""  # e.g. "estimated 10s"
     raw: Any = None
+    # The provider's own estimate of this job's time, in seconds after the
+    # submit (kvid's estimated_time); the job layer polls by it.
+    expected_seconds: float | None = None
 
     @property
     def finished(self) -> bool:

@@ -192,6 +192,11 @@ def parse_estimated_time(value) -> float | None:
     return total if found else None
 
 
+def plausible(seconds: float | None) -> float | None:
+    """An estimate to poll by: none for "0s" or a day and more."""
+    return seconds if seconds is not None and 0 < seconds < 24 * 3600 else None
+
+
 def _human(seconds: float) -> str:
     seconds = round(seconds)
     if seconds < 60:
@@ -233,7 +238,7 @@ class KvidAdapter(Adapter):
         raw_eta = data.get("estimated_time")
         seconds = parse_estimated_time(raw_eta)
         hint = f"estimated {_human(seconds)}" if seconds is not None else (f"estimated {raw_eta}"[:80] if raw_eta else "")
-        return Outcome("pending", job_id=str(job_id), hint=hint, raw=body)
+        return Outcome("pending", job_id=str(job_id), hint=hint, raw=body, expected_seconds=plausible(seconds))
 
     def _get(self, what: str, job_id: str) -> PreparedRequest:
         return PreparedRequest(

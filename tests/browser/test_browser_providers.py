@@ -195,7 +195,8 @@ def test_it_follows_an_async_job_through_its_stages_and_shows_every_image(page, 
     statuses = [s.split(":")[0] for s in seen]
     assert seen[0] == "queued: queued" and seen[-1] == "succeeded: done", seen
     assert statuses == sorted(statuses, key=order.index), f"stages went backwards: {seen}"
-    assert "running: generating" in seen, seen  # the provider's "processing" is shown while it lasts
+    # the provider's "processing" is shown while it lasts, with kvid's own estimate ("4s")
+    assert "running: generating | the provider estimates 4 s" in seen, seen
     thumbs = card.locator(".thumbs img")
     assert thumbs.nth(0).get_attribute("src") != thumbs.nth(1).get_attribute("src")
     shot(page, "kvid-two-images")

@@ -19,12 +19,12 @@ from tests.helpers import run_tasks
 KIE_CADENCE = KieAdapter.poll_seconds  # 5 s, documented
 
 
-def finished_before(team, user, seconds, model="seedream-v4", n=5):
+def finished_before(team, user, seconds, model="seedream-v4", n=5, provider="kie"):
     """n earlier successes of the model, the provider having taken these times."""
     seconds = seconds if isinstance(seconds, list) else [seconds] * n
     now = timezone.now()
     for i, s in enumerate(seconds):
-        g = factories.job(team, user, "kie", model, prompt=f"an orchard in spring {i}")
+        g = factories.job(team, user, provider, model, prompt=f"an orchard in spring {i}")
         Generation.objects.filter(pk=g.pk).update(
             status=Generation.SUCCEEDED, submitted_at=now - timedelta(minutes=10),
             finished_at=now - timedelta(minutes=5, seconds=i), provider_seconds=s)
@@ -74,8 +74,9 @@ def test_a_fast_model_is_never_polled_before_the_cadence(team, user, cadence):
 
 
 @pytest.mark.django_db
-def test_after_a_miss_it_polls_at_the_cadence_then_backs_off_within_bounds(team, user, cadence, settings):
-    finished_before(team, user, 11.0)
+def test_after_a_miss_it_polls_briefly_at_short_intervals_then_the_cadence_then_backs_off(team, user, cadence,
+                                                                                      settings):
+    finished_before(team, user, 11.0)  # expected done at 11.55 s
     gen = submitted_job(team, user)
     gen.pending_seen_at = timezone.now()  # asked once: still generating
 
@@ -83,12 +84,48 @@ def test_after_a_miss_it_polls_at_the_cadence_then_backs_off_within_bounds(team,
         gen.submitted_at = timezone.now() - timedelta(seconds=elapsed)
         return jobs.poll_delay(gen, KieAdapter)
 
-    assert delay_at(12) == pytest.approx(KIE_CADENCE)  # just missed: the cadence
+    assert delay_at(12) == pytest.approx(settings.POLL_FAST_SECONDS)  # just missed: again in 1 s
+    assert delay_at(14) == pytest.approx(settings.POLL_FAST_SECONDS)  # ...briefly (30 % of 11.55 s)
+    assert delay_at(16) == pytest.approx(KIE_CADENCE)  # then the provider's cadence
     assert delay_at(25) == pytest.approx(KIE_CADENCE)
     later = [delay_at(s) for s in (40, 60, 90, 119, 300, 3000)]
     assert later == sorted(later)  # less and less often...
     assert all(KIE_CADENCE <= d <= settings.POLL_BACKOFF_MAX_SECONDS for d in later)  # ...within bounds
     assert later[-1] == settings.POLL_BACKOFF_MAX_SECONDS
+
+
+@pytest.mark.django_db
+def test_an_early_answer_waits_for_the_usual_time_not_the_cadence(team, user, cadence):
+    """A status call before the usual time (a callback's nudge, a retry)
+    found it generating: the next one is still at the usual time."""
+    finished_before(team, user, 20.0)
+    gen = submitted_job(team, user)
+    gen.submitted_at = timezone.now() - timedelta(seconds=6)
+    gen.pending_seen_at = timezone.now()
+    assert 14.5 < jobs.poll_delay(gen, KieAdapter) <= 15.5  # at 21 s, not 5 s later
+
+
+@pytest.mark.django_db
+def test_short_polls_are_held_to_each_keys_budget_across_all_its_jobs(team, user, cadence, settings):
+    """Many jobs that just missed their time cannot together poll a key
+    faster than its budget: past it they wait for the cadence; another key
+    has its own budget."""
+    settings.POLL_FAST_BUDGET, settings.POLL_FAST_BUDGET_SECONDS = 3, 5.0
+    finished_before(team, user, 10.0)
+    one = KieAdapter(base_url="https://api.kie.ai", api_key="key-one")
+    two = KieAdapter(base_url="https://api.kie.ai", api_key="key-two")
+
+    def just_missed():
+        gen = submitted_job(team, user)
+        gen.submitted_at = timezone.now() - timedelta(seconds=11)
+        gen.pending_seen_at = timezone.now()
+        return gen
+
+    delays = [jobs.poll_delay(just_missed(), one) for _ in range(5)]
+    assert delays == [settings.POLL_FAST_SECONDS] * 3 + [KIE_CADENCE] * 2
+    assert jobs.poll_delay(just_missed(), two) == settings.POLL_FAST_SECONDS
+    settings.POLL_FAST_BUDGET = 0  # short polls off
+    assert jobs.poll_delay(just_missed(), two) == KIE_CADENCE
 
 
 @pytest.mark.django_db
@@ -145,3 +182,86 @@ def test_without_reported_times_a_first_ask_hit_does_not_creep_the_median_up(tea
     gen = submitted_job(team, user)
     gen.submitted_at = timezone.now() - timedelta(seconds=10.5)  # asked at median 10 + 0.5 margin: done
     assert jobs.provider_seconds(gen, Outcome("succeeded", image_urls=["x"])) == pytest.approx(10.0, abs=0.2)
+
+
+@pytest.mark.django_db
+def test_a_job_with_the_providers_estimate_is_looked_at_mid_way_then_at_the_estimate(team, user, cadence):
+    """kvid says when this job should be done (estimated_time): one look
+    mid-way (its card shows the provider's stage), then at the estimate,
+    even when the model's history says otherwise."""
+    from playground.providers.kvid import KvidAdapter
+
+    finished_before(team, user, 30.0, model="text-to-image", provider="kvid")
+    gen = submitted_job(team, user, provider="kvid", model="text-to-image")
+    gen.estimated_seconds = 10.0
+    assert jobs.poll_delay(gen, KvidAdapter) == pytest.approx(4.0, abs=0.1)  # mid-way
+    gen.submitted_at = timezone.now() - timedelta(seconds=4)
+    gen.pending_seen_at = timezone.now()
+    assert jobs.poll_delay(gen, KvidAdapter) == pytest.approx(6.0, abs=0.1)  # at the estimate
+    gen.estimated_seconds = 5.0  # mid-way would come before kvid's 3 s cadence: no look mid-way
+    gen.submitted_at, gen.pending_seen_at = timezone.now(), None
+    assert jobs.poll_delay(gen, KvidAdapter) == pytest.approx(5.0, abs=0.1)
+
+
+@pytest.mark.django_db
+def test_a_kvid_job_is_polled_mid_way_showing_its_stage_then_at_kvids_estimate(team, user, settings, tmp_path):
+    """Against the sandbox (estimated_time "8s" at 8 s latency): the submit
+    schedules a look at 40 % of it; there the provider is processing and the
+    job shows "generating"; the next call is at the estimate, and the job
+    is done then."""
+    from tests.generations.test_worker_order import run_one_task
+    from tests.helpers import start_sandbox, use_sandbox
+
+    sb = start_sandbox(tmp_path, latency=8.0)
+    try:
+        use_sandbox(settings, sb)
+        settings.POLL_SECONDS = None
+        gen = factories.job(team, user, "kvid", "text-to-image", prompt="a windmill by a canal")
+        run_one_task()  # the submit
+        gen.refresh_from_db()
+        assert gen.status == Generation.RUNNING and gen.estimated_seconds == 8.0
+        assert (gen.due_at - gen.submitted_at).total_seconds() == pytest.approx(3.2, abs=0.05)
+
+        sb.started_earlier(3.2)  # the provider's clock at the look mid-way
+        Generation.objects.filter(pk=gen.pk).update(due_at=timezone.now())
+        DBTaskResult.objects.filter(status="READY").update(run_after=timezone.now())
+        run_one_task()
+        gen.refresh_from_db()
+        assert gen.status == Generation.RUNNING and gen.phase == "generating"
+        assert (gen.due_at - gen.submitted_at).total_seconds() == pytest.approx(8.0, abs=0.3)
+
+        sb.started_earlier(4.8)  # ...and at the estimate: done at the first call
+        Generation.objects.filter(pk=gen.pk).update(due_at=timezone.now())
+        DBTaskResult.objects.filter(status="READY").update(run_after=timezone.now())
+        run_one_task()
+        gen.refresh_from_db()
+        assert gen.status == Generation.SUCCEEDED and gen.images.count() == 1
+    finally:
+        sb.stop()
+
+
+@pytest.mark.django_db
+def test_a_look_mid_way_does_not_halve_the_recorded_provider_time(team, user):
+    """Generating at 4 s (the look mid-way), done at the call at its 10 s
+    estimate: the provider took about 10 s, not the middle of 4 and 10."""
+    from playground.providers.base import Outcome
+
+    gen = submitted_job(team, user, provider="kvid", model="text-to-image")
+    now = timezone.now()
+    gen.estimated_seconds = 10.0
+    gen.submitted_at = now - timedelta(seconds=10.2)
+    gen.pending_seen_at = now - timedelta(seconds=6.2)
+    assert jobs.provider_seconds(gen, Outcome("succeeded", image_urls=["x"])) == pytest.approx(9.7, abs=0.2)
+
+
+
+@pytest.mark.django_db
+def test_a_running_job_card_shows_the_providers_estimate(team, user, client_in):
+    gen = submitted_job(team, user, provider="kvid", model="text-to-image")
+    html = client_in.get(gen.get_absolute_url()).content.decode()
+    assert "the provider estimates" not in html  # no estimate: nothing made up
+    Generation.objects.filter(pk=gen.pk).update(estimated_seconds=90.0)
+    html = client_in.get(gen.get_absolute_url()).content.decode()
+    assert "the provider estimates 1 min 30 s" in html
+    Generation.objects.filter(pk=gen.pk).update(status=Generation.SUCCEEDED, finished_at=timezone.now())
+    assert "the provider estimates" not in client_in.get(gen.get_absolute_url()).content.decode()

@@ -2,6 +2,7 @@
 
 from decimal import Decimal
 import io
+import re
 import sqlite3
 import time
 
@@ -10,7 +11,7 @@ from PIL import Image
 import pytest
 
 from playground.providers.base import ImageInput, ProviderError
-from playground.providers.kvid import KvidAdapter, parse_estimated_time
+from playground.providers.kvid import KvidAdapter, parse_estimated_time, plausible
 
 from tests.helpers import finish_provider_jobs, start_sandbox
 
@@ -119,6 +120,7 @@ def test_it_runs_a_job_through_queued_processing_and_completed(kvid, sandbox):
     assert submitted.state == "pending"
     assert submitted.job_id.startswith("img_")
     assert submitted.hint.startswith("estimated ")
+    assert submitted.expected_seconds == float(re.search(r"\d+", submitted.hint).group())  # what the job waits for
     assert kvid.check(T2I, submitted.job_id).state == "pending"  # queued for the first third
     # No waiting: the job's clock is moved, to half-way, then to the end.
     started_earlier(sandbox, submitted.job_id, 0.5)
@@ -284,3 +286,8 @@ def test_it_falls_back_to_the_http_status_for_an_unknown_body(status, kind):
 ])
 def test_it_reads_estimated_time_leniently(text, seconds):
     assert parse_estimated_time(text) == seconds
+
+
+@pytest.mark.parametrize("text, seconds", [("10s", 10), ("0s", None), ("30 hours", None), ("soon", None)])
+def test_jobs_are_polled_only_by_a_plausible_estimate(text, seconds):
+    assert plausible(parse_estimated_time(text)) == seconds

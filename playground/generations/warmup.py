@@ -1,0 +1,60 @@
+"""A task worker loads what its jobs use before it takes its first one.
+
+Measured (bench/throughput.py, issue 10's worker_rss_growth): a worker's
+RSS grew by ~9 MiB (1.13-1.14x) with its first job and then stayed flat
+(the same after 3, 100 and 300 jobs). That was not a leak but lazy loading
+on the first job: the job pipeline's modules (~4 MiB), Pillow's format
+plugins (~3.5 MiB), the adapters and their HTTP clients' SSL contexts.
+Loading them at start, as Celery imports its task modules when a worker
+starts, makes the first job as cheap as the rest (no import pause inside a
+job's lease) and leaves the worker's RSS a measure of real growth.
+"""
+
+from __future__ import annotations
+
+import sys
+
+# Management commands that run task workers (django-tasks-db, django-tasks-rq).
+WORKER_COMMANDS = ("db_worker", "rqworker")
+
+
+def is_task_worker(argv: list[str] | None = None) -> bool:
+    argv = sys.argv if argv is None else argv
+    return len(argv) > 1 and argv[1] in WORKER_COMMANDS
+
+
+def warm_up() -> None:
+    from PIL import Image
+
+    from playground.lib import egress
+    from playground.providers import registry
+    from playground.providers.base import process_client
+
+    from . import jobs, tasks  # noqa: F401  (what every task runs)
+
+    Image.init()  # every format plugin, as the first decode of an unusual file would
+    egress.ssl_context()  # the download clients' one SSL context
+    for cls in registry.adapter_classes().values():
+        process_client(cls)  # each adapter's one client in this process
+    return_big_blocks()
+
+
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameters (malloc.h)
+MMAP_THRESHOLD = 256 * 1024
+
+
+def return_big_blocks() -> bool:
+    """glibc only: keep big allocations (an image's pixel buffers, a
+    download's bytes) in their own mappings, returned to the system when
+    freed. By default glibc raises its mmap threshold to the size of each
+    big block freed, so the next ones come from the heap, whose freed pages
+    a process keeps: a worker's RSS then grows with its first few images by
+    several MiB, differently in each worker."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+    except (OSError, AttributeError):  # not glibc: its own allocator's policy stands
+        return False
