@@ -2,7 +2,7 @@
 `model`). Owners only; other members are sent back as on every owner page."""
 
 from django.contrib import messages
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
@@ -21,7 +21,8 @@ def aliases(request):
         alias.target = request.POST.get("target", "").strip()[:101]
         try:
             alias.full_clean(exclude=["team", "created_by"])
-            alias.save()
+            with transaction.atomic():
+                alias.save()
         except IntegrityError:
             errors = {"name": ["Your team already has an alias with this name."]}
         except Exception as e:  # ValidationError: shown on its field
