@@ -3,9 +3,10 @@ uvicorn's worker). Pages are Django's sync views as before; the API's image
 endpoints are coroutines that wait for the task workers without a thread.
 
 Django gives every ASGI request a thread of its own for its sync parts
-(middleware, signals, ORM calls), kept until the response is sent: a request
+(middleware, signals, ORM calls), kept until the response is sent, and a
+sync-only middleware blocks that thread until the view returns: a request
 that waits two minutes would hold one the whole time. The waiting API
-requests instead share API_THREADS single-thread executors (asgiref's
+requests instead run only the async-capable middleware (WaitingHandler) and share API_THREADS single-thread executors (asgiref's
 ThreadSensitiveContext with an executor; each request stays on one of them,
 so its database connection stays on one thread), picked by fewest requests
 in flight. Waiting itself is asyncio.sleep: 1,000 requests waiting in one
@@ -16,6 +17,7 @@ import os
 import warnings
 
 from django.core.asgi import get_asgi_application
+from django.core.handlers.asgi import ASGIHandler
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "playground.settings")
 django_app = get_asgi_application()
@@ -48,18 +50,38 @@ class _Pool:
         self.in_flight[i] -= 1
 
 
+class WaitingHandler(ASGIHandler):
+    """Django's ASGI handler for the waiting endpoints, with only the
+    async-capable middleware of settings.MIDDLEWARE: a sync-only one
+    (whitenoise's, the current-team middleware) makes Django run the rest of
+    the chain, the view included, under async_to_sync on a thread that is
+    then held for the whole request. None of them matters to the API (no
+    static files, no session: a bearer token)."""
+
+    def load_middleware(self, is_async=False):
+        from django.utils.module_loading import import_string
+
+        saved = settings.MIDDLEWARE
+        settings.MIDDLEWARE = [m for m in saved if getattr(import_string(m), "async_capable", False)]
+        try:
+            super().load_middleware(is_async)
+        finally:
+            settings.MIDDLEWARE = saved
+
+
 _pool = None
+_waiting_app = None
 
 
 async def application(scope, receive, send):
-    global _pool
+    global _pool, _waiting_app
     if scope["type"] == "http" and scope.get("path", "").rstrip("/") in WAITING_PATHS:
         if _pool is None:  # made in the worker process, after any fork
-            _pool = _Pool(max(1, settings.API_THREADS))
+            _pool, _waiting_app = _Pool(max(1, settings.API_THREADS)), WaitingHandler()
         i = _pool.take()
         try:
             async with ThreadSensitiveContext(executor=_pool.executors[i]):
-                await django_app.handle(scope, receive, send)
+                await _waiting_app.handle(scope, receive, send)
         finally:
             _pool.give_back(i)
         return
