@@ -53,17 +53,18 @@ def secret(user, team):
 
 
 @pytest.fixture
-def client_for(app):
+def client_for(asgi_server):
     """An openai.OpenAI client against the app, for a token's secret (no retries:
-    the tests look at each answer)."""
+    the tests look at each answer). Jobs run only with the `app` fixture."""
     import openai
 
     def make(secret: str, **kwargs):
-        return openai.OpenAI(base_url=f"{app}/v1", api_key=secret, max_retries=0, timeout=60, **kwargs)
+        return openai.OpenAI(base_url=f"{asgi_server}/v1", api_key=secret, max_retries=0, timeout=60, **kwargs)
 
     return make
 
 
 @pytest.fixture
-def oai(client_for, secret):
+def oai(app, client_for, secret):
+    """alice's client, with jobs running (the app fixture)."""
     return client_for(secret)

@@ -173,7 +173,7 @@ def test_an_upload_that_is_not_an_image_is_refused(oai):
     assert Generation.objects.count() == 0
 
 
-def test_models_lists_what_the_token_may_use_with_aliases(client_for, oai, user, team):
+def test_models_lists_what_the_token_may_use_with_aliases(app, client_for, oai, user, team):
     from playground.api.models import ModelAlias
 
     ModelAlias.objects.create(team=team, name="fast", target="kie/seedream-v4")
@@ -228,3 +228,28 @@ def test_a_failed_job_answers_with_the_providers_error(oai):
     gen = Generation.objects.get()
     assert str(gen.uuid) in error_of(e)["message"]
     assert set(Entry.objects.filter(generation=gen).values_list("kind", flat=True)) == {Entry.RESERVE, Entry.RELEASE}
+
+
+def test_waiting_requests_hold_no_thread(asgi_server, sandbox, client_for, secret, settings):
+    """More requests wait at once than there are API threads: none queues
+    behind another (no worker runs, so all of them wait the whole time)."""
+    from concurrent.futures import ThreadPoolExecutor
+    import time
+
+    settings.API_THREADS = 2  # the pool is made on the server's first waiting request
+    settings.API_WAIT_SECONDS = 1.5
+    c = client_for(secret)
+
+    def ask(i):
+        try:
+            c.images.generate(model="kvid/text-to-image", prompt=f"{PROMPT} {i}")
+        except openai.APIStatusError as e:
+            return e.status_code
+
+    t = time.monotonic()
+    with ThreadPoolExecutor(12) as pool:
+        statuses = list(pool.map(ask, range(12)))
+    elapsed = time.monotonic() - t
+    assert statuses == [504] * 12 and Generation.objects.count() == 12
+    # Held one at a time per thread, 12 requests would take 6 rounds of 1.5 s.
+    assert elapsed < 6, elapsed
