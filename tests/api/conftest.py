@@ -14,12 +14,15 @@ from playground.accounts.models import ApiToken
 
 
 @pytest.fixture
-def asgi_server(transactional_db, settings):
+def asgi_server(transactional_db, settings, monkeypatch):
     """playground.asgi served by uvicorn on a free port; the SQLite test
     database is a file, so the server, the worker and the test see the same rows."""
     import uvicorn
 
+    from playground import asgi
     from playground.asgi import application
+
+    monkeypatch.setattr(asgi, "_pool", None)  # made again from this test's settings (API_THREADS)
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
