@@ -43,7 +43,11 @@ log = logging.getLogger("playground.api")
 
 IMAGE_SALT = "api-image"
 # A failed job's error kind -> HTTP status (the rest: 500).
-FAILURE_STATUS = {"validation": 400, "content_blocked": 400, "unavailable": 503, "timeout": 504}
+FAILURE_STATUS = {"validation": 400, "content_blocked": 400, "unavailable": 503}
+# A finished job's failure already went through the job's own retries, and a
+# client's retry of the POST would make (and charge) new jobs: the openai
+# client honours this header.
+NO_RETRY = {"x-should-retry": "false"}
 # Polling the job rows while waiting: first after this many seconds, then
 # 1.5 times longer each time, at most POLL_MAX.
 POLL_FIRST, POLL_MAX = 0.25, 1.0
@@ -162,7 +166,7 @@ def _start(request, endpoint: str) -> tuple[int, list[int]]:
     except BudgetExceeded as e:
         # OpenAI's answer when a quota is used up (not retried by its client).
         raise ApiError(429, e.message, type="insufficient_quota", code="insufficient_quota",
-                       headers={"x-should-retry": "false"}) from None
+                       headers=NO_RETRY) from None
     except ProviderError as e:
         param = plan.origin.get(e.field, e.field) if e.field else None
         raise invalid(e.message, param, "invalid_value") from None
@@ -173,8 +177,7 @@ def _answer(request, req_pk: int, *, waited_out: bool):
     req = ApiRequest.objects.select_related("team").get(pk=req_pk)
     gens = _generations_of(req)
     if waited_out and any(g.is_active for g in gens):
-        raise ApiError(504, _still_running(request, gens), type="server_error", code="timeout",
-                       headers={"x-should-retry": "false"})
+        raise ApiError(504, _still_running(request, gens), type="server_error", code="timeout", headers=NO_RETRY)
     return _result(request, gens, req.response_format)
 
 
@@ -208,13 +211,13 @@ def _result(request, gens, response_format: str):
 def _failure(request, gen) -> ApiError:
     where = f"(job {gen.uuid}: {request.build_absolute_uri(gen.get_absolute_url())})"
     if gen.status == Generation.CANCELED:
-        return ApiError(500, f"The job was canceled in the playground {where}.", code="canceled")
+        return ApiError(500, f"The job was canceled in the playground {where}.", code="canceled", headers=NO_RETRY)
     message = f"{gen.error_message or 'The generation failed.'} {gen.error_hint} {where}".replace("  ", " ")
     status = FAILURE_STATUS.get(gen.error_kind, 500)
     if gen.error_kind == "content_blocked":
         return ApiError(400, message, code="content_policy_violation")
     return ApiError(status, message, param=(gen.error_field or None) if status == 400 else None,
-                    code=gen.error_code or gen.error_kind or "generation_failed")
+                    code=gen.error_code or gen.error_kind or "generation_failed", headers=NO_RETRY)
 
 
 def _b64(img: GenerationImage) -> str:

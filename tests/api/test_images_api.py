@@ -253,3 +253,14 @@ def test_waiting_requests_hold_no_thread(asgi_server, sandbox, client_for, secre
     assert statuses == [504] * 12 and Generation.objects.count() == 12
     # Held one at a time per thread, 12 requests would take 6 rounds of 1.5 s.
     assert elapsed < 6, elapsed
+
+
+def test_a_job_that_fails_at_the_provider_is_a_500_the_client_does_not_resend(app, client_for, secret):
+    """The openai client retries 5xx by default; a resent POST would make
+    (and charge) a new job, so the failure says not to."""
+    c = client_for(secret).with_options(max_retries=2)
+    with pytest.raises(openai.InternalServerError) as e:
+        c.images.generate(model="kvid/text-to-image", prompt="a harbour [fail]")
+    assert e.value.status_code == 500 and e.value.response.headers["x-should-retry"] == "false"
+    gen = Generation.objects.get()  # sent once
+    assert gen.status == Generation.FAILED and str(gen.uuid) in error_of(e)["message"]
