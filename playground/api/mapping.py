@@ -91,7 +91,8 @@ def plan(resolved: Resolved, endpoint: str, fields: dict, uploads: dict) -> Plan
     present = {**params, **{name: "(upload)" for name in images}}
     _fill_show_if(spec, present, set(origin) | set(images))
     params = {k: v for k, v in present.items() if k not in images}
-    for name, source in {**origin, **{k: k for k in images}}.items():
+    sources = {**origin, **{k: k for k in images}}
+    for name, source in ((p.name, sources[p.name]) for p in spec.params if p.name in sources):
         if not spec.param(name).applies(present):
             needs = ", ".join(f"{k}={'/'.join(map(str, v))}" for k, v in spec.param(name).show_if.items())
             raise invalid(f"`{source}` cannot be used here: {resolved.id} takes it only with {needs}.",
@@ -264,8 +265,7 @@ def _fill_show_if(spec: ModelSpec, values: dict, given: set) -> None:
     changed = True
     while changed:
         changed = False
-        for name in list(given):
-            p = spec.param(name)
+        for p in [p for p in spec.params if p.name in given]:  # declared order: the same answer every time
             for dep, allowed in (p.show_if or {}).items():
                 if dep not in values:
                     values[dep] = allowed[0]

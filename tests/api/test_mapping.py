@@ -43,7 +43,8 @@ def test_sizes_become_each_models_own_size_fields():
     ("kie", "flux-kontext", {"prompt": "x", "size": "1792x1024"}, "size"),  # 7:4 is not offered
     ("kie", "gpt4o-image", {"prompt": "x", "n": 3}, "n"),  # its own count takes 1, 2 or 4
     ("kvid", "text-to-image", {"prompt": "x", "output_format": "webp"}, "output_format"),
-    ("kvid", "text-to-image", {"prompt": "x", "size": "1024x1024", "aspect_ratio": "16:9"}, "aspect_ratio"),
+    # an aspect ratio of its own (declared first) leaves no room for a WIDTHxHEIGHT
+    ("kvid", "text-to-image", {"prompt": "x", "size": "1024x1024", "aspect_ratio": "16:9"}, "size"),
     ("kawai", "variations", {"prompt": "x"}, "prompt"),
     ("kvid", "image-to-image", {"prompt": "x"}, "model"),  # needs an image: the edits endpoint
     ("kwiki", "generate", {"prompt": "x", "provider_params": "not an object"}, "provider_params"),
