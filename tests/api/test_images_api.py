@@ -167,6 +167,10 @@ def test_an_upload_that_is_not_an_image_is_refused(oai):
     with pytest.raises(openai.BadRequestError) as e:
         oai.images.edit(model="kawai/edits", image=("in.png", b"not an image at all", "image/png"), prompt="x")
     assert error_of(e)["param"] == "image" and error_of(e)["code"] == "invalid_image"
+    with pytest.raises(openai.BadRequestError) as e:  # image[]: two, where the model takes one
+        oai.images.edit(model="kawai/edits", image=[("a.png", png(), "image/png"), ("b.png", png(), "image/png")],
+                        prompt="x")
+    assert error_of(e)["param"] == "image" and "takes one input image; 2 were given" in error_of(e)["message"]
     with pytest.raises(openai.BadRequestError) as e:  # an image to a model that takes none
         oai.images.edit(model="kwiki/generate", image=("in.png", png(), "image/png"), prompt="x")
     assert error_of(e)["param"] == "model"
