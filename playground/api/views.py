@@ -154,20 +154,24 @@ def _start(request, endpoint: str) -> tuple[int, list[int]]:
     fields, uploads = _read(request)
     resolved = catalog.resolve(token, fields.get("model"))
     plan = mapping.plan(resolved, endpoint, fields, uploads)
-    params = dict(plan.params)
+    params, inputs = dict(plan.params), []
     for name, img in plan.images.items():  # stored as the form stores them
-        params[name] = str(InputImage.from_checked(team=token.team, owner=token.user, img=img).uuid)
+        inputs.append(InputImage.from_checked(team=token.team, owner=token.user, img=img))
+        params[name] = str(inputs[-1].uuid)
     try:
         with transaction.atomic():
             gens = [jobs.create(team=token.team, owner=token.user, provider=resolved.provider, model=resolved.model,
                                 params=params, api_token=token) for _ in range(plan.jobs)]
             req = ApiRequest.objects.create(token=token, team=token.team, response_format=plan.response_format)
             req.generations.set(gens)
-    except BudgetExceeded as e:
-        # OpenAI's answer when a quota is used up (not retried by its client).
-        raise ApiError(429, e.message, type="insufficient_quota", code="insufficient_quota",
-                       headers=NO_RETRY) from None
-    except ProviderError as e:
+    except (BudgetExceeded, ProviderError) as e:
+        for inp in inputs:  # nothing was made with them
+            inp.file.delete(save=False)
+            inp.delete()
+        if isinstance(e, BudgetExceeded):
+            # OpenAI's answer when a quota is used up (not retried by its client).
+            raise ApiError(429, e.message, type="insufficient_quota", code="insufficient_quota",
+                           headers=NO_RETRY) from None
         param = plan.origin.get(e.field, e.field) if e.field else None
         raise invalid(e.message, param, "invalid_value") from None
     return req.pk, [g.pk for g in gens]

@@ -268,3 +268,24 @@ def test_a_job_that_fails_at_the_provider_is_a_500_the_client_does_not_resend(ap
     assert e.value.status_code == 500 and e.value.response.headers["x-should-retry"] == "false"
     gen = Generation.objects.get()  # sent once
     assert gen.status == Generation.FAILED and str(gen.uuid) in error_of(e)["message"]
+
+
+def test_a_refused_edit_keeps_no_input_image(oai, team):
+    from playground.generations.models import InputImage
+
+    Budget.objects.create(team=team, provider="kawai", unit="USD", amount=Decimal("0"), hard=True)
+    with pytest.raises(openai.RateLimitError):
+        oai.images.edit(model="kawai/edits", image=("in.png", png(), "image/png"), prompt="add a boat")
+    assert not InputImage.objects.exists() and Generation.objects.count() == 0
+
+
+def test_an_oversized_json_body_is_413(app, secret, settings):
+    settings.API_JSON_MAX_BYTES = 10_000
+    r = httpx.post(f"{app}/v1/images/generations", headers={"Authorization": f"Bearer {secret}"},
+                   json={"model": "kwiki/generate", "prompt": "x" * 20_000})
+    assert r.status_code == 413 and r.json()["error"]["code"] == "request_too_large"
+    r = httpx.post(f"{app}/v1/images/generations", content=b"{not json",
+                   headers={"Authorization": f"Bearer {secret}", "Content-Type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json"
+    assert httpx.get(f"{app}/v1/nothing/here").json()["error"]["code"] == "unknown_url"
+    assert Generation.objects.count() == 0
