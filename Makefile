@@ -35,6 +35,7 @@ test: setup-dev
 bench: setup-dev
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/api_wait.py
 
 clean:
 	rm -rf $(VENV) staticfiles

@@ -98,6 +98,7 @@ INSTALLED_APPS = [
     "playground.generations",
     "playground.library",
     "playground.compare",
+    "playground.api",
 ]
 
 MIDDLEWARE = [
@@ -394,6 +395,20 @@ JOB_RATE_LIMIT_MAX_WAIT_SECONDS = env.int("JOB_RATE_LIMIT_MAX_WAIT_SECONDS", def
 if TESTING:
     # Hashing passwords at full strength makes every user fixture slow.
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# --- The OpenAI-compatible API (/v1/, playground/api) ----------------------------
+# Requests per minute per API token when the token sets none.
+API_TOKEN_RATE_PER_MINUTE = env.int("API_TOKEN_RATE_PER_MINUTE", default=60)
+# How long an image request waits for its images before a 504 naming the job.
+API_WAIT_SECONDS = env.float("API_WAIT_SECONDS", default=120.0)
+# Lifetime of the signed image URLs the API returns.
+API_IMAGE_URL_SECONDS = env.int("API_IMAGE_URL_SECONDS", default=3600)
+# Most images (n) one request may ask for, and the largest JSON body.
+API_MAX_N = env.int("API_MAX_N", default=10)
+API_JSON_MAX_BYTES = env.int("API_JSON_MAX_BYTES", default=256 * 1024)
+# Threads shared by the waiting API requests of one web process for their
+# few database calls (playground/asgi.py): a waiting request holds none.
+API_THREADS = env.int("API_THREADS", default=4)
 
 # --- Kawai and other OpenAI-Images-compatible providers ------------------------
 # Estimated price per image, JSON: {model: {size: {quality: price}}}, "*"

@@ -3,6 +3,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from playground.accounts import views as team_views
+from playground.api import urls as api_urls
+from playground.api import views as api_views
 from playground.generations import gallery, polling, views
 from playground.ledger import account
 from playground.ledger import manage as ledger_manage
@@ -55,4 +57,8 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    # The OpenAI-compatible API; anything else under /v1/ is an OpenAI-style 404.
+    path("v1/", include(api_urls)),
+    path("v1/<path:rest>", api_views.unknown),
+    *api_urls.page_urlpatterns,
 ]

@@ -3,6 +3,8 @@ are not fixtures are in helpers.py and factories.py."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from tests import factories
@@ -61,3 +63,31 @@ def bob(team):
 def client_in(client, user, team):
     client.force_login(user)
     return client
+
+
+@pytest.fixture
+def worker(transactional_db, sandbox):
+    """A db_worker running in a daemon thread for the length of the test (the
+    browser and API tests: jobs advance while a server thread serves)."""
+    from django.db import connections
+    from django_tasks_db.management.commands.db_worker import Worker
+
+    w = Worker(queue_names=["default"], interval=0.1, batch=False, backend_name="default", startup_delay=False,
+               max_tasks=None, worker_id="test-worker-thread", excluded_queue_names=[])
+    errors = []
+
+    def run():
+        try:
+            w.run()
+        except BaseException as e:  # surfaced at teardown: a dead worker hides as a stuck job
+            errors.append(e)
+        finally:
+            connections.close_all()  # this thread's own connection
+
+    thread = threading.Thread(target=run, name="test-worker-thread", daemon=True)
+    thread.start()
+    yield w
+    w.running = False
+    thread.join(timeout=15)
+    assert not thread.is_alive(), "the task worker did not stop"
+    assert not errors, f"the task worker crashed: {errors[0]!r}"

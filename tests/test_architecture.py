@@ -1,6 +1,6 @@
 """The apps depend on each other one way (docs/architecture.md):
 
-    lib <- providers <- accounts <- ledger <- generations <- library <- compare
+    lib <- providers <- accounts <- ledger <- generations <- library <- compare <- api
 
 A module may import from its own app and the apps to its left, never from an
 app to its right (nor from the sandbox, a separate development tool)."""
@@ -11,7 +11,7 @@ from pathlib import Path
 import playground
 
 ROOT = Path(playground.__file__).parent
-LAYERS = ["lib", "providers", "accounts", "ledger", "generations", "library", "compare"]
+LAYERS = ["lib", "providers", "accounts", "ledger", "generations", "library", "compare", "api"]
 
 
 def imports_of(path: Path):

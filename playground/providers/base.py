@@ -208,6 +208,15 @@ class Param:
     # For a seed: (lo, hi). Left empty, a value is drawn in this range when
     # the job is created, stored with the job and sent, so it can be reproduced.
     random_default: tuple[int, int] | None = None
+    # The OpenAI Images request field this parameter answers to in the
+    # OpenAI-compatible API (playground/api): "n", "size", "quality",
+    # "style", "background" or "output_format". openai_as says how the
+    # OpenAI value becomes this parameter's: "value" (as it is, or through
+    # the openai_values pairs (OpenAI value, ours)), "width" / "height" (that
+    # part of WIDTHxHEIGHT), "ratio" (WIDTHxHEIGHT reduced to a "W:H" choice).
+    openai: str = ""
+    openai_as: str = "value"
+    openai_values: tuple = ()
 
     def __post_init__(self):
         # Every free-text field has a limit: the contract's where it gives one

@@ -80,10 +80,11 @@ def build_models(adapter: type["KawaiAdapter"]) -> dict[str, ModelSpec]:
         n = params.get("n") or 1
         return price_for(adapter.price_table(), params) * int(n)
 
-    n = Param("n", "int", label="Images", min=1, max=10, default=1, priced=True, help="How many images (1-10).")
+    n = Param("n", "int", label="Images", min=1, max=10, default=1, priced=True, help="How many images (1-10).",
+              openai="n")
     size = Param(
         "size", "text", label="Size", choices=SIZES, default="1024x1024", max_length=11, pattern=SIZE_PATTERN, priced=True,
-        help="WIDTHxHEIGHT in pixels: pick a suggestion or type any size the server supports.",
+        help="WIDTHxHEIGHT in pixels: pick a suggestion or type any size the server supports.", openai="size",
     )
     response_format = Param(
         "response_format", "choice", label="Delivery", choices=(("url", "URL"), ("b64_json", "Base64 in the response")),
@@ -104,7 +105,8 @@ def build_models(adapter: type["KawaiAdapter"]) -> dict[str, ModelSpec]:
                 ),
                 n,
                 size,
-                Param("quality", "choice", label="Quality", choices=(("standard", "Standard"), ("hd", "HD")), priced=True),
+                Param("quality", "choice", label="Quality", choices=(("standard", "Standard"), ("hd", "HD")), priced=True,
+                      openai="quality"),
                 response_format,
             ),
         ),

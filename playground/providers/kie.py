@@ -43,6 +43,11 @@ SIZES = (
     ("landscape_16_9", "Landscape 16:9"),
 )
 SEEDREAM_SIZES = SIZES  # the name other code may know
+# OpenAI sizes (WIDTHxHEIGHT) for these named sizes (the OpenAI-compatible API).
+OPENAI_SIZES = (
+    ("512x512", "square"), ("1024x1024", "square_hd"), ("1024x1536", "portrait_4_3"), ("1536x1024", "landscape_4_3"),
+    ("1024x1792", "portrait_16_9"), ("1792x1024", "landscape_16_9"),
+)
 
 # --- Credits: one table --------------------------------------------------------
 # The contract's figures. Where it gives a range (Qwen 6-8, Flux Kontext 8-12,
@@ -114,7 +119,8 @@ MODELS = {
         credits=_priced("seedream-v4"),
         params=(
             PROMPT,
-            Param("image_size", "choice", label="Image size", choices=SIZES, default="square"),
+            Param("image_size", "choice", label="Image size", choices=SIZES, default="square", openai="size",
+                  openai_values=OPENAI_SIZES),
             Param(
                 "image_resolution", "choice", label="Resolution", choices=("1K", "2K", "4K"), default="1K",
                 help="Longer side: 1K = 1024 px, 2K = 2048 px, 4K = 4096 px.",
@@ -144,8 +150,10 @@ MODELS = {
                 "image", "image", label="Image to edit", required=True, field=INPUT_FIELDS["nano-banana-edit"],
                 image_as="url_list", show_if={"model": ("google/nano-banana-edit",)},
             ),
-            Param("width", "int", label="Width (px)", min=256, max=2048, default=1024, help="256-2048 pixels."),
-            Param("height", "int", label="Height (px)", min=256, max=2048, default=1024, help="256-2048 pixels."),
+            Param("width", "int", label="Width (px)", min=256, max=2048, default=1024, help="256-2048 pixels.",
+                  openai="size", openai_as="width"),
+            Param("height", "int", label="Height (px)", min=256, max=2048, default=1024, help="256-2048 pixels.",
+                  openai="size", openai_as="height"),
             Param("steps", "int", label="Steps", min=20, max=60, default=30, help="More steps: more detail, slower (20-60)."),
             SEED,
         ),
@@ -158,7 +166,8 @@ MODELS = {
         credits=_priced(lambda p: f"qwen:{p.get('acceleration_level') or 'none'}"),
         params=(
             PROMPT,
-            Param("image_size", "choice", label="Image size", choices=SIZES, default="square_hd"),
+            Param("image_size", "choice", label="Image size", choices=SIZES, default="square_hd", openai="size",
+                  openai_values=OPENAI_SIZES),
             Param(
                 "num_inference_steps", "int", label="Steps", min=1, max=50, default=30,
                 help="More steps: more detail, slower (1-50).",
@@ -186,7 +195,7 @@ MODELS = {
             ),
             Param(
                 "aspect_ratio", "choice", label="Aspect ratio", field="aspectRatio", default="16:9",
-                choices=("21:9", "16:9", "4:3", "1:1", "3:4", "9:16"),
+                choices=("21:9", "16:9", "4:3", "1:1", "3:4", "9:16"), openai="size", openai_as="ratio",
             ),
             Param(
                 "image", "image", label="Image to edit (optional)", field="imageUrl", image_as="url",
@@ -210,9 +219,10 @@ MODELS = {
             Param(
                 "size", "choice", label="Aspect ratio", required=True, default="1:1",
                 choices=(("1:1", "Square 1:1"), ("3:2", "Landscape 3:2"), ("2:3", "Portrait 2:3")),
+                openai="size", openai_as="ratio",
             ),
             Param(
-                "n_variants", "choice", label="Variants", field="nVariants", choices=(1, 2, 4), default=1,
+                "n_variants", "choice", label="Variants", field="nVariants", choices=(1, 2, 4), default=1, openai="n",
                 help="Images per job; all of them are kept.",
             ),
             Param("is_enhance", "bool", label="Enhance prompt", field="isEnhance", default=False,

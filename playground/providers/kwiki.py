@@ -39,7 +39,8 @@ def _look(name: str, label: str, suggestions: str = "") -> Param:
 PARAMS = (
     Param("prompt", "longtext", required=True, max_length=PROMPT_MAX, help="Describe the image (at most 1000 characters)."),
     Param("quality", "choice", choices=(("fast", "Fast (1 credit)"), ("hires", "High resolution (2 credits)")),
-          default="fast", priced=True),
+          default="fast", priced=True, openai="quality",
+          openai_values=(("standard", "fast"), ("low", "fast"), ("medium", "fast"), ("hd", "hires"), ("high", "hires"))),
     Param("style", "choice", choices=(("realistic", "Realistic"), ("anime", "Anime"), ("nude", "Nude (adult selfie mode)")),
           default="realistic", adult_values=("nude",),
           help="The adult style enables appearance and snap caption."),

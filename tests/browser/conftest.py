@@ -1,5 +1,5 @@
 """Fixtures for real-browser tests: the app on pytest-django's live_server, the
-task worker in a background thread, providers on the session sandbox, and
+task worker in a background thread (the `worker` fixture, tests/conftest.py), providers on the session sandbox, and
 Debian's Chromium driven by Playwright.
 
 Fixtures for the test modules in this folder (log_in and shot are in
@@ -12,7 +12,6 @@ The browser fixtures skip when Chromium is missing, unless REQUIRE_BROWSER=1
 from __future__ import annotations
 
 import os
-import threading
 
 import pytest
 
@@ -35,33 +34,6 @@ def app(live_server, sandbox, settings, transactional_db):
     # before `user`/`team` so the users are created with this hasher too.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     return live_server
-
-
-@pytest.fixture
-def worker(transactional_db, sandbox):
-    """A db_worker running in a daemon thread for the length of the test."""
-    from django.db import connections
-    from django_tasks_db.management.commands.db_worker import Worker
-
-    w = Worker(queue_names=["default"], interval=0.1, batch=False, backend_name="default", startup_delay=False,
-               max_tasks=None, worker_id="browser-test-worker", excluded_queue_names=[])
-    errors = []
-
-    def run():
-        try:
-            w.run()
-        except BaseException as e:  # surfaced at teardown: a dead worker hides as a stuck job
-            errors.append(e)
-        finally:
-            connections.close_all()  # this thread's own connection
-
-    thread = threading.Thread(target=run, name="browser-test-worker", daemon=True)
-    thread.start()
-    yield w
-    w.running = False
-    thread.join(timeout=15)
-    assert not thread.is_alive(), "the task worker did not stop"
-    assert not errors, f"the task worker crashed: {errors[0]!r}"
 
 
 @pytest.fixture(scope="module")

@@ -25,10 +25,9 @@ class Command(BaseCommand):
         py = sys.executable
         manage = [py, str(settings.BASE_DIR / "manage.py")]
         specs = {
-            "web": [py, "-m", "gunicorn", "playground.wsgi", "--bind", f"{host}:{port}",
-                    "--workers", str(settings.WEB_WORKERS), "--threads", "4", "--worker-class", "gthread",
-                    "--access-logfile", "-", "--graceful-timeout", "5", "--timeout", "60",
-                    "--no-control-socket"],
+            # ASGI (uvicorn's worker): the API's requests wait for their images
+            # as coroutines, holding no thread (playground/asgi.py).
+            "web": web_command(py, host, port),
             "sweeper": [*manage, "sweep", "--loop"],
         }
         for i in range(workers):
@@ -74,4 +73,19 @@ class Command(BaseCommand):
     def start(self, name, cmd):
         # Children get their own process group: Ctrl-C reaches only us, and we
         # stop them in order.
-        return subprocess.Popen(cmd, cwd=settings.BASE_DIR, start_new_session=True)
+        return subprocess.Popen(cmd, cwd=settings.BASE_DIR, start_new_session=True,
+                                env=web_env() if name == "web" else None)
+
+
+def web_command(py, host, port, workers=None) -> list[str]:
+    """The web process as serve runs it (bench/api_wait.py runs the same)."""
+    return [py, "-m", "gunicorn", "playground.asgi:application", "--bind", f"{host}:{port}",
+            "--workers", str(workers or settings.WEB_WORKERS), "--worker-class", "uvicorn_worker.UvicornWorker",
+            "--access-logfile", "-", "--graceful-timeout", "5", "--timeout", "60", "--no-control-socket"]
+
+
+def web_env() -> dict:
+    """Under ASGI a page's sync code runs on a thread made for the request:
+    a connection kept open past the request would be left behind with it
+    (Django's advice: no persistent connections under ASGI)."""
+    return {**os.environ, "CONN_MAX_AGE": "0"}

@@ -1,0 +1,96 @@
+"""The web process under an ASGI server (`manage.py serve`: gunicorn with
+uvicorn's worker). Pages are Django's sync views as before; the API's image
+endpoints are coroutines that wait for the task workers without a thread.
+
+Django gives every ASGI request a thread of its own for its sync parts
+(middleware, signals, ORM calls), kept until the response is sent, and a
+sync-only middleware blocks that thread until the view returns: a request
+that waits two minutes would hold one the whole time. The waiting API
+requests instead run only the async-capable middleware (WaitingHandler) and share API_THREADS single-thread executors (asgiref's
+ThreadSensitiveContext with an executor; each request stays on one of them,
+so its database connection stays on one thread), picked by fewest requests
+in flight. Waiting itself is asyncio.sleep: 1,000 requests waiting in one
+process hold 1,000 coroutines and API_THREADS threads.
+"""
+
+import os
+import warnings
+
+from django.core.asgi import get_asgi_application
+from django.core.handlers.asgi import ASGIHandler
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "playground.settings")
+django_app = get_asgi_application()
+
+from concurrent.futures import ThreadPoolExecutor  # noqa: E402
+
+from asgiref.sync import ThreadSensitiveContext  # noqa: E402
+from django.conf import settings  # noqa: E402
+
+# Static files (whitenoise) and stored images are file responses with a sync
+# iterator: Django reads them in a thread and says so once per file. Their
+# size is capped (static files; images up to DOWNLOAD_MAX_BYTES).
+warnings.filterwarnings("ignore", message="StreamingHttpResponse must consume synchronous iterators")
+
+# The endpoints that wait (their database calls go to the shared executors).
+WAITING_PATHS = ("/v1/images/generations", "/v1/images/edits", "/v1/images/variations")
+
+
+class _Pool:
+    def __init__(self, size: int):
+        self.executors = [ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"api-{i}") for i in range(size)]
+        self.in_flight = [0] * size
+
+    def take(self) -> int:
+        i = min(range(len(self.executors)), key=self.in_flight.__getitem__)
+        self.in_flight[i] += 1
+        return i
+
+    def give_back(self, i: int) -> None:
+        self.in_flight[i] -= 1
+
+
+class WaitingHandler(ASGIHandler):
+    """Django's ASGI handler for the waiting endpoints, with only the
+    async-capable middleware of settings.MIDDLEWARE: a sync-only one
+    (whitenoise's, the current-team middleware) makes Django run the rest of
+    the chain, the view included, under async_to_sync on a thread that is
+    then held for the whole request. None of them matters to the API (no
+    static files, no session: a bearer token)."""
+
+    def load_middleware(self, is_async=False):
+        from django.utils.module_loading import import_string
+
+        saved = settings.MIDDLEWARE
+        settings.MIDDLEWARE = [m for m in saved if getattr(import_string(m), "async_capable", False)]
+        try:
+            super().load_middleware(is_async)
+        finally:
+            settings.MIDDLEWARE = saved
+
+
+_pool = None
+_waiting_app = None
+
+
+async def application(scope, receive, send):
+    global _pool, _waiting_app
+    if scope["type"] == "http" and scope.get("path", "").rstrip("/") in WAITING_PATHS:
+        if _pool is None:  # made in the worker process, after any fork
+            _pool, _waiting_app = _Pool(max(1, settings.API_THREADS)), WaitingHandler()
+        i = _pool.take()
+        try:
+            async with ThreadSensitiveContext(executor=_pool.executors[i]):
+                await _waiting_app.handle(scope, receive, send)
+        finally:
+            _pool.give_back(i)
+        return
+    if scope["type"] == "lifespan":  # uvicorn asks; Django has nothing to do at start or stop
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    await django_app(scope, receive, send)
