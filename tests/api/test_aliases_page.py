@@ -32,3 +32,12 @@ def test_members_and_other_teams_cannot_change_aliases(bob, team, other_user, ot
     assert r.status_code == 302 and ModelAlias.objects.count() == 1
     r = login(other_user).post(f"/team/api/aliases/{alias.uuid}/delete")
     assert r.status_code == 404 and ModelAlias.objects.filter(pk=alias.pk).exists()
+
+
+def test_owners_find_the_alias_page_from_the_team_and_account_pages_members_do_not(client_in, bob, team):
+    for url in ("/team/", "/account/"):
+        page = client_in.get(url).content.decode()
+        assert 'href="/team/api/aliases/"' in page and "/v1</code>" in page, url
+    for url in ("/team/", "/account/"):
+        page = login(bob).get(url).content.decode()
+        assert 'href="/team/api/aliases/"' not in page, url
