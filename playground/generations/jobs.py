@@ -235,34 +235,44 @@ def advance(generation_id: int, holder: str | None = None, batch=None) -> str:
         if gen is None or not gen.is_active:
             return "nothing to do"
         return "not due, or held by another worker"
-    gen = Generation.objects.filter(pk=generation_id).select_related("team").first()
+    gen = Generation.objects.filter(pk=generation_id).select_related("team", "owner").first()
     if gen is None:  # pragma: no cover - deleted between the claim and the read
         return "nothing to do"
     more = []
     if batch is not None:
-        for pk, row_holder in batch.claim(gen):
-            if Generation.take(pk, holder=row_holder):
-                more.append((pk, row_holder))
-            else:
-                batch.done(row_holder, "not due, or held by another worker")
+        claimed = batch.claim(gen)
+        more = Generation.take_many(claimed)
+        for pair in set(claimed) - set(more):
+            batch.done(pair[1], "not due, or held by another worker")
     if not more:
-        with Heartbeat(gen.pk, holder):
-            return step(gen)
+        try:
+            with Heartbeat(gen.pk, holder):
+                return step(gen)
+        finally:
+            if batch is not None:
+                batch.flush()
     _batch.endpoints = {}
     try:
         with Heartbeat(gen.pk, holder, more=more) as beat:
             result = run_batch(gen, more, batch, beat)
     finally:
         _batch.endpoints = None
+        batch.flush()
     return result
 
 
 def run_batch(gen: Generation, more, batch, beat: Heartbeat) -> str:
-    """This job's step, then those of the jobs the batch took, in turn."""
+    """This job's step, then those of the jobs the batch took, in turn (the
+    rows' results written every few seconds, well within a lease, so that
+    the sweep never takes a finished row for a dead worker's)."""
     result = step(gen)
+    flushed = time.monotonic()
     for pk, row_holder in more:
+        if time.monotonic() - flushed > settings.JOB_LEASE_SECONDS / 3:
+            batch.flush()
+            flushed = time.monotonic()
         try:
-            other = Generation.objects.filter(pk=pk).select_related("team").first()
+            other = Generation.objects.filter(pk=pk).select_related("team", "owner").first()
             value = step(other) if other is not None else "nothing to do"
         except Exception as e:  # step() keeps its job safe; this is the read before it
             log.exception("generation %s: batched step failed", pk)
@@ -554,9 +564,10 @@ def schedule_poll(gen: Generation, phase: str | None = None, delay: float = 3.0,
         changes["pending_seen_at"] = now
     if phase:
         changes["phase"] = phase
-    if gen.transition(Generation.RUNNING, via="schedule_poll", **changes):
-        enqueue(gen, delay)
-        return f"poll in {delay:.0f}s"
+    with transaction.atomic():  # the wait and its task in one commit (both or neither)
+        if gen.transition(Generation.RUNNING, via="schedule_poll", **changes):
+            enqueue(gen, delay)
+            return f"poll in {delay:.0f}s"
     return "job changed"
 
 

@@ -154,6 +154,7 @@ class Batch:
 
     def __init__(self, row, backend_name: str, worker_id: str):
         self.row, self.backend_name, self.worker_id = row, backend_name, worker_id
+        self.finished: dict = {}  # result -> the rows (holders) that returned it, not yet written
 
     @classmethod
     def of(cls, task_result) -> "Batch | None":
@@ -221,17 +222,30 @@ class Batch:
         return [(pk, str(rid)) for pk, rid in picked if rid in free]
 
     def done(self, holder: str, value=None, error: BaseException | None = None):
-        """Mark a claimed row finished, as the worker marks its own."""
-        from django_tasks_db.compat import TaskResultStatus
-        from django_tasks_db.models import DBTaskResult
-
-        running = {"id": holder, "status": TaskResultStatus.RUNNING}
+        """Note a claimed row finished, as the worker marks its own: an error
+        at once, a result with the others (flush: one update per distinct
+        result)."""
         if error is None:
-            DBTaskResult.objects.filter(**running).update(status=TaskResultStatus.SUCCESSFUL, finished_at=timezone.now(), return_value=value,
-                        exception_class_path="", traceback="")
+            self.finished.setdefault(value, []).append(holder)
             return
         from traceback import format_exception
 
-        DBTaskResult.objects.filter(**running).update(status=TaskResultStatus.FAILED, finished_at=timezone.now(), return_value=None,
-                    exception_class_path=f"{type(error).__module__}.{type(error).__qualname__}",
-                    traceback="".join(format_exception(error)))
+        from django_tasks_db.compat import TaskResultStatus
+        from django_tasks_db.models import DBTaskResult
+
+        DBTaskResult.objects.filter(id=holder, status=TaskResultStatus.RUNNING).update(
+            status=TaskResultStatus.FAILED, finished_at=timezone.now(), return_value=None,
+            exception_class_path=f"{type(error).__module__}.{type(error).__qualname__}",
+            traceback="".join(format_exception(error)))
+
+    def flush(self):
+        """Write the results noted since the last flush."""
+        from django_tasks_db.compat import TaskResultStatus
+        from django_tasks_db.models import DBTaskResult
+
+        finished, self.finished = self.finished, {}
+        now = timezone.now()
+        for value, holders in finished.items():
+            DBTaskResult.objects.filter(id__in=holders, status=TaskResultStatus.RUNNING).update(
+                status=TaskResultStatus.SUCCESSFUL, finished_at=now, return_value=value,
+                exception_class_path="", traceback="")
