@@ -262,15 +262,15 @@ def advance(generation_id: int, holder: str | None = None, batch=None) -> str:
 
 
 def run_batch(gen: Generation, more, batch, beat: Heartbeat) -> str:
-    """This job's step, then those of the jobs the batch took, in turn (the
-    rows' results written every few seconds, well within a lease, so that
-    the sweep never takes a finished row for a dead worker's)."""
+    """This job's step, then those of the jobs the batch took, in turn. The
+    rows' results are written together, or as they come once the batch has
+    run for a third of a lease: the sweep takes a row still RUNNING after a
+    lease, with no job held under it, for a dead worker's."""
+    started = time.monotonic()
     result = step(gen)
-    flushed = time.monotonic()
     for pk, row_holder in more:
-        if time.monotonic() - flushed > settings.JOB_LEASE_SECONDS / 3:
+        if time.monotonic() - started > settings.JOB_LEASE_SECONDS / 3:
             batch.flush()
-            flushed = time.monotonic()
         try:
             other = Generation.objects.filter(pk=pk).select_related("team", "owner").first()
             value = step(other) if other is not None else "nothing to do"

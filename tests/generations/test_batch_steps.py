@@ -13,7 +13,7 @@ from playground.generations import jobs
 from playground.generations.models import Generation
 
 from tests import factories
-from tests.generations.test_worker_crash import start_worker, wait_for
+from tests.generations.test_worker_crash import start_worker, stop_all, wait_for
 from tests.generations.test_worker_order import run_one_task
 from tests.helpers import Counting, start_sandbox, use_sandbox
 
@@ -150,10 +150,7 @@ def test_a_worker_killed_mid_batch_loses_no_job_and_sends_nothing_twice(team, us
 
         wait_for(rows_reaped, 30, "the dead worker's rows to be marked failed")
     finally:
-        for proc in (first, second):
-            if proc and proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-        sb.stop()
+        stop_all(sb, first, second)
     outcomes = sorted((g.status, g.error_kind) for g in Generation.objects.filter(pk__in=[g.pk for g in gens]))
     assert outcomes == [(Generation.FAILED, "unknown_outcome"), (Generation.SUCCEEDED, ""),
                         (Generation.SUCCEEDED, "")]
