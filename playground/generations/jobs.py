@@ -122,15 +122,18 @@ def create(*, team, owner, provider: str, model: str, params: dict, client_token
         InputImage.objects.filter(team=team, uuid__in=refs, source__isnull=False).values_list("source", flat=True).first()
         if refs else None
     )
+    # Worked out before the transaction: on SQLite it holds the one writer
+    # lock that the workers' submits queue on.
+    gen = Generation(
+        team=team, owner=owner, provider=provider, model=model, params=params,
+        cost_estimate=spec.estimate(params), source_image_id=source, is_adult=spec.is_adult(params),
+        has_input=bool(refs),
+        client_token=client_token, visibility=visibility or default_visibility(team, owner),
+        remix_of=remix_of, prompt_version_uuid=prompt_version_uuid, api_token=api_token,
+    )
     try:
         with transaction.atomic():  # the job and its first task, or neither
-            gen = Generation.objects.create(
-                team=team, owner=owner, provider=provider, model=model, params=params,
-                cost_estimate=spec.estimate(params), source_image_id=source, is_adult=spec.is_adult(params),
-                has_input=bool(refs),
-                client_token=client_token, visibility=visibility or default_visibility(team, owner),
-                remix_of=remix_of, prompt_version_uuid=prompt_version_uuid, api_token=api_token,
-            )
+            gen.save(force_insert=True)
             # Held against every budget it touches, or refused (BudgetExceeded):
             # then the job is rolled back and nothing is sent.
             gen.budget_warnings = book.reserve(gen)
