@@ -152,8 +152,9 @@ class Batch:
     with the database backend, whose rows can be claimed by id; another
     engine runs one step per task (Batch.of returns None)."""
 
-    def __init__(self, row, backend_name: str, worker_id: str):
-        self.row, self.backend_name, self.worker_id = row, backend_name, worker_id
+    def __init__(self, row_id: str, priority: int, queue_name: str, backend_name: str, worker_id: str):
+        self.row_id, self.priority, self.queue_name = row_id, priority, queue_name
+        self.backend_name, self.worker_id = backend_name, worker_id
         self.finished: dict = {}  # result -> the rows (holders) that returned it, not yet written
 
     @classmethod
@@ -162,17 +163,13 @@ class Batch:
             return None
         try:
             from django_tasks_db.backend import DatabaseBackend
-            from django_tasks_db.models import DBTaskResult
         except ImportError:  # pragma: no cover - installed with the app
             return None
         if not isinstance(advance_generation.get_backend(), DatabaseBackend):
             return None
-        row = DBTaskResult.objects.filter(id=task_result.id).only(
-            "id", "priority", "queue_name", "backend_name").first()
-        if row is None:
-            return None
+        task = task_result.task  # as its row says: priority, queue
         worker = (task_result.worker_ids or ["batch"])[-1]
-        return cls(row, row.backend_name, str(worker)[:64])
+        return cls(str(task_result.id), task.priority, task.queue_name, task_result.backend, str(worker)[:64])
 
     def claim(self, gen, limit: int | None = None) -> list[tuple[int, str]]:
         """Claim up to limit more rows like this one: [(generation id, the
@@ -190,9 +187,9 @@ class Batch:
         now = timezone.now()
         rows = list(
             DBTaskResult.objects.ready().filter(
-                backend_name=self.backend_name, queue_name=self.row.queue_name,
-                task_path=advance_generation.module_path, priority=self.row.priority,
-            ).exclude(id=self.row.id).values_list("id", "args_kwargs")[:limit * 4]
+                backend_name=self.backend_name, queue_name=self.queue_name,
+                task_path=advance_generation.module_path, priority=self.priority,
+            ).exclude(id=self.row_id).values_list("id", "args_kwargs")[:limit * 4]
         )
         wanted = {}
         for rid, a in rows:
