@@ -34,6 +34,14 @@ flight only lengthens its queues.
 Wall times depend on what else the machine runs: the load average is printed
 at the start and the end; compare ratios from quiet runs.
 
+On SQLite (the default) the jobs are created in one tight loop whose
+transactions hold the database's single writer lock most of the time, and the
+workers' submits, which each need it two or three times, get few turns until
+the loop ends: submit_wait_p95_s then mostly measures how long creating took.
+On PostgreSQL (--database-url) nothing waits for one lock, and the figure is
+the pipeline's own. The workers run their steps in batches (JOB_BATCH_SIZE), so
+each task row is still one job's step but most rows are not claimed on their own.
+
 Figures (the table of issue 10; bench/results.json gets one key per figure,
 merged into the file if it exists; --quick writes bench/results-quick.json):
   capacity_ratio      app time / script time for N jobs, all done

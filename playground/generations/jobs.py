@@ -122,15 +122,18 @@ def create(*, team, owner, provider: str, model: str, params: dict, client_token
         InputImage.objects.filter(team=team, uuid__in=refs, source__isnull=False).values_list("source", flat=True).first()
         if refs else None
     )
+    # Worked out before the transaction: on SQLite it holds the one writer
+    # lock that the workers' submits queue on.
+    gen = Generation(
+        team=team, owner=owner, provider=provider, model=model, params=params,
+        cost_estimate=spec.estimate(params), source_image_id=source, is_adult=spec.is_adult(params),
+        has_input=bool(refs),
+        client_token=client_token, visibility=visibility or default_visibility(team, owner),
+        remix_of=remix_of, prompt_version_uuid=prompt_version_uuid, api_token=api_token,
+    )
     try:
         with transaction.atomic():  # the job and its first task, or neither
-            gen = Generation.objects.create(
-                team=team, owner=owner, provider=provider, model=model, params=params,
-                cost_estimate=spec.estimate(params), source_image_id=source, is_adult=spec.is_adult(params),
-                has_input=bool(refs),
-                client_token=client_token, visibility=visibility or default_visibility(team, owner),
-                remix_of=remix_of, prompt_version_uuid=prompt_version_uuid, api_token=api_token,
-            )
+            gen.save(force_insert=True)
             # Held against every budget it touches, or refused (BudgetExceeded):
             # then the job is rolled back and nothing is sent.
             gen.budget_warnings = book.reserve(gen)
@@ -174,10 +177,12 @@ class Heartbeat:
     """While a step runs (a synchronous provider call may take minutes), a
     background thread renews the job's short lease every
     JOB_HEARTBEAT_SECONDS. A worker that dies stops renewing it, and the sweep
-    resumes the job once the lease has run out."""
+    resumes the job once the lease has run out. more: other (job id, holder)
+    leases of the same run (a batch), renewed with it until each is released."""
 
-    def __init__(self, generation_id: int, holder: str):
-        self.generation_id, self.holder = generation_id, holder
+    def __init__(self, generation_id: int, holder: str, more=()):
+        self.held = [(generation_id, holder), *more]
+        self.generation_id = generation_id
         self.stop = threading.Event()
         self.thread = None
 
@@ -194,16 +199,24 @@ class Heartbeat:
         if self.thread is not None:
             self.thread.join(timeout=5)
 
+    def release(self, pair):
+        """Stop renewing one of the leases."""
+        try:
+            self.held.remove(pair)
+        except ValueError:
+            pass
+
     def run(self, every: float):
         from django.db import connection
 
         try:
-            while not self.stop.wait(every):
-                try:
-                    if not renew_lease(self.generation_id, self.holder):
-                        return  # released, finished, or taken over: nothing left to hold
-                except Exception:  # e.g. a locked database: try again next beat
-                    log.warning("generation %s: lease heartbeat failed", self.generation_id, exc_info=True)
+            while self.held and not self.stop.wait(every):
+                for pair in list(self.held):
+                    try:
+                        if not renew_lease(*pair):
+                            self.release(pair)  # released, finished, or taken over: nothing left to hold
+                    except Exception:  # e.g. a locked database: try again next beat
+                        log.warning("generation %s: lease heartbeat failed", pair[0], exc_info=True)
         finally:
             connection.close()  # this thread's own connection
 
@@ -211,9 +224,12 @@ class Heartbeat:
 # --- the one entry point of the worker ------------------------------------------
 
 
-def advance(generation_id: int, holder: str | None = None) -> str:
+def advance(generation_id: int, holder: str | None = None, batch=None) -> str:
     """One step of a job. holder names this run (the task result's id) in
-    the lease, so that its heartbeat and the sweep can tell it apart."""
+    the lease, so that its heartbeat and the sweep can tell it apart. batch
+    (tasks.Batch, database task backend): after this job's step, run the
+    steps of the more due jobs like it that it claims, each under its own
+    task row's id; returns this job's result."""
     holder = holder or uuid.uuid4().hex
     # The claim first (one conditional update), then the claimed row: the
     # common case costs one read, not two.
@@ -222,11 +238,53 @@ def advance(generation_id: int, holder: str | None = None) -> str:
         if gen is None or not gen.is_active:
             return "nothing to do"
         return "not due, or held by another worker"
-    gen = Generation.objects.filter(pk=generation_id).first()
+    gen = Generation.objects.filter(pk=generation_id).select_related("team", "owner").first()
     if gen is None:  # pragma: no cover - deleted between the claim and the read
         return "nothing to do"
-    with Heartbeat(gen.pk, holder):
-        return step(gen)
+    more = []
+    if batch is not None:
+        claimed = batch.claim(gen)
+        more = Generation.take_many(claimed)
+        for pair in set(claimed) - set(more):
+            batch.done(pair[1], "not due, or held by another worker")
+    if not more:
+        try:
+            with Heartbeat(gen.pk, holder):
+                return step(gen)
+        finally:
+            if batch is not None:
+                batch.flush()
+    _batch.endpoints = {}
+    try:
+        with Heartbeat(gen.pk, holder, more=more) as beat:
+            result = run_batch(gen, more, batch, beat)
+    finally:
+        _batch.endpoints = None
+        batch.flush()
+    return result
+
+
+def run_batch(gen: Generation, more, batch, beat: Heartbeat) -> str:
+    """This job's step, then those of the jobs the batch took, in turn. The
+    rows' results are written together, or as they come once the batch has
+    run for a third of a lease: the sweep takes a row still RUNNING after a
+    lease, with no job held under it, for a dead worker's."""
+    started = time.monotonic()
+    result = step(gen)
+    for pk, row_holder in more:
+        if time.monotonic() - started > settings.JOB_LEASE_SECONDS / 3:
+            batch.flush()
+        try:
+            other = Generation.objects.filter(pk=pk).select_related("team", "owner").first()
+            value = step(other) if other is not None else "nothing to do"
+        except Exception as e:  # step() keeps its job safe; this is the read before it
+            log.exception("generation %s: batched step failed", pk)
+            # Left held: the sweep resumes it once its lease runs out.
+            beat.release((pk, row_holder))
+            batch.done(row_holder, error=e)
+        else:
+            batch.done(row_holder, value)
+    return result
 
 
 def step(gen: Generation) -> str:
@@ -259,15 +317,26 @@ def step(gen: Generation) -> str:
 
 def usable_endpoint(gen: Generation):
     """Where the job's requests go, checked (key decrypts, base URL allowed),
-    or the ProviderError that says why they cannot go anywhere."""
+    or the ProviderError that says why they cannot go anywhere. Within a
+    batch (advance), resolved once per team and provider."""
+    cache = getattr(_batch, "endpoints", None)
+    key = (gen.team_id, gen.provider)
+    if cache is not None and key in cache:
+        return cache[key]
     try:
         endpoint = Endpoint.resolve(gen.team, gen.provider)
         endpoint.check_base_url()
     except CredentialError as e:
-        return ProviderError("config", str(e))
+        endpoint = ProviderError("config", str(e))
     except ProviderError as e:
-        return e
+        endpoint = e
+    if cache is not None:
+        cache[key] = endpoint
     return endpoint
+
+
+# What a batch of steps (advance) shares, per thread: the endpoints resolved.
+_batch = threading.local()
 
 
 def submit(gen: Generation) -> str:
@@ -544,9 +613,10 @@ def schedule_poll(gen: Generation, phase: str | None = None, delay: float = 3.0,
         changes["pending_seen_at"] = now
     if phase:
         changes["phase"] = phase
-    if gen.transition(Generation.RUNNING, via="schedule_poll", **changes):
-        enqueue(gen, delay)
-        return f"poll in {delay:.0f}s"
+    with transaction.atomic():  # the wait and its task in one commit (both or neither)
+        if gen.transition(Generation.RUNNING, via="schedule_poll", **changes):
+            enqueue(gen, delay)
+            return f"poll in {delay:.0f}s"
     return "job changed"
 
 

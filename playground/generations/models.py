@@ -7,7 +7,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Case, F, Q, Value, When
 from django.urls import reverse
 from django.utils import timezone
 
@@ -296,6 +296,26 @@ class Generation(models.Model):
         if n:
             self.refresh_from_db()
         return n == 1
+
+    @staticmethod
+    def take_many(pairs, lease_seconds: int | None = None) -> list[tuple[int, str]]:
+        """take() for several jobs, each under its own holder, in one update
+        and one read: the (id, holder) pairs taken."""
+        holders = {pk: holder[:64] for pk, holder in pairs}
+        if not holders:
+            return []
+        now = timezone.now()
+        lease = lease_seconds or settings.JOB_LEASE_SECONDS
+        (
+            Generation.objects.filter(pk__in=list(holders), status__in=Generation.ACTIVE, due_at__lte=now)
+            .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+            .update(lease_until=now + timedelta(seconds=lease), updated_at=now, held_by=Case(
+                *[When(pk=pk, then=Value(h)) for pk, h in holders.items()], default=F("held_by")))
+        )
+        # A holder names one task row: a job held under it was taken now.
+        taken = set(Generation.objects.filter(pk__in=list(holders), held_by__in=list(holders.values()),
+                                              lease_until__gt=now).values_list("pk", "held_by"))
+        return [(pk, h) for pk, h in pairs if (pk, h[:64]) in taken]
 
     @staticmethod
     def take(pk: int, lease_seconds: int | None = None, holder: str = "") -> int:

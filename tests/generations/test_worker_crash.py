@@ -38,6 +38,14 @@ def start_worker(sb, media_root, **extra_env):
     )
 
 
+def stop_all(sb, *procs):
+    """Kill the workers still running (their whole process groups) and the sandbox."""
+    for proc in procs:
+        if proc and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    sb.stop()
+
+
 def wait_for(predicate, timeout, what):
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -70,10 +78,7 @@ def test_a_killed_worker_loses_no_job_and_submits_nothing_twice(team, user, sett
 
         wait_for(finished, 60, "the job to finish after the crash")
     finally:
-        for proc in (first, second):
-            if proc and proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-        sb.stop()
+        stop_all(sb, first, second)
     gen.refresh_from_db()
     assert gen.status == Generation.SUCCEEDED, gen.error_message
     assert gen.images.count() == 1
@@ -115,10 +120,7 @@ def test_a_worker_killed_while_holding_a_job_is_replaced_once_its_lease_runs_out
         row = DBTaskResult.objects.get(id=held.held_by)
         assert row.status == "FAILED" and "stopped" in row.traceback
     finally:
-        for proc in (first, second):
-            if proc and proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-        sb.stop()
+        stop_all(sb, first, second)
     gen.refresh_from_db()
     # It was killed while the provider had the request: not sent again (RELIABILITY 1).
     assert (gen.status, gen.error_kind) == (Generation.FAILED, "unknown_outcome")
