@@ -51,7 +51,8 @@ def test_two_teammates_share_filter_scroll_and_browse_the_lightbox(page, browser
     expect(first).to_have_id(f"gen-{bobs.uuid}")
     expect(first.get_by_test_id("owner")).to_have_text("bob")
     expect(first.get_by_test_id("model")).to_have_text("KIE.ai · Seedream V4")
-    assert first.locator("img").evaluate("img => img.complete && img.naturalWidth > 0")
+    # (decode() waits for the image to arrive and rejects a broken one)
+    assert first.locator("img").evaluate("img => img.decode().then(() => img.naturalWidth > 0)")
     shot(page, f"gallery-team-{viewport['width']}")
 
     # Filters: text search, then a member.

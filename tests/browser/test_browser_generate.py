@@ -56,7 +56,7 @@ def test_it_generates_an_image_and_shows_it_in_the_card_and_the_gallery(page, wo
     thumb = card.locator(".thumbs img")
     expect(thumb).to_have_count(1)
     expect(thumb).to_have_js_property("complete", True)
-    assert thumb.evaluate("img => img.naturalWidth") > 0, "the thumbnail did not load"
+    assert thumb.evaluate("img => img.decode().then(() => img.naturalWidth)") > 0, "the thumbnail did not load"
     # The form keeps what was typed, ready for the next variation.
     expect(page.get_by_label("Prompt")).to_have_value("a lighthouse on a rocky coast at dusk")
     shot(page, "playground-after-success")
@@ -71,7 +71,7 @@ def test_it_generates_an_image_and_shows_it_in_the_card_and_the_gallery(page, wo
     expect(tile).to_have_count(1)
     tile_img = tile.locator("img")
     expect(tile_img).to_have_js_property("complete", True)
-    assert tile_img.evaluate("img => img.naturalWidth") > 0, "the gallery thumbnail did not load"
+    assert tile_img.evaluate("img => img.decode().then(() => img.naturalWidth)") > 0, "the gallery thumbnail did not load"
     shot(page, "gallery")
 
     with page.context.expect_page() as new_tab:

@@ -76,7 +76,7 @@ def expect_done_with_images(card, count):
     expect(thumbs).to_have_count(count)
     for i in range(count):
         expect(thumbs.nth(i)).to_have_js_property("complete", True)
-        assert thumbs.nth(i).evaluate("img => img.naturalWidth") > 0, f"thumbnail {i + 1} did not load"
+        assert thumbs.nth(i).evaluate("img => img.decode().then(() => img.naturalWidth)") > 0, f"thumbnail {i + 1} did not load"
 
 
 def style_options(page) -> list[str]:
@@ -209,7 +209,7 @@ def test_it_follows_an_async_job_through_its_stages_and_shows_every_image(page, 
     expect(full).to_have_count(2)
     for i in range(2):
         expect(full.nth(i)).to_have_js_property("complete", True)
-        assert full.nth(i).evaluate("img => img.naturalWidth") == 768
+        assert full.nth(i).evaluate("img => img.decode().then(() => img.naturalWidth)") == 768
     shot(page, "kvid-detail")
     assert not page.problems, page.problems
 

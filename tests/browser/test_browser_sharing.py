@@ -62,7 +62,7 @@ def test_a_teammate_remixes_a_shared_generation_and_both_pages_link(page, alice_
     expect(a.get_by_test_id("made-by")).to_have_text("by bob")
     expect(a.get_by_test_id("visibility")).to_have_text("Shared with the team")
     expect(a.locator(".full-images img")).to_have_count(1)
-    assert a.locator(".full-images img").evaluate("img => img.naturalWidth") > 0
+    assert a.locator(".full-images img").evaluate("img => img.decode().then(() => img.naturalWidth)") > 0
     shot(a, "sharing-teammate-view")
 
     # She remixes it: the form is filled with his prompt, and her job records the remix.
