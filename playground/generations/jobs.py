@@ -701,7 +701,7 @@ def finish(gen: Generation, checked, outcome: Outcome) -> str:
         for i, img in enumerate(checked):
             tag = uuid.uuid4().hex[:8]
             name = default_storage.save(f"{folder}/{i}-{tag}.{img.extension}", ContentFile(img.data))
-            thumb = default_storage.save(f"{folder}/{i}-{tag}-thumb.webp", ContentFile(img.thumbnail))
+            thumb = default_storage.save(f"{folder}/{i}-{tag}-thumb.{img.thumb_extension}", ContentFile(img.thumbnail))
             saved.append((i, img, name, thumb))
         with transaction.atomic():
             won = gen.transition(

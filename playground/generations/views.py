@@ -18,6 +18,7 @@ from playground.accounts.access import team_required
 from playground.accounts.models import endpoint_source
 from playground.ledger import book
 from playground.ledger.budgets import BudgetExceeded
+from playground.lib.images import THUMB_TYPES
 from playground.providers import registry
 
 from . import jobs, origin
@@ -493,7 +494,9 @@ def image(request, uuid):
 def image_thumb(request, uuid):
     img = _image_or_404(request, uuid)
     field = img.thumbnail or img.file
-    return file_response(field, "image/webp" if img.thumbnail else img.content_type,
+    # Thumbnails are JPEG, or WebP where the image has alpha (older ones all WebP).
+    thumb_type = THUMB_TYPES.get(field.name.rsplit(".", 1)[-1], "image/webp") if img.thumbnail else None
+    return file_response(field, thumb_type or img.content_type,
                          filename=_image_filename(img, field))
 
 

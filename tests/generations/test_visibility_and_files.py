@@ -86,7 +86,7 @@ def _urls(gen, inp):
     return {
         "image": (reverse("image", args=[img.uuid]), img.content_type, "inline", img.file),
         "download": (reverse("image", args=[img.uuid]) + "?download=1", img.content_type, "attachment", img.file),
-        "thumbnail": (reverse("image_thumb", args=[img.uuid]), "image/webp", "inline", img.thumbnail),
+        "thumbnail": (reverse("image_thumb", args=[img.uuid]), "image/jpeg", "inline", img.thumbnail),  # opaque
         "input image": (reverse("input_image", args=[inp.uuid]), inp.content_type, "inline", inp.file),
         "public input image": (urlsplit(inp.signed_url()).path, inp.content_type, "inline", inp.file),
     }
