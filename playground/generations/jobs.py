@@ -271,11 +271,18 @@ def run_batch(gen: Generation, more, batch, beat: Heartbeat) -> str:
     lease, with no job held under it, for a dead worker's."""
     started = time.monotonic()
     result = step(gen)
+    # The batch's jobs are read in one query (one each cost ~5 % of a worker's
+    # CPU). They are held by this worker, and every change of state is a
+    # conditional update, so a row that changed since (canceled, say) loses
+    # its transition instead of acting on what was read.
+    rows = None
     for pk, row_holder in more:
         if time.monotonic() - started > settings.JOB_LEASE_SECONDS / 3:
             batch.flush()
         try:
-            other = Generation.objects.filter(pk=pk).select_related("team", "owner").first()
+            if rows is None:
+                rows = Generation.objects.select_related("team", "owner").in_bulk([p for p, _ in more])
+            other = rows.get(pk)
             value = step(other) if other is not None else "nothing to do"
         except Exception as e:  # step() keeps its job safe; this is the read before it
             log.exception("generation %s: batched step failed", pk)
