@@ -28,7 +28,7 @@ import uuid
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
@@ -390,20 +390,32 @@ def submit(gen: Generation) -> str:
     gen.submitted_at, gen.estimated_seconds = now, outcome.expected_seconds
     delay = poll_delay(gen, adapter)
     waiting = {} if outcome.finished else {"lease_until": None, "wait_reason": states.WAIT_POLLING}
-    if gen.transition(
-        Generation.SUBMITTING, via="accepted", provider_job_id=outcome.job_id or "",
-        submitted_at=now, estimated_seconds=outcome.expected_seconds,
-        phase="submitted" if not outcome.finished else "downloading",
-        result_urls=outcome.image_urls if outcome.state == "succeeded" else [],
-        credits_used=outcome.credits_used,  # as reported, kept for a resumed download
-        due_at=now + timedelta(seconds=delay), attempts=0,
-        # Still generating: the job id saved and its first poll scheduled in
-        # one update (as schedule_poll would, one write fewer).
-        **waiting,
-    ):
+    # The job id saved and its first poll queued in one commit: on SQLite one
+    # turn of the writer lock instead of two. The poll's task is written in a
+    # savepoint: if writing it fails, the job id is still committed (and the
+    # sweep queues the overdue job again); a provider's job is never dropped
+    # for the sake of its task row.
+    with transaction.atomic():
+        accepted = gen.transition(
+            Generation.SUBMITTING, via="accepted", provider_job_id=outcome.job_id or "",
+            submitted_at=now, estimated_seconds=outcome.expected_seconds,
+            phase="submitted" if not outcome.finished else "downloading",
+            result_urls=outcome.image_urls if outcome.state == "succeeded" else [],
+            credits_used=outcome.credits_used,  # as reported, kept for a resumed download
+            due_at=now + timedelta(seconds=delay), attempts=0,
+            # Still generating: the job id saved and its first poll scheduled in
+            # one update (as schedule_poll would, one write fewer).
+            **waiting,
+        )
+        if accepted and not outcome.finished:
+            try:
+                with transaction.atomic():
+                    enqueue(gen, delay)
+            except DatabaseError:
+                log.exception("generation %s: its first poll could not be queued; the sweep will", gen.pk)
+    if accepted:
         if outcome.finished:
             return conclude(gen, outcome)
-        enqueue(gen, delay)
         return f"poll in {delay:.0f}s"
     if not rescue_after_lost_lease(gen, outcome, now):
         return "job changed while submitting"

@@ -59,6 +59,16 @@ def applicable(team, user, provider: str | None = None, api_token=None):
     return qs.order_by("id")
 
 
+def touches(budget: Budget, user_id, provider: str, api_token_id=None) -> bool:
+    """applicable() for one budget already read: whether a run of this user
+    on this provider (through this API token, if any) touches it."""
+    if budget.provider and budget.provider != provider:
+        return False
+    if budget.api_token_id is not None:
+        return api_token_id is not None and budget.api_token_id == api_token_id
+    return budget.member_id is None or budget.member_id == user_id
+
+
 def settled_subquery():
     return Entry.objects.filter(generation_uuid=OuterRef("generation_uuid"),
                                 kind__in=(Entry.CAPTURE, Entry.RELEASE))

@@ -155,3 +155,51 @@ def test_a_worker_killed_mid_batch_loses_no_job_and_sends_nothing_twice(team, us
     assert outcomes == [(Generation.FAILED, "unknown_outcome"), (Generation.SUCCEEDED, ""),
                         (Generation.SUCCEEDED, "")]
     assert sent.count("/generate") == 3  # each sent once
+
+
+@pytest.mark.django_db
+def test_a_first_poll_that_cannot_be_queued_keeps_the_provider_job_and_the_sweep_resumes_it(
+        team, user, sandbox, settings, monkeypatch):
+    """The job id and the first poll's task are written in one commit; the
+    task in a savepoint, so a failure writing it never drops the job id."""
+    from datetime import timedelta
+
+    from django.db import DatabaseError
+    from django.utils import timezone
+
+    from tests.helpers import run_tasks
+
+    gen = factories.job(team, user, prompt="a lighthouse in fog")
+    real = jobs.enqueue
+
+    def broken_insert(g, delay=0.0, urgent=None):
+        if g.status == Generation.RUNNING:  # the first poll, after the submit
+            DBTaskResult.objects.filter(pk__in=[]).update(status="READY")  # a write inside the savepoint...
+            raise DatabaseError("disk I/O error")  # ...then the insert fails
+        return real(g, delay, urgent)
+
+    monkeypatch.setattr(jobs, "enqueue", broken_insert)
+    sent = Counting(sandbox)
+    try:
+        run_one_task()
+    finally:
+        sandbox.server.set_app(sent.app)
+    monkeypatch.setattr(jobs, "enqueue", real)
+
+    gen.refresh_from_db()
+    assert sent.count("/generate") == 1
+    assert gen.status == Generation.RUNNING and gen.provider_job_id  # committed despite the failed insert
+    assert not rows_of(gen).filter(status="READY").exists()  # no poll queued: the savepoint rolled it back
+
+    # Overdue past the grace: the sweep queues it again, and it finishes without a second send.
+    Generation.objects.filter(pk=gen.pk).update(
+        due_at=timezone.now() - timedelta(seconds=settings.JOB_SWEEP_GRACE_SECONDS + 1))
+    assert jobs.sweep() == 1
+    sent = Counting(sandbox)
+    try:
+        run_tasks(until=gen)
+    finally:
+        sandbox.server.set_app(sent.app)
+    gen.refresh_from_db()
+    assert gen.status == Generation.SUCCEEDED and gen.images.count() == 1
+    assert sent.count("/generate") == 0
