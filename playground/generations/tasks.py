@@ -22,8 +22,13 @@ log = logging.getLogger("playground.jobs")
 def advance_generation(context, generation_id: int) -> str:
     from . import jobs
 
-    # The task result's id names this run in the job's lease.
-    return jobs.advance(generation_id, holder=str(context.task_result.id), batch=Batch.of(context.task_result))
+    from .warmup import release_free_memory
+
+    try:
+        # The task result's id names this run in the job's lease.
+        return jobs.advance(generation_id, holder=str(context.task_result.id), batch=Batch.of(context.task_result))
+    finally:
+        release_free_memory()  # the batch's image buffers back to the system
 
 
 @task(takes_context=True)
