@@ -144,6 +144,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets readers work while a writer commits; IMMEDIATE takes the write
     # lock at BEGIN so two writers queue on busy_timeout instead of failing
     # with "database is locked" half-way through a transaction.
+    # The same backend, with writers that take turns (playground/lib/sqlite).
+    DATABASES["default"]["ENGINE"] = "playground.lib.sqlite"
     DATABASES["default"]["OPTIONS"] = {
         "transaction_mode": "IMMEDIATE",
         "timeout": env.int("SQLITE_TIMEOUT", default=20),
