@@ -55,7 +55,9 @@ merged into the file if it exists; --quick writes bench/results-quick.json):
                       (Playwright; the app under gunicorn); without a browser
                       (--no-browser, or it fails) from the page's hx-trigger
                       "every" attributes plus static/playground.js's new-jobs poll
-  worker_rss_growth   task-worker RSS after the N jobs / at start (the largest)
+  worker_rss_growth   task-worker RSS after the N jobs, once the workers are
+                      idle (RSS steady for 2 s), / at start (the largest);
+                      the RSS as the last job ended is printed beside it
 """
 
 from __future__ import annotations
@@ -691,7 +693,8 @@ def app_figures(args, settings, team, user, n, latency, root, base_env, tmp, san
     app = app_run(team, user, n, args.timeout)
     sb_cpu = tree_cpu_seconds(sandbox.pid) - sb_cpu
     worker_cpu = sum(cpu_seconds(p.pid) for p in workers.procs) - worker_cpu
-    rss_end = workers.rss()
+    rss_busy = workers.rss()  # as the last job ends: the burst's image buffers are still held
+    rss_end = workers.settle()  # once idle (IdleTrim gives them back after 1 s)
     alive = workers.alive()
     workers.stop()
     print(f"app: {app['ok']}/{n} done in {app['elapsed']:.1f} s with {count} workers ({app['failed']} failed "
@@ -703,8 +706,8 @@ def app_figures(args, settings, team, user, n, latency, root, base_env, tmp, san
           + (f"; the script: {script_cpu / n * 1000:.1f} ms a job" if script else "") + f"), sandbox {sb_cpu:.1f} s",
           flush=True)
     growth = [e / s for s, e in zip(rss_start, rss_end) if s and e]
-    print(f"worker RSS (MiB) at start {[round(r / 1024) for r in rss_start]}, after "
-          f"{[round(r / 1024) for r in rss_end]}{'' if alive else ' (a worker died)'}", flush=True)
+    print(f"worker RSS (MiB) at start {[round(r / 1024) for r in rss_start]}, as the last job ended "
+          f"{[round(r / 1024) for r in rss_busy]}, once idle {[round(r / 1024) for r in rss_end]}{'' if alive else ' (a worker died)'}", flush=True)
     if script:
         figures["capacity_ratio"] = app["elapsed"] / script["elapsed"]
         notes["capacity_ratio"] = (f"{app['elapsed']:.1f} s / {script['elapsed']:.1f} s, {n} jobs at {latency:g} s; "

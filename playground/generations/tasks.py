@@ -22,13 +22,14 @@ log = logging.getLogger("playground.jobs")
 def advance_generation(context, generation_id: int) -> str:
     from . import jobs
 
-    from .warmup import release_free_memory
+    from .warmup import idle_trim
 
+    idle_trim.task_started()
     try:
         # The task result's id names this run in the job's lease.
         return jobs.advance(generation_id, holder=str(context.task_result.id), batch=Batch.of(context.task_result))
     finally:
-        release_free_memory()  # the batch's image buffers back to the system
+        idle_trim.task_ended()  # the image buffers go back to the system once the worker is idle
 
 
 @task(takes_context=True)
