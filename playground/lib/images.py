@@ -11,7 +11,7 @@ import io
 from django.conf import settings
 from PIL import Image, UnidentifiedImageError
 
-from . import pngwrite
+from . import pngread, pngwrite
 from .egress import DownloadError
 
 ALLOWED_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
@@ -51,8 +51,16 @@ def check_image(data: bytes, *, max_pixels=None, thumb_size=512) -> CheckedImage
                 raise DownloadError(f"{fmt or 'Unknown'} images are not accepted (PNG, JPEG or WebP).")
             if w * h > max_pixels:
                 raise DownloadError(f"The image has {w}x{h} pixels, over the limit of {max_pixels}.")
-            probe.verify()
-        with Image.open(io.BytesIO(data)) as img:
+            fast = pngread.fast_mode(probe)
+            icc = probe.info.get("icc_profile")
+            probe.verify()  # every chunk's CRC, before either decoder reads it
+        # A plain 8-bit PNG: libspng decodes it in about half Pillow's time.
+        pixels = pngread.decode(data, fast, (w, h)) if fast else None
+        if pixels is not None:
+            data_out = pngwrite.encode_pixels(pixels, fast, icc)
+            img = Image.fromarray(pixels)
+        else:
+            img = Image.open(io.BytesIO(data))
             img.load()
             if img.mode not in ("RGB", "RGBA", "L", "LA"):
                 img = img.convert("RGBA" if "A" in img.getbands() or "transparency" in img.info else "RGB")
@@ -72,16 +80,16 @@ def check_image(data: bytes, *, max_pixels=None, thumb_size=512) -> CheckedImage
                 else:
                     img.save(out, "WEBP", quality=95, method=0)
                 data_out = out.getvalue()
-            # Thumbnails: JPEG for an opaque image (~3x cheaper to write than
-            # WebP), WebP where there is an alpha channel to keep.
-            tbuf = io.BytesIO()
-            small = thumbnail(img, thumb_size)
-            if "A" in small.getbands():
-                small.save(tbuf, "WEBP", quality=80, method=0)
-                thumb_ext = "webp"
-            else:
-                small.save(tbuf, "JPEG", quality=82)
-                thumb_ext = "jpg"
+        # Thumbnails: JPEG for an opaque image (~3x cheaper to write than
+        # WebP), WebP where there is an alpha channel to keep.
+        tbuf = io.BytesIO()
+        small = thumbnail(img, thumb_size)
+        if "A" in small.getbands():
+            small.save(tbuf, "WEBP", quality=80, method=0)
+            thumb_ext = "webp"
+        else:
+            small.save(tbuf, "JPEG", quality=82)
+            thumb_ext = "jpg"
     except DownloadError:
         raise
     except UnidentifiedImageError:

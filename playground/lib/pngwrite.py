@@ -40,28 +40,41 @@ def encode(img: Image.Image) -> bytes:
     if img.mode not in COLOR_TYPES:
         raise ValueError(f"pngwrite cannot write mode {img.mode}")
     w, h = img.size
-    bands = len(img.getbands())
-    row = w * bands
-    parts = [b"\x89PNG\r\n\x1a\n",
-             _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, COLOR_TYPES[img.mode], 0, 0, 0))]
+    row = w * len(img.getbands())
+    img.load()
     icc = img.info.get("icc_profile")
+    # An image up to WHOLE_BYTES is read in one go (one copy); a larger one in
+    # strips (a crop and a copy each), so memory stays bounded.
+    if row * h <= WHOLE_BYTES:
+        return _write(w, h, img.mode, icc, [np.asarray(img).reshape(h, row)])
+    strip = max(1, STRIP_BYTES // max(1, row))
+    strips = (np.frombuffer(img.crop((0, y0, w, min(h, y0 + strip))).tobytes(), np.uint8).reshape(-1, row)
+              for y0 in range(0, h, strip))
+    return _write(w, h, img.mode, icc, strips)
+
+
+def encode_pixels(pixels: np.ndarray, mode: str, icc: bytes | None = None) -> bytes:
+    """8-bit pixels, (h, w, bands) or (h, w) for L, as PNG bytes."""
+    if mode not in COLOR_TYPES or pixels.dtype != np.uint8:
+        raise ValueError(f"pngwrite cannot write {pixels.dtype} pixels as mode {mode}")
+    h, w = pixels.shape[:2]
+    bands = 1 if pixels.ndim == 2 else pixels.shape[2]
+    if bands != len(mode):
+        raise ValueError(f"{bands} bands are not mode {mode}")
+    return _write(w, h, mode, icc, [np.ascontiguousarray(pixels).reshape(h, w * bands)])
+
+
+def _write(w: int, h: int, mode: str, icc: bytes | None, strips) -> bytes:
+    """PNG bytes from the image's rows, given as 2-d uint8 arrays (one row of
+    bytes each) from top to bottom."""
+    parts = [b"\x89PNG\r\n\x1a\n",
+             _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, COLOR_TYPES[mode], 0, 0, 0))]
     if icc:
         parts.append(_chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc)))
     deflate = isal_zlib.compressobj(LEVEL)
-    img.load()
-    # An image up to WHOLE_BYTES is read in one go (one copy); a larger one in
-    # strips (a crop and a copy each), so memory stays bounded.
-    whole = row * h <= WHOLE_BYTES
-    pixels = np.asarray(img).reshape(h, row) if whole else None
-    strip = h if whole else max(1, STRIP_BYTES // max(1, row))
-    above = np.zeros(row, np.uint8)  # the row above the first is all zeros
-    for y0 in range(0, h, strip):
-        y1 = min(h, y0 + strip)
-        if whole:
-            rows = pixels[y0:y1]
-        else:
-            rows = np.frombuffer(img.crop((0, y0, w, y1)).tobytes(), np.uint8).reshape(y1 - y0, row)
-        out = np.empty((y1 - y0, row + 1), np.uint8)
+    above = np.zeros(w * len(mode), np.uint8)  # the row above the first is all zeros
+    for rows in strips:
+        out = np.empty((rows.shape[0], rows.shape[1] + 1), np.uint8)
         out[:, 0] = UP
         np.subtract(rows[0], above, out=out[0, 1:])
         np.subtract(rows[1:], rows[:-1], out=out[1:, 1:])

@@ -1,0 +1,142 @@
+"""The fast PNG decoder behind check_image (playground/lib/pngread.py): plain
+8-bit PNGs are decoded by libspng, every other kind by Pillow, and the stored
+image and its thumbnail are the same either way."""
+
+import io
+import struct
+import zlib
+
+import pytest
+from PIL import Image, ImageCms
+
+from playground.lib import images, pngread
+from playground.lib.egress import DownloadError
+
+from .test_pngwrite import chunks, noisy
+
+pytestmark = pytest.mark.skipif(pngread.pyspng is None, reason="pyspng is not installed on this platform")
+
+
+def png(img, **params) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "PNG", **params)
+    return buf.getvalue()
+
+
+def interlaced(img) -> bytes:
+    """An Adam7-interlaced PNG of an RGB image (Pillow cannot write one)."""
+    w, h = img.size
+    px = img.tobytes()
+    raw = b""
+    for x0, y0, dx, dy in ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2),
+                           (0, 1, 1, 2)):
+        for y in range(y0, h, dy):
+            row = b"".join(px[(y * w + x) * 3:(y * w + x) * 3 + 3] for x in range(x0, w, dx))
+            if row:
+                raw += b"\x00" + row
+
+    def chunk(tag, body):
+        return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 1))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def opened(data):
+    return Image.open(io.BytesIO(data))
+
+
+def check_with_pillow(data, monkeypatch):
+    with monkeypatch.context() as m:
+        m.setattr(pngread, "fast_mode", lambda probe: None)
+        return images.check_image(data)
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA"])
+@pytest.mark.parametrize("size", [(1, 1), (5, 3), (257, 9), (640, 480)])
+def test_plain_pngs_decode_to_the_same_pixels_as_pillow(mode, size, monkeypatch):
+    img = noisy(mode, size, seed=size[0])
+    data = png(img, optimize=size[0] % 2 == 1)  # Pillow's adaptive filters: Sub, Up, Average and Paeth rows
+    assert pngread.fast_mode(opened(data)) == mode
+    fast = images.check_image(data)
+    slow = check_with_pillow(data, monkeypatch)
+    assert opened(fast.data).tobytes() == img.tobytes()
+    assert fast.data == slow.data  # the same stored file
+    assert fast.thumbnail == slow.thumbnail and fast.thumb_extension == slow.thumb_extension
+    assert (fast.format, fast.width, fast.height) == ("PNG", *size)
+
+
+def test_the_colour_profile_is_kept_on_the_fast_path():
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    data = png(noisy("RGB", (32, 16)), icc_profile=icc, pnginfo=None)
+    assert pngread.fast_mode(opened(data)) == "RGB"
+    out = images.check_image(data)
+    assert opened(out.data).info.get("icc_profile") == icc
+
+
+@pytest.mark.parametrize("make", [
+    pytest.param(lambda: png(noisy("RGB", (40, 30)).convert("P")), id="palette"),
+    pytest.param(lambda: png(Image.new("I;16", (40, 30), 40000)), id="16-bit grey"),
+    pytest.param(lambda: png(noisy("L", (40, 30)).convert("1")), id="1-bit"),
+    pytest.param(lambda: png(noisy("RGB", (40, 30)), transparency=(1, 2, 3)), id="tRNS colour"),
+    pytest.param(lambda: png(noisy("LA", (40, 30))), id="grey and alpha"),
+    pytest.param(lambda: interlaced(noisy("RGB", (40, 30))), id="interlaced"),
+    pytest.param(lambda: png(noisy("RGB", (40, 30)), save_all=True,
+                             append_images=[noisy("RGB", (40, 30), seed=2)]), id="animated"),
+])
+def test_other_pngs_are_left_to_pillow_and_still_stored(make):
+    data = make()
+    assert pngread.fast_mode(opened(data)) is None
+    out = images.check_image(data)
+    assert opened(out.data).size == (40, 30)
+    assert opened(out.data).convert("RGBA").tobytes() == opened(data).convert("RGBA").tobytes()
+
+
+def test_an_image_over_the_whole_size_is_left_to_pillow(monkeypatch):
+    monkeypatch.setattr(pngread.pngwrite, "WHOLE_BYTES", 1000)
+    data = png(noisy("RGB", (20, 20)))  # 1,200 bytes of pixels
+    assert pngread.fast_mode(opened(data)) is None
+    assert opened(images.check_image(data).data).tobytes() == opened(data).tobytes()
+
+
+def with_idat(data: bytes, body: bytes) -> bytes:
+    """The PNG with its image data replaced by body (CRCs correct)."""
+    out = [data[:8]]
+    done = False
+    for tag, chunk in chunks(data):
+        if tag == b"IDAT":
+            if done:
+                continue
+            chunk, done = body, True
+        out.append(struct.pack(">I", len(chunk)) + tag + chunk + struct.pack(">I", zlib.crc32(tag + chunk)))
+    return b"".join(out)
+
+
+@pytest.mark.parametrize("damage", [
+    pytest.param(lambda raw: zlib.compress(raw)[: len(zlib.compress(raw)) // 2], id="truncated stream"),
+    pytest.param(lambda raw: b"\x78\x9c" + bytes(range(256)) * 4, id="not deflate"),
+    pytest.param(lambda raw: zlib.compress(bytes([9]) + raw[1:]), id="unknown filter"),
+])
+def test_damaged_image_data_is_refused_with_a_clear_error(damage):
+    img = noisy("RGB", (64, 48))
+    data = png(img)
+    raw = zlib.decompress(b"".join(c for t, c in chunks(data) if t == b"IDAT"))
+    bad = with_idat(data, damage(raw))
+    assert pngread.fast_mode(opened(bad)) == "RGB"
+    assert pngread.decode(bad, "RGB", (64, 48)) is None  # libspng refuses it; then Pillow does
+    with pytest.raises(DownloadError, match="not a valid image"):
+        images.check_image(bad)
+
+
+def test_a_file_only_libspng_refuses_is_still_decoded_by_pillow(monkeypatch):
+    img = noisy("RGB", (64, 48))
+    monkeypatch.setattr(pngread.pyspng, "load", lambda data, fmt: (_ for _ in ()).throw(RuntimeError("limits")))
+    out = images.check_image(png(img))
+    assert opened(out.data).tobytes() == img.tobytes()
+
+
+def test_a_bad_chunk_crc_is_refused_before_decoding():
+    data = bytearray(png(noisy("RGB", (64, 48))))
+    data[-20] ^= 0xFF  # inside the last IDAT's data: its CRC no longer matches
+    with pytest.raises(DownloadError, match="not a valid image"):
+        images.check_image(bytes(data))
