@@ -140,3 +140,28 @@ def test_a_bad_chunk_crc_is_refused_before_decoding():
     data[-20] ^= 0xFF  # inside the last IDAT's data: its CRC no longer matches
     with pytest.raises(DownloadError, match="not a valid image"):
         images.check_image(bytes(data))
+
+
+def test_the_image_data_handed_to_libspng_are_a_valid_png_of_the_same_pixels():
+    img = noisy("RGB", (300, 200), seed=3)  # several IDAT chunks, filtered rows of every kind
+    data = png(img, optimize=True)
+    assert sum(t == b"IDAT" for t, _ in chunks(data)) > 1
+    again = pngread.stored(data, 200 * (1 + 300 * 3))
+    tags = [t for t, _ in chunks(again)]  # every CRC checked
+    assert tags == [b"IHDR", b"IDAT", b"IEND"]
+    assert opened(again).tobytes() == img.tobytes()  # Pillow checks the stored stream's Adler-32 too
+    assert len(again) > 200 * 300 * 3  # stored, not compressed
+
+
+@pytest.mark.parametrize("damage", [
+    pytest.param(lambda raw: zlib.compress(raw)[:-9], id="truncated stream"),
+    pytest.param(lambda raw: zlib.compress(raw[:-1]), id="a byte short"),
+    pytest.param(lambda raw: zlib.compress(raw + b"\0"), id="a byte over"),
+    pytest.param(lambda raw: zlib.compress(bytes(50_000_000)), id="a bomb"),
+    pytest.param(lambda raw: b"not deflate at all", id="not deflate"),
+])
+def test_image_data_of_the_wrong_size_are_left_to_the_decoders(damage):
+    data = png(noisy("RGB", (10, 10)))
+    raw = zlib.decompress(b"".join(c for t, c in chunks(data) if t == b"IDAT"))
+    assert pngread.stored(with_idat(data, damage(raw)), len(raw)) is None
+    assert pngread.stored(data, len(raw)) is not None
