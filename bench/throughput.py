@@ -320,10 +320,13 @@ class Workers:
     with its arguments, and the recovery sweep."""
 
     def __init__(self, env: dict, count: int, tmp: Path, name: str):
+        from django.conf import settings
+
         manage = [sys.executable, str(ROOT / "manage.py")]
         self.log = open(tmp / f"workers-{name}.log", "w")
         self.procs = [
-            subprocess.Popen([*manage, "db_worker", "--queue-name", "default", "--interval", "0.5", "--no-reload",
+            subprocess.Popen([*manage, "db_worker", "--queue-name", "default", "--interval",
+                              str(settings.TASK_WORKER_INTERVAL), "--no-reload",
                               "--worker-id", f"bench-{name}-{i + 1}"],
                              cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
             for i in range(count)

@@ -312,6 +312,9 @@ JOB_SWEEP_EVERY_SECONDS = env.float("JOB_SWEEP_EVERY_SECONDS", default=15.0)
 # Give up on an async provider job after this long.
 JOB_MAX_SECONDS = env.int("JOB_MAX_SECONDS", default=3600)
 TASK_WORKERS = env.int("TASK_WORKERS", default=3)
+# Seconds a task worker (db_worker --interval, as serve starts it) waits
+# before it looks again when it found no task ready.
+TASK_WORKER_INTERVAL = env.float("TASK_WORKER_INTERVAL", default=0.5)
 # A task that advances a job also takes up to JOB_BATCH_SIZE - 1 more due
 # steps like it (same team, provider, state and priority) and runs them in
 # turn: a claim and a step's set-up cost a few database round trips each,

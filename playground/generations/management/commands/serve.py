@@ -31,7 +31,8 @@ class Command(BaseCommand):
             "sweeper": [*manage, "sweep", "--loop"],
         }
         for i in range(workers):
-            specs[f"worker{i + 1}"] = [*manage, "db_worker", "--queue-name", "default", "--interval", "0.5",
+            specs[f"worker{i + 1}"] = [*manage, "db_worker", "--queue-name", "default", "--interval",
+                                       str(settings.TASK_WORKER_INTERVAL),
                                        "--no-reload", "--worker-id", f"{os.uname().nodename}-{os.getpid()}-{i + 1}"]
         if not no_sandbox:
             specs["sandbox"] = [py, "-m", "gunicorn", "playground.sandbox.wsgi", "--bind",
