@@ -24,19 +24,18 @@ def advance_generation(context, generation_id: int) -> str:
 
     from .warmup import idle_trim
 
-    idle_trim.task_started()
-    try:
+    with idle_trim.task():  # the image buffers go back to the system once the worker is idle
         # The task result's id names this run in the job's lease.
         return jobs.advance(generation_id, holder=str(context.task_result.id), batch=Batch.of(context.task_result))
-    finally:
-        idle_trim.task_ended()  # the image buffers go back to the system once the worker is idle
 
 
 @task(takes_context=True)
 def adopt_claimed_job(context, generation_id: int) -> str:
     from . import jobs
+    from .warmup import idle_trim
 
-    return jobs.adopt(generation_id, holder=str(context.task_result.id))
+    with idle_trim.task():  # an adopted job downloads and checks images too
+        return jobs.adopt(generation_id, holder=str(context.task_result.id))
 
 
 @task()

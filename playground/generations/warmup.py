@@ -12,6 +12,8 @@ job's lease) and leaves the worker's RSS a measure of real growth.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import sys
 import threading
 import time
@@ -131,6 +133,15 @@ class IdleTrim:
                 self._thread.start()
             self._cv.notify_all()
 
+    @contextlib.contextmanager
+    def task(self):
+        """Around one task's run."""
+        self.task_started()
+        try:
+            yield
+        finally:
+            self.task_ended()
+
     def _run(self) -> None:
         while True:
             with self._cv:
@@ -140,7 +151,10 @@ class IdleTrim:
                     else:
                         self._cv.wait(max(0.0, self.idle - (self.clock() - self.last_end)))
                 self.last_end = None
-            release_free_memory()  # glibc locks its arenas: safe beside a task that allocates
+            try:
+                release_free_memory()  # glibc locks its arenas: safe beside a task that allocates
+            except Exception:  # one failure must not end trimming for the worker's life
+                log.exception("Giving freed memory back failed")
             with self._cv:
                 self.trims += 1
                 self._cv.notify_all()
@@ -151,4 +165,5 @@ class IdleTrim:
             return self._cv.wait_for(lambda: self.trims >= trims, timeout)
 
 
+log = logging.getLogger("playground.jobs")
 idle_trim = IdleTrim()

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 import hashlib
 import io
+import struct
 
 from django.conf import settings
 from PIL import Image, UnidentifiedImageError
@@ -51,6 +52,8 @@ def check_image(data: bytes, *, max_pixels=None, thumb_size=512) -> CheckedImage
                 raise DownloadError(f"{fmt or 'Unknown'} images are not accepted (PNG, JPEG or WebP).")
             if w * h > max_pixels:
                 raise DownloadError(f"The image has {w}x{h} pixels, over the limit of {max_pixels}.")
+            if not probe.tile:  # e.g. a PNG with no image data (IDAT) at all
+                raise DownloadError("The file is not a valid image (no image data).")
             fast = pngread.fast_mode(probe)
             icc = probe.info.get("icc_profile")
             probe.verify()  # every chunk's CRC, before either decoder reads it
@@ -94,7 +97,8 @@ def check_image(data: bytes, *, max_pixels=None, thumb_size=512) -> CheckedImage
         raise
     except UnidentifiedImageError:
         raise DownloadError("The file is not a PNG, JPEG or WebP image.") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+    except (OSError, SyntaxError, ValueError, IndexError, EOFError, struct.error,
+            Image.DecompressionBombError) as e:  # what Pillow's plugins raise on damaged files
         raise DownloadError(f"The file is not a valid image ({type(e).__name__}).") from None
     return CheckedImage(data_out, fmt, w, h, tbuf.getvalue(), thumb_ext)
 

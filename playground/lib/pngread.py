@@ -52,14 +52,22 @@ def fast_mode(probe) -> str | None:
 
 def decode(data: bytes, mode: str, size: tuple[int, int]) -> np.ndarray | None:
     """The pixels of a PNG that fast_mode() accepted (its size as Pillow
-    read it, w x h), as (h, w, bands) or
-    (h, w) for L; None if libspng refuses the file. Pillow then has the last
-    word: it refuses a damaged file with its own error, and a file only
-    libspng dislikes (it keeps at most 64 MiB of chunks, say) is still
-    decoded."""
+    read it, w x h), as (h, w, bands) or (h, w) for L; None when the file is
+    not plain and whole (stored() says no) or libspng refuses it. Pillow then
+    has the last word: it refuses a damaged file with its own error, and a
+    file only libspng dislikes (it keeps at most 64 MiB of chunks, say) is
+    still decoded.
+
+    libspng only ever sees what stored() rebuilt, never the file as it came:
+    pyspng asks libspng not to check CRCs, which also skips the zlib stream's
+    Adler-32, so damaged image data would decode as wrong pixels. ISA-L has
+    checked that checksum (and the size) before."""
     w, h = size
+    rebuilt = stored(data, h * (1 + w * len(mode)))
+    if rebuilt is None:
+        return None
     try:
-        pixels = pyspng.load(stored(data, h * (1 + w * len(mode))) or data, mode)
+        pixels = pyspng.load(rebuilt, mode)
     except RuntimeError:  # pyspng's one error: "could not decode image: <libspng's reason>"
         return None
     if pixels.dtype != np.uint8 or pixels.shape[:2] != (size[1], size[0]):  # pragma: no cover - not as probed
@@ -77,11 +85,12 @@ def stored(data: bytes, raw_size: int) -> bytes | None:
     1024 px render (7.5 ms, against ~1.2 ms for ISA-L and ~3.5 ms for
     libspng on stored data, ~2.5 ms for the rest here).
 
-    raw_size: the filtered rows' size that the header promises. None (decode
-    the file as it is) unless the chunks are well formed and the image data
-    inflate to exactly that size and end there: a damaged file is left for
-    the decoders to judge, and inflating never goes past raw_size + 1 bytes
-    (no decompression bomb)."""
+    raw_size: the filtered rows' size that the header promises. None (Pillow
+    decodes the file) unless the chunks are well formed, the image data
+    inflate to exactly that size and end there with the right Adler-32, and
+    no chunk but IEND follows them (a late tRNS or animation frames are for
+    Pillow to judge). Inflating never goes past raw_size + 1 bytes (no
+    decompression bomb)."""
     if data[:8] != b"\x89PNG\r\n\x1a\n":
         return None
     head, idat, pos, seen_idat = [], [], 8, False
@@ -96,7 +105,9 @@ def stored(data: bytes, raw_size: int) -> bytes | None:
             seen_idat = True
             idat.append(view[pos + 8:pos + 8 + length])
         elif seen_idat:
-            break  # the image data are over; later chunks do not change the pixels
+            if tag != b"IEND":
+                return None
+            break
         else:
             head.append(view[pos:end])
         pos = end
@@ -104,22 +115,25 @@ def stored(data: bytes, raw_size: int) -> bytes | None:
         return None
     inflate = isal_zlib.decompressobj()
     try:
-        raw = inflate.decompress(b"".join(idat), raw_size + 1)
-    except isal_zlib.error:
+        raw = inflate.decompress(idat[0] if len(idat) == 1 else b"".join(idat), raw_size + 1)
+    except isal_zlib.error:  # a bad stream or Adler-32
         return None
     if len(raw) != raw_size or not inflate.eof:
         return None
+    # One copy: the parts are joined once, and the new IDAT's CRC is run
+    # over them as they are (IDAT, zlib header, stored blocks, Adler-32).
     rows = memoryview(raw)
-    blocks = [b"\x78\x01"]  # zlib header: deflate, 32 KiB window, no dictionary
+    blocks = -(-raw_size // STORED_BLOCK)
+    body = [b"IDAT", b"\x78\x01"]  # deflate, 32 KiB window, no dictionary
     for start in range(0, raw_size, STORED_BLOCK):
         block = rows[start:start + STORED_BLOCK]
-        last = start + STORED_BLOCK >= raw_size
-        blocks += [struct.pack("<BHH", 1 if last else 0, len(block), len(block) ^ 0xFFFF), block]
-    blocks.append(struct.pack(">I", isal_zlib.adler32(raw)))
-    body = b"".join(blocks)
-    idat_chunk = [struct.pack(">I", len(body)), b"IDAT", body,
-                  struct.pack(">I", isal_zlib.crc32(body, isal_zlib.crc32(b"IDAT")))]
-    return b"".join([view[:8], *head, *idat_chunk, IEND])
+        body += [struct.pack("<BHH", start + STORED_BLOCK >= raw_size, len(block), len(block) ^ 0xFFFF), block]
+    body.append(struct.pack(">I", isal_zlib.adler32(raw)))
+    crc = 0
+    for part in body:
+        crc = isal_zlib.crc32(part, crc)
+    size = 2 + 5 * blocks + raw_size + 4
+    return b"".join([view[:8], *head, struct.pack(">I", size), *body, struct.pack(">I", crc), IEND])
 
 
 IEND = struct.pack(">I", 0) + b"IEND" + struct.pack(">I", zlib.crc32(b"IEND"))

@@ -100,7 +100,47 @@ def test_the_idle_trim_runs_after_the_last_task():
     trim.task_started()
     trim.task_started()
     trim.task_ended()
-    assert trim.busy == 1 and trim.trims == 0  # the other task still runs
+    assert not trim.wait_for_trim(1, timeout=0.5)  # the other task still runs: its buffers are in use
+    assert trim.busy == 1
     trim.task_ended()
     assert trim.wait_for_trim(1, timeout=10)
     assert not trim.due(trim.clock())  # trimmed: nothing more to do until a task ends
+
+
+def test_the_trim_waits_for_the_idle_time_on_its_clock():
+    from playground.generations.warmup import IdleTrim
+
+    now = [100.0]
+    trim = IdleTrim(idle=60.0, clock=lambda: now[0])
+    with trim.task():
+        pass
+    assert not trim.wait_for_trim(1, timeout=0.3)  # idle for 0 of 60 s
+    now[0] = 159.0
+    with trim._cv:
+        trim._cv.notify_all()  # the thread looks at the clock again
+    assert not trim.wait_for_trim(1, timeout=0.3)
+    now[0] = 160.0
+    with trim._cv:
+        trim._cv.notify_all()
+    assert trim.wait_for_trim(1, timeout=10)
+
+
+def test_a_failed_trim_does_not_stop_later_ones(monkeypatch):
+    from playground.generations import warmup
+
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("no trim today")
+        return True
+
+    monkeypatch.setattr(warmup, "release_free_memory", flaky)
+    trim = warmup.IdleTrim(idle=0.0)
+    for n in (1, 2):
+        with pytest.raises(ValueError):
+            with trim.task():
+                raise ValueError("the task failed")  # a failing task still counts as ended
+        assert trim.wait_for_trim(n, timeout=10)
+    assert len(calls) == 2 and trim.busy == 0

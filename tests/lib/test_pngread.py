@@ -58,6 +58,9 @@ def test_plain_pngs_decode_to_the_same_pixels_as_pillow(mode, size, monkeypatch)
     img = noisy(mode, size, seed=size[0])
     data = png(img, optimize=size[0] % 2 == 1)  # Pillow's adaptive filters: Sub, Up, Average and Paeth rows
     assert pngread.fast_mode(opened(data)) == mode
+    pixels = pngread.decode(data, mode, size)
+    assert pixels is not None  # libspng decoded it
+    assert pixels.tobytes() == img.tobytes() and pixels.shape[:2] == (size[1], size[0])
     fast = images.check_image(data)
     slow = check_with_pillow(data, monkeypatch)
     assert opened(fast.data).tobytes() == img.tobytes()
@@ -126,6 +129,58 @@ def test_damaged_image_data_is_refused_with_a_clear_error(damage):
     assert pngread.decode(bad, "RGB", (64, 48)) is None  # libspng refuses it; then Pillow does
     with pytest.raises(DownloadError, match="not a valid image"):
         images.check_image(bad)
+
+
+def stored_idat(data: bytes) -> bytes:
+    """The image data of a PNG saved with compress_level=0, as in its file."""
+    return b"".join(c for t, c in chunks(data) if t == b"IDAT")
+
+
+@pytest.mark.parametrize("where", ["pixels", "adler-32"])
+def test_damaged_stored_image_data_are_refused_not_decoded_as_other_pixels(where):
+    """Stored deflate blocks have no check of their own but the stream's
+    Adler-32, which libspng skips under pyspng: a flipped byte with the
+    chunk's CRC made right must still be refused."""
+    img = noisy("RGB", (64, 48))
+    data = png(img, compress_level=0)
+    body = bytearray(stored_idat(data))
+    body[-4 if where == "adler-32" else len(body) // 2] ^= 0x01
+    bad = with_idat(data, bytes(body))
+    assert pngread.fast_mode(opened(bad)) == "RGB"
+    assert pngread.stored(bad, 48 * (1 + 64 * 3)) is None
+    assert pngread.decode(bad, "RGB", (64, 48)) is None
+    with pytest.raises(DownloadError, match="not a valid image"):
+        images.check_image(bad)
+
+
+def chunk(tag: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body))
+
+
+def with_chunk_after_idat(data: bytes, extra: bytes) -> bytes:
+    assert data.endswith(chunk(b"IEND", b""))
+    return data[:-12] + extra + data[-12:]
+
+
+def test_chunks_after_the_image_data_send_the_file_to_pillow():
+    img = noisy("RGB", (40, 30))
+    data = with_chunk_after_idat(png(img), chunk(b"tEXt", b"Comment\0late"))
+    assert pngread.fast_mode(opened(data)) == "RGB"
+    assert pngread.decode(data, "RGB", (40, 30)) is None
+    assert opened(images.check_image(data).data).tobytes() == img.tobytes()  # still stored, by Pillow
+
+
+def test_a_png_without_image_data_is_refused():
+    data = png(noisy("RGB", (40, 30)))
+    no_idat = b"".join([data[:8], *(chunk(t, c) for t, c in chunks(data) if t != b"IDAT")])
+    with pytest.raises(DownloadError, match="not a valid image"):
+        images.check_image(no_idat)
+
+
+def test_an_empty_colour_profile_after_the_image_data_is_refused_with_a_clear_error():
+    data = with_chunk_after_idat(png(noisy("RGB", (40, 30))), chunk(b"iCCP", b""))
+    with pytest.raises(DownloadError, match="not a valid image"):
+        images.check_image(data)
 
 
 def test_a_file_only_libspng_refuses_is_still_decoded_by_pillow(monkeypatch):
