@@ -92,6 +92,34 @@ def reserve(gen) -> list[BudgetStatus]:
     return [s for s in statuses if not s.budget.hard and s.would_exceed]
 
 
+class PreparedReserve:
+    """reserve(gen) for a job not saved yet, its statements compiled before
+    the transaction (lib/prepared.py; on SQLite the transaction holds the one
+    writer lock). Inside, run() asks whether the team has any budget: if so,
+    reserve() itself checks them, under their locks; if not (most teams, most
+    of the time), only the entry's INSERT runs."""
+
+    def __init__(self, gen):
+        from playground.lib.prepared import PreparedInsert
+
+        entry = Entry(kind=Entry.RESERVE, amount=gen.cost_estimate, **_generation_fields(gen),
+                      **_user_fields(gen.owner))
+        self.entry = PreparedInsert(entry, late=("generation",))
+        probe = Budget.objects.filter(team_id=gen.team_id).values_list("id")[:1]
+        self.probe = probe.query.get_compiler(using=self.entry.using).as_sql()
+
+    def run(self, gen) -> list[BudgetStatus]:
+        if not transaction.get_connection().in_atomic_block:
+            raise RuntimeError("reserve() must run inside the transaction that creates the job")
+        with connection.cursor() as cursor:
+            cursor.execute(*self.probe)
+            any_budget = cursor.fetchone() is not None
+        if any_budget:
+            return reserve(gen)
+        self.entry.run(generation=gen.pk)
+        return []
+
+
 def capture(gen, reported: Decimal | None, *, no_image: bool = False) -> Entry:
     """What the job cost: the provider's figure where it reports one, else
     the estimate; both kept. At most once per generation (a constraint)."""

@@ -128,9 +128,10 @@ def test_a_worker_killed_mid_batch_loses_no_job_and_sends_nothing_twice(team, us
         def one_sending_all_held():
             rows = list(Generation.objects.filter(pk__in=[g.pk for g in gens]))
             return (sum(g.status == Generation.SUBMITTING for g in rows) == 1
-                    and all(g.lease_until is not None for g in rows))
+                    and all(g.lease_until is not None for g in rows)
+                    and sent.count("/generate") == 1)  # its request has reached the provider (3 s to answer)
 
-        wait_for(one_sending_all_held, 60, "a batch to take the three jobs")
+        wait_for(one_sending_all_held, 60, "a batch to take the three jobs and send the first")
         os.killpg(first.pid, signal.SIGKILL)
         first.wait(10)
         held = {g.pk: g.held_by for g in Generation.objects.filter(pk__in=[g.pk for g in gens])}
