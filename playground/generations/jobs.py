@@ -409,22 +409,25 @@ def submit(gen: Generation) -> str:
     # savepoint: if writing it fails, the job id is still committed (and the
     # sweep queues the overdue job again); a provider's job is never dropped
     # for the sake of its task row.
+    # Both statements compiled before the transaction (lib/prepared.py).
+    accept = gen.prepare_transition(
+        Generation.SUBMITTING, via="accepted", provider_job_id=outcome.job_id or "",
+        submitted_at=now, estimated_seconds=outcome.expected_seconds,
+        phase="submitted" if not outcome.finished else "downloading",
+        result_urls=outcome.image_urls if outcome.state == "succeeded" else [],
+        credits_used=outcome.credits_used,  # as reported, kept for a resumed download
+        due_at=now + timedelta(seconds=delay), attempts=0,
+        # Still generating: the job id saved and its first poll scheduled in
+        # one update (as schedule_poll would, one write fewer).
+        **waiting,
+    )
+    first_poll = None if outcome.finished else PreparedEnqueue(next_step(gen, delay, urgent=False))
     with transaction.atomic():
-        accepted = gen.transition(
-            Generation.SUBMITTING, via="accepted", provider_job_id=outcome.job_id or "",
-            submitted_at=now, estimated_seconds=outcome.expected_seconds,
-            phase="submitted" if not outcome.finished else "downloading",
-            result_urls=outcome.image_urls if outcome.state == "succeeded" else [],
-            credits_used=outcome.credits_used,  # as reported, kept for a resumed download
-            due_at=now + timedelta(seconds=delay), attempts=0,
-            # Still generating: the job id saved and its first poll scheduled in
-            # one update (as schedule_poll would, one write fewer).
-            **waiting,
-        )
-        if accepted and not outcome.finished:
+        accepted = accept.run()
+        if accepted and first_poll is not None:
             try:
                 with transaction.atomic():
-                    enqueue(gen, delay)
+                    first_poll.run(gen.pk)
             except DatabaseError:
                 log.exception("generation %s: its first poll could not be queued; the sweep will", gen.pk)
     if accepted:
@@ -646,9 +649,11 @@ def schedule_poll(gen: Generation, phase: str | None = None, delay: float = 3.0,
         changes["pending_seen_at"] = now
     if phase:
         changes["phase"] = phase
+    wait = gen.prepare_transition(Generation.RUNNING, via="schedule_poll", **changes)
+    next_poll = PreparedEnqueue(next_step(gen, delay, urgent=False))
     with transaction.atomic():  # the wait and its task in one commit (both or neither)
-        if gen.transition(Generation.RUNNING, via="schedule_poll", **changes):
-            enqueue(gen, delay)
+        if wait.run():
+            next_poll.run(gen.pk)
             return f"poll in {delay:.0f}s"
     return "job changed"
 
@@ -736,21 +741,27 @@ def finish(gen: Generation, checked, outcome: Outcome) -> str:
             name = default_storage.save(f"{folder}/{i}-{tag}.{img.extension}", ContentFile(img.data))
             thumb = default_storage.save(f"{folder}/{i}-{tag}-thumb.{img.thumb_extension}", ContentFile(img.thumbnail))
             saved.append((i, img, name, thumb))
+        # The move, the charge and the images' rows, compiled before the
+        # transaction (lib/prepared.py) and written in it.
+        done = gen.prepare_transition(
+            Generation.RUNNING, via="finish", phase="", finished_at=timezone.now(),
+            lease_until=None, credits_used=outcome.credits_used if outcome.credits_used is not None else gen.cost_estimate,
+            provider_seconds=gen.provider_seconds,
+        )
+        charge = book.PreparedCapture(gen, outcome.credits_used)
+        rows = [
+            PreparedInsert(GenerationImage(
+                generation=gen, index=i, file=name, thumbnail=thumb, content_type=img.content_type,
+                width=img.width, height=img.height, bytes=len(img.data), sha256=img.sha256,
+            ))
+            for i, img, name, thumb in saved
+        ]
         with transaction.atomic():
-            won = gen.transition(
-                Generation.RUNNING, via="finish", phase="", finished_at=timezone.now(),
-                lease_until=None, credits_used=outcome.credits_used if outcome.credits_used is not None else gen.cost_estimate,
-                provider_seconds=gen.provider_seconds,
-            )
+            won = done.run()
             if won:
-                book.capture(gen, outcome.credits_used)
-                GenerationImage.objects.bulk_create([
-                    GenerationImage(
-                        generation=gen, index=i, file=name, thumbnail=thumb, content_type=img.content_type,
-                        width=img.width, height=img.height, bytes=len(img.data), sha256=img.sha256,
-                    )
-                    for i, img, name, thumb in saved
-                ])
+                charge.run()
+                for row in rows:
+                    row.run()
     except BaseException:
         _delete(saved)
         raise

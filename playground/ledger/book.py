@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from django.db import connection, transaction
 
+from playground.lib.prepared import PreparedInsert
 from playground.lib.units import Amount
 from playground.providers import registry
 
@@ -100,8 +101,6 @@ class PreparedReserve:
     of the time), only the entry's INSERT runs."""
 
     def __init__(self, gen):
-        from playground.lib.prepared import PreparedInsert
-
         entry = Entry(kind=Entry.RESERVE, amount=gen.cost_estimate, **_generation_fields(gen),
                       **_user_fields(gen.owner))
         self.entry = PreparedInsert(entry, late=("generation",))
@@ -123,12 +122,22 @@ class PreparedReserve:
 def capture(gen, reported: Decimal | None, *, no_image: bool = False) -> Entry:
     """What the job cost: the provider's figure where it reports one, else
     the estimate; both kept. At most once per generation (a constraint)."""
-    return Entry.objects.create(
-        kind=Entry.CAPTURE, amount=reported if reported is not None else gen.cost_estimate,
-        estimate=gen.cost_estimate, reported=reported,
-        basis=Entry.REPORTED if reported is not None else Entry.ESTIMATE, no_image=no_image,
-        **_generation_fields(gen), **_user_fields(gen.owner),
-    )
+    return PreparedCapture(gen, reported, no_image=no_image).run()
+
+
+class PreparedCapture:
+    """capture(), compiled now and written by run() (lib/prepared.py)."""
+
+    def __init__(self, gen, reported: Decimal | None, *, no_image: bool = False):
+        self.insert = PreparedInsert(Entry(
+            kind=Entry.CAPTURE, amount=reported if reported is not None else gen.cost_estimate,
+            estimate=gen.cost_estimate, reported=reported,
+            basis=Entry.REPORTED if reported is not None else Entry.ESTIMATE, no_image=no_image,
+            **_generation_fields(gen), **_user_fields(gen.owner),
+        ))
+
+    def run(self) -> Entry:
+        return self.insert.run()
 
 
 def release(gen, note: str = "") -> Entry | None:

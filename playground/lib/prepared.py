@@ -1,4 +1,4 @@
-"""INSERTs compiled before the transaction they run in.
+"""INSERTs and UPDATEs compiled before the transaction they run in.
 
 On SQLite a transaction holds the database's one writer lock from its BEGIN
 (IMMEDIATE) to its COMMIT, and every other writer (the task workers' submits
@@ -17,7 +17,7 @@ a row inserted just before) are named `late` and given to run().
 
 from __future__ import annotations
 
-from django.db import connections, router
+from django.db import connections, router, transaction
 from django.db.models import signals, sql
 
 
@@ -80,3 +80,25 @@ class PreparedInsert:
         signals.post_save.send(sender=type(self.obj), instance=self.obj, created=True, update_fields=None, raw=False,
                                using=self.using)
         return self.obj
+
+
+class PreparedUpdate:
+    """queryset.update(**changes), compiled now, run by run() (which returns
+    the number of rows changed, as update() does). One table only: an update
+    of a parent model's fields is refused."""
+
+    def __init__(self, queryset, **changes):
+        queryset._for_write = True
+        self.using = queryset.db
+        query = queryset.query.chain(sql.UpdateQuery)
+        query.add_update_values(changes)
+        if query.related_updates:
+            raise ValueError("PreparedUpdate updates one table; use update()")
+        query.clear_select_clause()
+        self.sql, self.params = query.get_compiler(self.using).as_sql()
+
+    def run(self) -> int:
+        with transaction.mark_for_rollback_on_error(using=self.using):
+            with connections[self.using].cursor() as cursor:
+                cursor.execute(self.sql, self.params)
+                return cursor.rowcount

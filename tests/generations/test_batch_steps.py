@@ -170,22 +170,22 @@ def test_a_first_poll_that_cannot_be_queued_keeps_the_provider_job_and_the_sweep
 
     from tests.helpers import run_tasks
 
+    from playground.generations.tasks import PreparedEnqueue
+
     gen = factories.job(team, user, prompt="a lighthouse in fog")
-    real = jobs.enqueue
+    real = PreparedEnqueue.run
 
-    def broken_insert(g, delay=0.0, urgent=None):
-        if g.status == Generation.RUNNING:  # the first poll, after the submit
-            DBTaskResult.objects.filter(pk__in=[]).update(status="READY")  # a write inside the savepoint...
-            raise DatabaseError("disk I/O error")  # ...then the insert fails
-        return real(g, delay, urgent)
+    def broken_insert(self, *args):  # the first poll's row, after the submit
+        DBTaskResult.objects.filter(pk__in=[]).update(status="READY")  # a write inside the savepoint...
+        raise DatabaseError("disk I/O error")  # ...then the insert fails
 
-    monkeypatch.setattr(jobs, "enqueue", broken_insert)
+    monkeypatch.setattr(PreparedEnqueue, "run", broken_insert)
     sent = Counting(sandbox)
     try:
         run_one_task()
     finally:
         sandbox.server.set_app(sent.app)
-    monkeypatch.setattr(jobs, "enqueue", real)
+    monkeypatch.setattr(PreparedEnqueue, "run", real)
 
     gen.refresh_from_db()
     assert sent.count("/generate") == 1

@@ -171,3 +171,42 @@ def test_reserving_outside_a_transaction_is_refused(team, user):
     with pytest.raises(RuntimeError, match="inside the transaction"):
         book.PreparedReserve(gen).run(gen)
     assert not Entry.objects.exists()
+
+
+def running_job(team, user):
+    gen = new_job(team, user)
+    assert gen.transition(Generation.QUEUED, via="send", phase="submitting")
+    assert gen.transition(Generation.SUBMITTING, via="accepted", provider_job_id="task-1", phase="submitted")
+    return gen
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_poll_scheduled_writes_its_move_and_its_task_and_nothing_else(team, user):
+    gen = running_job(team, user)
+    with CaptureQueriesContext(connection) as queries:
+        assert jobs.schedule_poll(gen, delay=12, pending=True) == "poll in 12s"
+    sql = [q["sql"].split()[0] for q in queries.captured_queries]
+    assert sql[sql.index("BEGIN") + 1:] == ["UPDATE", "INSERT", "COMMIT"]
+    gen.refresh_from_db()
+    assert gen.wait_reason == "polling" and gen.pending_seen_at is not None and gen.lease_until is None
+    row = DBTaskResult.objects.filter(args_kwargs__args=[gen.pk]).order_by("-enqueued_at").first()
+    assert abs((row.run_after - gen.due_at).total_seconds()) < 1
+
+
+@pytest.mark.django_db
+def test_a_prepared_move_made_by_someone_else_first_loses(team, user):
+    gen = running_job(team, user)
+    move = gen.prepare_transition(Generation.RUNNING, via="schedule_poll", phase="later")
+    assert Generation.objects.get(pk=gen.pk).transition(Generation.RUNNING, via="fail", error_kind="internal",
+                                                         phase="")  # another worker's move, in between
+    assert move.run() is False
+    assert gen.phase != "later" and Generation.objects.get(pk=gen.pk).status == Generation.FAILED
+
+
+@pytest.mark.django_db
+def test_an_illegal_move_is_refused_when_prepared(team, user):
+    from playground.generations.states import IllegalTransition
+
+    gen = new_job(team, user)
+    with pytest.raises(IllegalTransition):
+        gen.prepare_transition(Generation.QUEUED, status=Generation.SUCCEEDED)

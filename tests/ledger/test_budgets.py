@@ -121,7 +121,12 @@ def test_last_months_spend_does_not_count_this_month_but_history_stays(team, use
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_hundred_simultaneous_submissions_make_exactly_ten_jobs():
+def test_a_hundred_simultaneous_submissions_make_exactly_ten_jobs(monkeypatch):
+    # 100 threads of one process take turns for the GIL as well as for
+    # SQLite's writer lock: on a slow machine a turn can come after the 20 s
+    # a writer waits by default. What is tested is the count, not the wait.
+    if connection.vendor == "sqlite":
+        monkeypatch.setitem(connection.settings_dict["OPTIONS"], "timeout", 300)
     owner = factories.user("olga")
     team = factories.team("Race", owner=owner)
     # $0.175 = 10 runs of 3.5 KIE credits at $0.005
