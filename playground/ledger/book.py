@@ -88,9 +88,12 @@ def reserve(gen) -> list[BudgetStatus]:
     refused = [s for s in statuses if s.budget.hard and s.would_exceed]
     if refused:
         raise BudgetExceeded(refused)
-    Entry.objects.create(kind=Entry.RESERVE, amount=gen.cost_estimate, **_generation_fields(gen),
-                         **_user_fields(gen.owner))
+    _reserve_entry(gen).save(force_insert=True)
     return [s for s in statuses if not s.budget.hard and s.would_exceed]
+
+
+def _reserve_entry(gen) -> Entry:
+    return Entry(kind=Entry.RESERVE, amount=gen.cost_estimate, **_generation_fields(gen), **_user_fields(gen.owner))
 
 
 class PreparedReserve:
@@ -101,9 +104,7 @@ class PreparedReserve:
     of the time), only the entry's INSERT runs."""
 
     def __init__(self, gen):
-        entry = Entry(kind=Entry.RESERVE, amount=gen.cost_estimate, **_generation_fields(gen),
-                      **_user_fields(gen.owner))
-        self.entry = PreparedInsert(entry, late=("generation",))
+        self.entry = PreparedInsert(_reserve_entry(gen), late=("generation",))
         probe = Budget.objects.filter(team_id=gen.team_id).values_list("id")[:1]
         self.probe = probe.query.get_compiler(using=self.entry.using).as_sql()
 
