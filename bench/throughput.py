@@ -705,7 +705,7 @@ def app_figures(args, settings, team, user, n, latency, root, base_env, tmp, san
           f"created -> submitted median {app['submit_wait_median']:.1f} s, p95 {app['submit_wait_p95']:.1f} s)",
           flush=True)
     print(f"  {app['tasks_per_job']:.2f} task rows per job ({app['failed_tasks']} failed task rows)", flush=True)
-    print(f"  CPU during the app's run: workers {worker_cpu:.1f} s in all ({worker_cpu / n * 1000:.0f} ms a job"
+    print(f"  CPU during the app's run: workers {worker_cpu:.1f} s in all ({worker_cpu / n * 1000:.1f} ms a job"
           + (f"; the script: {script_cpu / n * 1000:.1f} ms a job" if script else "") + f"), sandbox {sb_cpu:.1f} s",
           flush=True)
     growth = [e / s for s, e in zip(rss_start, rss_end) if s and e]
@@ -715,7 +715,7 @@ def app_figures(args, settings, team, user, n, latency, root, base_env, tmp, san
         figures["capacity_ratio"] = app["elapsed"] / script["elapsed"]
         notes["capacity_ratio"] = (f"{app['elapsed']:.1f} s / {script['elapsed']:.1f} s, {n} jobs at {latency:g} s; "
                                    f"app {app['ok']} ok, {app['failed']} failed, {app['lost']} lost; CPU a job "
-                                   f"{worker_cpu / n * 1000:.0f} / {script_cpu / n * 1000:.1f} ms")
+                                   f"{worker_cpu / n * 1000:.1f} / {script_cpu / n * 1000:.1f} ms")
     figures["submit_wait_p95_s"] = app["submit_wait_p95"]
     figures["worker_rss_growth"] = max(growth) if growth else float("nan")
     notes["submit_wait_p95_s"] = f"{n} in flight; median {app['submit_wait_median']:.1f} s"

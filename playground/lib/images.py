@@ -58,10 +58,12 @@ def check_image(data: bytes, *, max_pixels=None, thumb_size=512) -> CheckedImage
             icc = probe.info.get("icc_profile")
             probe.verify()  # every chunk's CRC, before either decoder reads it
         # A plain 8-bit PNG: libspng decodes it in about half Pillow's time.
-        pixels = pngread.decode(data, fast, (w, h)) if fast else None
-        if pixels is not None:
-            data_out = pngwrite.encode_pixels(pixels, fast, icc)
-            img = Image.fromarray(pixels)
+        decoded = pngread.decode(data, fast, (w, h)) if fast else None
+        if decoded is not None:
+            # The rows as the file filtered them (libspng has just unfiltered
+            # every one without error), deflated again into a new file.
+            data_out = pngwrite.encode_filtered(w, h, fast, decoded.rows, icc)
+            img = Image.fromarray(decoded.pixels)
         else:
             img = Image.open(io.BytesIO(data))
             img.load()

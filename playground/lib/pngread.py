@@ -19,6 +19,7 @@ checked beforehand by Pillow's verify(), which check_image always runs.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 import struct
 import zlib
 
@@ -50,7 +51,13 @@ def fast_mode(probe) -> str | None:
     return probe.mode
 
 
-def decode(data: bytes, mode: str, size: tuple[int, int]) -> np.ndarray | None:
+@dataclass
+class Decoded:
+    pixels: np.ndarray  # (h, w, bands), or (h, w) for L
+    rows: bytes  # the image data inflated: each row its filter type, then its bytes as the file filtered them
+
+
+def decode(data: bytes, mode: str, size: tuple[int, int]) -> Decoded | None:
     """The pixels of a PNG that fast_mode() accepted (its size as Pillow
     read it, w x h), as (h, w, bands) or (h, w) for L; None when the file is
     not plain and whole (stored() says no) or libspng refuses it. Pillow then
@@ -63,16 +70,16 @@ def decode(data: bytes, mode: str, size: tuple[int, int]) -> np.ndarray | None:
     Adler-32, so damaged image data would decode as wrong pixels. ISA-L has
     checked that checksum (and the size) before."""
     w, h = size
-    rebuilt = stored(data, h * (1 + w * len(mode)))
-    if rebuilt is None:
+    found = inflate(data, h * (1 + w * len(mode)))
+    if found is None:
         return None
     try:
-        pixels = pyspng.load(rebuilt, mode)
+        pixels = pyspng.load(rebuild(data, *found), mode)
     except RuntimeError:  # pyspng's one error: "could not decode image: <libspng's reason>"
         return None
     if pixels.dtype != np.uint8 or pixels.shape[:2] != (size[1], size[0]):  # pragma: no cover - not as probed
         return None
-    return pixels
+    return Decoded(pixels, found[1])
 
 
 STORED_BLOCK = 65535  # the most a stored deflate block holds
@@ -91,6 +98,13 @@ def stored(data: bytes, raw_size: int) -> bytes | None:
     no chunk but IEND follows them (a late tRNS or animation frames are for
     Pillow to judge). Inflating never goes past raw_size + 1 bytes (no
     decompression bomb)."""
+    found = inflate(data, raw_size)
+    return None if found is None else rebuild(data, *found)
+
+
+def inflate(data: bytes, raw_size: int) -> tuple[list, bytes] | None:
+    """stored()'s checks and its inflating: (the chunks before the image
+    data, the rows inflated), or None."""
     if data[:8] != b"\x89PNG\r\n\x1a\n":
         return None
     head, idat, pos, seen_idat = [], [], 8, False
@@ -113,13 +127,21 @@ def stored(data: bytes, raw_size: int) -> bytes | None:
         pos = end
     if not idat:
         return None
-    inflate = isal_zlib.decompressobj()
+    inflater = isal_zlib.decompressobj()
     try:
-        raw = inflate.decompress(idat[0] if len(idat) == 1 else b"".join(idat), raw_size + 1)
+        raw = inflater.decompress(idat[0] if len(idat) == 1 else b"".join(idat), raw_size + 1)
     except isal_zlib.error:  # a bad stream or Adler-32
         return None
-    if len(raw) != raw_size or not inflate.eof:
+    if len(raw) != raw_size or not inflater.eof:
         return None
+    return head, raw
+
+
+def rebuild(data: bytes, head: list, raw: bytes) -> bytes:
+    """The PNG of stored(): its signature, the chunks before the image data
+    (head, from inflate()), the rows as stored blocks, IEND."""
+    view = memoryview(data)
+    raw_size = len(raw)
     # One copy: the parts are joined once, and the new IDAT's CRC is run
     # over them as they are (IDAT, zlib header, stored blocks, Adler-32).
     rows = memoryview(raw)

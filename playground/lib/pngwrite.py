@@ -64,13 +64,33 @@ def encode_pixels(pixels: np.ndarray, mode: str, icc: bytes | None = None) -> by
     return _write(w, h, mode, icc, [np.ascontiguousarray(pixels).reshape(h, w * bands)])
 
 
-def _write(w: int, h: int, mode: str, icc: bytes | None, strips) -> bytes:
-    """PNG bytes from the image's rows, given as 2-d uint8 arrays (one row of
-    bytes each) from top to bottom."""
+def encode_filtered(w: int, h: int, mode: str, rows: bytes, icc: bytes | None = None) -> bytes:
+    """A new PNG of rows that are already filtered (each a PNG filter type
+    0-4, then its bytes): a file's image data as a decoder has just inflated
+    and unfiltered it without error. They are deflated again as they are,
+    each row keeping the filter its file chose, so the pixels are the same
+    and the work of filtering them again (a pass over every byte) is saved."""
+    if mode not in COLOR_TYPES or len(rows) != h * (1 + w * len(mode)):
+        raise ValueError(f"{len(rows)} bytes are not {h} filtered rows of {w} {mode} pixels")
+    parts = _head(w, h, mode, icc)
+    deflate = isal_zlib.compressobj(LEVEL)
+    parts.append(_chunk(b"IDAT", deflate.compress(rows) + deflate.flush()))
+    parts.append(_chunk(b"IEND", b""))
+    return b"".join(parts)
+
+
+def _head(w: int, h: int, mode: str, icc: bytes | None) -> list[bytes]:
     parts = [b"\x89PNG\r\n\x1a\n",
              _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, COLOR_TYPES[mode], 0, 0, 0))]
     if icc:
         parts.append(_chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc)))
+    return parts
+
+
+def _write(w: int, h: int, mode: str, icc: bytes | None, strips) -> bytes:
+    """PNG bytes from the image's rows, given as 2-d uint8 arrays (one row of
+    bytes each) from top to bottom."""
+    parts = _head(w, h, mode, icc)
     deflate = isal_zlib.compressobj(LEVEL)
     above = np.zeros(w * len(mode), np.uint8)  # the row above the first is all zeros
     for rows in strips:

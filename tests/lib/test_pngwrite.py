@@ -59,6 +59,21 @@ def test_flat_images_compress_well():
     assert len(pngwrite.encode(img)) < 20_000  # 3 MB of pixels
 
 
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA"])
+def test_rows_already_filtered_are_written_as_they_are_and_decode_to_the_same_pixels(mode):
+    img = noisy(mode, (97, 41), seed=5)
+    buf = io.BytesIO()
+    img.save(buf, "PNG", optimize=True)  # Pillow's adaptive filters: rows of every type
+    rows = zlib.decompress(b"".join(body for tag, body in chunks(buf.getvalue()) if tag == b"IDAT"))
+    assert len({rows[y * (1 + 97 * len(mode))] for y in range(41)}) > 1
+    data = pngwrite.encode_filtered(97, 41, mode, rows)
+    assert [t for t, _ in chunks(data)] == [b"IHDR", b"IDAT", b"IEND"]
+    assert zlib.decompress(chunks(data)[1][1]) == rows  # the file's own filters kept
+    assert Image.open(io.BytesIO(data)).tobytes() == img.tobytes()
+    with pytest.raises(ValueError):
+        pngwrite.encode_filtered(97, 40, mode, rows)  # not that many rows
+
+
 def test_other_modes_are_refused():
     with pytest.raises(ValueError):
         pngwrite.encode(Image.new("P", (4, 4)))
