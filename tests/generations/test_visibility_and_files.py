@@ -114,3 +114,23 @@ def test_every_image_url_is_a_404_once_its_file_is_gone(client_in, finished, tea
         if field.storage.exists(field.name):
             field.storage.delete(field.name)
         assert client_in.get(url).status_code == 404, name
+
+
+def test_a_results_files_go_in_a_folder_shared_by_a_256th_of_the_teams_jobs(sandbox, team, user, settings):
+    """No folder per job (a new folder is a metadata write like a new file):
+    generations/<team>/<first two hex digits of the job's uuid>/, the files
+    named by the job's uuid, so two jobs never collide and the folders stop
+    growing in number after 256."""
+    gens = [factories.job(team, user, "kie", "seedream-v4", prompt=f"a row of poplars {i}") for i in range(2)]
+    for gen in gens:
+        run_tasks(until=gen)
+    folders = set()
+    for gen in gens:
+        img = gen.images.get()
+        folder = f"generations/{team.uuid}/{gen.uuid.hex[:2]}/"
+        for name in (img.file.name, img.thumbnail.name):
+            assert name.startswith(f"{folder}{gen.uuid.hex}-0-"), name
+            assert (Path(settings.MEDIA_ROOT) / name).is_file()
+        assert img.thumbnail.name.endswith(("-thumb.jpg", "-thumb.webp"))
+        folders.add(folder)
+    assert len(list((Path(settings.MEDIA_ROOT) / "generations" / str(team.uuid)).iterdir())) == len(folders)
