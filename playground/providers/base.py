@@ -516,7 +516,9 @@ def process_client(cls: type["Adapter"]) -> httpx.Client:
         with _clients_lock:
             entry = _clients.get(cls)
             if entry is None or entry[0] != pid:  # none yet, or the parent's: never reuse that
-                entry = (pid, httpx.Client(timeout=cls.timeout, follow_redirects=False))
+                from playground.lib.egress import DirectClient
+
+                entry = (pid, DirectClient(timeout=cls.timeout, follow_redirects=False))
                 _clients[cls] = entry
     return entry[1]
 
