@@ -59,7 +59,9 @@ class Decoded:
 
 def decode(data: bytes, mode: str, size: tuple[int, int]) -> Decoded | None:
     """The pixels of a PNG that fast_mode() accepted (its size as Pillow
-    read it, w x h), as (h, w, bands) or (h, w) for L; None when the file is
+    read it, w x h), as (h, w, bands) or (h, w) for L, with its rows as they
+    were filtered (for pngwrite.encode_filtered: libspng has unfiltered
+    every one, so each filter type is valid); None when the file is
     not plain and whole (stored() says no) or libspng refuses it. Pillow then
     has the last word: it refuses a damaged file with its own error, and a
     file only libspng dislikes (it keeps at most 64 MiB of chunks, say) is

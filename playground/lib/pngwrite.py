@@ -53,17 +53,6 @@ def encode(img: Image.Image) -> bytes:
     return _write(w, h, img.mode, icc, strips)
 
 
-def encode_pixels(pixels: np.ndarray, mode: str, icc: bytes | None = None) -> bytes:
-    """8-bit pixels, (h, w, bands) or (h, w) for L, as PNG bytes."""
-    if mode not in COLOR_TYPES or pixels.dtype != np.uint8:
-        raise ValueError(f"pngwrite cannot write {pixels.dtype} pixels as mode {mode}")
-    h, w = pixels.shape[:2]
-    bands = 1 if pixels.ndim == 2 else pixels.shape[2]
-    if bands != len(mode):
-        raise ValueError(f"{bands} bands are not mode {mode}")
-    return _write(w, h, mode, icc, [np.ascontiguousarray(pixels).reshape(h, w * bands)])
-
-
 def encode_filtered(w: int, h: int, mode: str, rows: bytes, icc: bytes | None = None) -> bytes:
     """A new PNG of rows that are already filtered (each a PNG filter type
     0-4, then its bytes): a file's image data as a decoder has just inflated
