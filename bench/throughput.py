@@ -399,6 +399,11 @@ def app_run(team, user, n: int, timeout: float) -> dict:
     remaining = timeout - (time.perf_counter() - t0)
     wait_done(qs, max(1.0, remaining))
     elapsed = time.perf_counter() - t0
+    # The thumbnails follow the jobs (a task after every due step): when the last was made.
+    missing = GenerationImage.objects.filter(generation_id__in=created, thumbnail="")
+    while missing.exists() and time.perf_counter() - t0 < timeout:
+        time.sleep(0.1)
+    thumbs_s = time.perf_counter() - t0
     rows = list(qs.values("status", "error_kind", "created_at", "submitted_at", "finished_at"))
     waits = [(r["submitted_at"] - r["created_at"]).total_seconds() for r in rows if r["submitted_at"]]
     ok = sum(r["status"] == Generation.SUCCEEDED for r in rows)
@@ -411,7 +416,7 @@ def app_run(team, user, n: int, timeout: float) -> dict:
     if unfinished:
         # Done but not all: the figure is the time at which the run was cut.
         print(f"  ! {unfinished} job(s) still active after {timeout:.0f} s", flush=True)
-    return {"elapsed": elapsed, "create_s": create_s, "tasks_per_job": task_rows / max(1, n),
+    return {"elapsed": elapsed, "thumbs_s": thumbs_s, "create_s": create_s, "tasks_per_job": task_rows / max(1, n),
             "failed_tasks": failed_tasks, "ok": ok, "failed": len(failed),
             "failed_kinds": sorted(set(failed)), "unfinished": unfinished,
             "lost": ok - images + unfinished,  # succeeded without an image, or never finished
@@ -700,7 +705,8 @@ def app_figures(args, settings, team, user, n, latency, root, base_env, tmp, san
     rss_end = workers.settle()  # once idle (IdleTrim gives them back after 1 s)
     alive = workers.alive()
     workers.stop()
-    print(f"app: {app['ok']}/{n} done in {app['elapsed']:.1f} s with {count} workers ({app['failed']} failed "
+    print(f"app: {app['ok']}/{n} done in {app['elapsed']:.1f} s (thumbnails all made at {app['thumbs_s']:.1f} s) "
+          f"with {count} workers ({app['failed']} failed "
           f"{app['failed_kinds'] or ''}, {app['lost']} lost; creating took {app['create_s']:.1f} s; "
           f"created -> submitted median {app['submit_wait_median']:.1f} s, p95 {app['submit_wait_p95']:.1f} s)",
           flush=True)
@@ -713,7 +719,8 @@ def app_figures(args, settings, team, user, n, latency, root, base_env, tmp, san
           f"{[round(r / 1024) for r in rss_busy]}, once idle {[round(r / 1024) for r in rss_end]}{'' if alive else ' (a worker died)'}", flush=True)
     if script:
         figures["capacity_ratio"] = app["elapsed"] / script["elapsed"]
-        notes["capacity_ratio"] = (f"{app['elapsed']:.1f} s / {script['elapsed']:.1f} s, {n} jobs at {latency:g} s; "
+        notes["capacity_ratio"] = (f"{app['elapsed']:.1f} s / {script['elapsed']:.1f} s, {n} jobs at {latency:g} s "
+                                   f"(thumbnails all made at {app['thumbs_s']:.1f} s); "
                                    f"app {app['ok']} ok, {app['failed']} failed, {app['lost']} lost; CPU a job "
                                    f"{worker_cpu / n * 1000:.1f} / {script_cpu / n * 1000:.1f} ms")
     figures["submit_wait_p95_s"] = app["submit_wait_p95"]

@@ -344,9 +344,11 @@ def delete_generation(request, uuid):
                       {"gen": gen, "image": gen.images.order_by("index").first(),
                        "back": _back(request, reverse("gallery"))})
     files = []
-    for img in gen.images.all():
-        files += [f for f in (img.file, img.thumbnail) if f]
     with transaction.atomic():
+        # Read under a lock: a thumbnail made meanwhile (thumbnails.make) is
+        # either among the files or finds its row gone and removes its file.
+        for img in gen.images.select_for_update():
+            files += [f for f in (img.file, img.thumbnail) if f]
         # Ledger entries keep their lines (Entry.generation is SET_NULL; the uuid stays).
         gen.delete()
     for f in files:

@@ -44,7 +44,8 @@ from playground.providers.base import Outcome, ProviderError
 from . import ratelimit, states
 from .models import Generation, GenerationImage
 from .retry import DOWNLOAD, POLICY, POLL, RUNNING, SUBMIT, GiveUp, Retry
-from .tasks import PreparedEnqueue, jobs_with_ready_task, reap_dead_task_rows
+from .tasks import PreparedEnqueue, jobs_with_ready_task, reap_dead_task_rows, thumbnail_task
+from .thumbnails import thumbnail_name
 
 log = logging.getLogger("playground.jobs")
 
@@ -716,8 +717,12 @@ def conclude(gen: Generation, outcome: Outcome) -> str:
     if outcome.state == "failed":
         return fail(gen, Generation.RUNNING, outcome.error or ProviderError("failed", "The provider reports failure."))
     try:
-        checked = [check_image(_read(gen, url)) for url in outcome.image_urls]
-        checked += [check_image(data) for data in outcome.image_bytes]
+        # With other jobs' steps waiting (this step runs in a batch), the
+        # thumbnails wait for them: a task makes them after every due step
+        # (thumbnails.py). Otherwise they are made now.
+        now = getattr(_batch, "endpoints", None) is None
+        checked = [check_image(_read(gen, url), thumbnail_now=now) for url in outcome.image_urls]
+        checked += [check_image(data, thumbnail_now=now) for data in outcome.image_bytes]
     except DownloadError as e:
         refetchable = bool(gen.provider_job_id) and not gen.result_urls
         decision = POLICY.decide(e, gen.attempts, job_age(gen), DOWNLOAD, refetchable=refetchable)
@@ -743,7 +748,9 @@ def finish(gen: Generation, checked, outcome: Outcome) -> str:
         for i, img in enumerate(checked):
             stem = f"{folder}/{gen.uuid.hex}-{i}-{uuid.uuid4().hex[:8]}"
             name = default_storage.save(f"{stem}.{img.extension}", ContentFile(img.data))
-            thumb = default_storage.save(f"{stem}-thumb.{img.thumb_extension}", ContentFile(img.thumbnail))
+            thumb = ""
+            if img.thumbnail is not None:
+                thumb = default_storage.save(thumbnail_name(name, img.thumb_extension), ContentFile(img.thumbnail))
             saved.append((i, img, name, thumb))
         # The move, the charge and the images' rows, compiled before the
         # transaction (lib/prepared.py) and written in it.
@@ -760,12 +767,17 @@ def finish(gen: Generation, checked, outcome: Outcome) -> str:
             ))
             for i, img, name, thumb in saved
         ]
+        # The thumbnails still to make: a task of their own, queued with the
+        # rows (both or neither), run after every due step.
+        thumbs = PreparedEnqueue(thumbnail_task()) if any(not t for _, _, _, t in saved) else None
         with transaction.atomic():
             won = done.run()
             if won:
                 charge.run()
                 for row in rows:
                     row.run()
+                if thumbs is not None:
+                    thumbs.run(gen.pk)
     except BaseException:
         _delete(saved)
         raise
@@ -780,7 +792,7 @@ def finish(gen: Generation, checked, outcome: Outcome) -> str:
 
 def _delete(saved):
     for _, _, name, thumb in saved:
-        for n in (name, thumb):
+        for n in filter(None, (name, thumb)):
             try:
                 default_storage.delete(n)
             except OSError:
@@ -850,6 +862,9 @@ def sweep() -> int:
             count += 1
     if count:
         log.info("sweep: re-enqueued %d generation(s)", count)
+    from . import thumbnails
+
+    thumbnails.sweep()
     reaped = reap_dead_task_rows()
     if reaped:
         log.warning("sweep: marked %d task(s) of dead workers as failed", reaped)

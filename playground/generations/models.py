@@ -379,6 +379,8 @@ class GenerationImage(models.Model):
         db_table = "core_generationimage"
         ordering = ["generation", "index"]
         constraints = [models.UniqueConstraint(fields=["generation", "index"], name="one_image_per_index")]
+        # The recovery sweep's look for thumbnails still to make (thumbnails.sweep).
+        indexes = [models.Index(fields=["created_at"], name="image_thumbnail_missing", condition=Q(thumbnail=""))]
 
     def get_absolute_url(self):
         return reverse("image", args=[self.uuid])

@@ -39,6 +39,23 @@ def adopt_claimed_job(context, generation_id: int) -> str:
 
 
 @task()
+def make_thumbnails(generation_id: int) -> str:
+    from . import thumbnails
+    from .warmup import idle_trim
+
+    with idle_trim.task():
+        return thumbnails.make(generation_id)
+
+
+def thumbnail_task():
+    """make_thumbnails, after every submit and due poll
+    (TASK_PRIORITY_BACKGROUND) where the backend orders by priority."""
+    if not getattr(make_thumbnails.get_backend(), "supports_priority", False):
+        return make_thumbnails
+    return make_thumbnails.using(priority=settings.TASK_PRIORITY_BACKGROUND)
+
+
+@task()
 def sweep_generations() -> int:
     from . import jobs
 
@@ -122,6 +139,12 @@ def jobs_with_ready_task(generation_ids) -> set[int]:
     workers have a backlog, not lost, so the sweep leaves them alone. Other
     backends cannot be asked: an empty set (the sweep re-enqueues; the
     claim makes a duplicate harmless)."""
+    return ready_task_args(advance_generation, generation_ids)
+
+
+def ready_task_args(task, generation_ids) -> set[int]:
+    """Of these jobs, those with a READY, due row of this task in the
+    database queue (jobs_with_ready_task)."""
     ids = [int(i) for i in generation_ids]
     if not ids:
         return set()
@@ -130,13 +153,13 @@ def jobs_with_ready_task(generation_ids) -> set[int]:
         from django_tasks_db.models import DBTaskResult
     except ImportError:
         return set()
-    if not isinstance(advance_generation.get_backend(), DatabaseBackend):
+    if not isinstance(task.get_backend(), DatabaseBackend):
         return set()
     found = set()
     for chunk in range(0, len(ids), 500):
         part = ids[chunk:chunk + 500]
         rows = DBTaskResult.objects.ready().filter(
-            task_path=advance_generation.module_path,
+            task_path=task.module_path,
             args_kwargs__args__0__in=part,
         ).values_list("args_kwargs", flat=True)
         for a in rows:
@@ -166,17 +189,26 @@ def reap_dead_task_rows() -> int:
     # Rows queued before the split into apps name the old module (still
     # importable: playground/core/tasks.py).
     paths += [f"playground.core.tasks.{t.name}" for t in LEASED_TASKS]
+    # A thumbnail task holds no lease and takes well under a second: one
+    # still RUNNING after ten leases' time is a dead worker's (the sweep
+    # queues its thumbnails again, thumbnails.sweep).
+    stale = DBTaskResult.objects.filter(
+        status=TaskResultStatus.RUNNING, task_path=make_thumbnails.module_path,
+        started_at__lt=now - timedelta(seconds=10 * settings.JOB_LEASE_SECONDS),
+    ).update(status=TaskResultStatus.FAILED, finished_at=now, return_value=None,
+             exception_class_path="playground.generations.tasks.WorkerDied",
+             traceback="The worker running this task stopped; the recovery sweep queues its thumbnails again.\n")
     candidates = list(DBTaskResult.objects.filter(
         status=TaskResultStatus.RUNNING, task_path__in=paths,
         started_at__lt=now - timedelta(seconds=settings.JOB_LEASE_SECONDS),
     ).values_list("id", flat=True)[:500])
     if not candidates:
-        return 0
+        return stale
     alive = set(Generation.objects.filter(
         held_by__in=[str(c) for c in candidates], lease_until__gte=now,
     ).values_list("held_by", flat=True))
     dead = [c for c in candidates if str(c) not in alive]
-    return DBTaskResult.objects.filter(id__in=dead, status=TaskResultStatus.RUNNING).update(
+    return stale + DBTaskResult.objects.filter(id__in=dead, status=TaskResultStatus.RUNNING).update(
         status=TaskResultStatus.FAILED, finished_at=now, return_value=None,
         exception_class_path="playground.generations.tasks.WorkerDied",
         traceback="The worker running this task stopped (its job's lease was no longer renewed); "

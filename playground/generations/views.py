@@ -493,11 +493,14 @@ def image(request, uuid):
 @team_required
 def image_thumb(request, uuid):
     img = _image_or_404(request, uuid)
-    field = img.thumbnail or img.file
+    if not img.thumbnail:
+        # Not made yet (a task makes it just after the job finished:
+        # thumbnails.py): the image itself, not cached, so that the page
+        # shows the thumbnail once it exists.
+        return file_response(img.file, img.content_type, filename=_image_filename(img, img.file), max_age=0)
     # Thumbnails are JPEG, or WebP where the image has alpha (older ones all WebP).
-    thumb_type = THUMB_TYPES.get(field.name.rsplit(".", 1)[-1], "image/webp") if img.thumbnail else None
-    return file_response(field, thumb_type or img.content_type,
-                         filename=_image_filename(img, field))
+    thumb_type = THUMB_TYPES.get(img.thumbnail.name.rsplit(".", 1)[-1], "image/webp")
+    return file_response(img.thumbnail, thumb_type, filename=_image_filename(img, img.thumbnail))
 
 
 def _image_filename(img, field) -> str:

@@ -25,7 +25,7 @@ class CheckedImage:
     format: str
     width: int
     height: int
-    thumbnail: bytes
+    thumbnail: bytes | None  # None: made later from the file written (check_image's thumbnail_now)
     thumb_extension: str = "webp"  # "jpg" for an opaque image, "webp" (alpha kept) otherwise
 
     @property
@@ -41,8 +41,14 @@ class CheckedImage:
         return hashlib.sha256(self.data).hexdigest()
 
 
-def check_image(data: bytes, *, max_pixels=None, thumb_size=512) -> CheckedImage:
-    """Decode within limits and re-encode; raise DownloadError otherwise."""
+def check_image(data: bytes, *, max_pixels=None, thumb_size=512, thumbnail_now=True) -> CheckedImage:
+    """Decode within limits and re-encode; raise DownloadError otherwise.
+
+    thumbnail_now=False (results): a plain 8-bit PNG is checked and written
+    again from its image data as they are (pngread.filtered_rows), without
+    unfiltering its pixels, and gets no thumbnail here (thumbnail None):
+    make_thumbnail() makes it later from the file written. Any other image
+    is decoded anyway, and its thumbnail made at once."""
     max_pixels = max_pixels or settings.IMAGE_MAX_PIXELS
     try:
         with Image.open(io.BytesIO(data), formats=list(ALLOWED_FORMATS)) as probe:
@@ -57,6 +63,10 @@ def check_image(data: bytes, *, max_pixels=None, thumb_size=512) -> CheckedImage
             fast = pngread.fast_mode(probe)
             icc = probe.info.get("icc_profile")
             probe.verify()  # every chunk's CRC, before either decoder reads it
+        if fast and not thumbnail_now:
+            rows = pngread.filtered_rows(data, fast, (w, h))
+            if rows is not None:
+                return CheckedImage(pngwrite.encode_filtered(w, h, fast, rows, icc), fmt, w, h, None, "")
         # A plain 8-bit PNG: libspng decodes it in about half Pillow's time.
         decoded = pngread.decode(data, fast, (w, h)) if fast else None
         if decoded is not None:
@@ -65,10 +75,7 @@ def check_image(data: bytes, *, max_pixels=None, thumb_size=512) -> CheckedImage
             data_out = pngwrite.encode_filtered(w, h, fast, decoded.rows, icc)
             img = Image.fromarray(decoded.pixels)
         else:
-            img = Image.open(io.BytesIO(data))
-            img.load()
-            if img.mode not in ("RGB", "RGBA", "L", "LA"):
-                img = img.convert("RGBA" if "A" in img.getbands() or "transparency" in img.info else "RGB")
+            img = _pillow_decode(data)
             if "transparency" in img.info and img.mode in ("RGB", "L"):
                 img = img.convert(img.mode + "A" if img.mode == "L" else "RGBA")  # a transparent colour: alpha
             # Re-encoding is most of a worker's CPU per job, so each format
@@ -85,16 +92,7 @@ def check_image(data: bytes, *, max_pixels=None, thumb_size=512) -> CheckedImage
                 else:
                     img.save(out, "WEBP", quality=95, method=0)
                 data_out = out.getvalue()
-        # Thumbnails: JPEG for an opaque image (~3x cheaper to write than
-        # WebP), WebP where there is an alpha channel to keep.
-        tbuf = io.BytesIO()
-        small = thumbnail(img, thumb_size)
-        if "A" in small.getbands():
-            small.save(tbuf, "WEBP", quality=80, method=0)
-            thumb_ext = "webp"
-        else:
-            small.save(tbuf, "JPEG", quality=82)
-            thumb_ext = "jpg"
+        thumb, thumb_ext = _thumbnail_file(img, thumb_size)
     except DownloadError:
         raise
     except UnidentifiedImageError:
@@ -102,7 +100,41 @@ def check_image(data: bytes, *, max_pixels=None, thumb_size=512) -> CheckedImage
     except (OSError, SyntaxError, ValueError, IndexError, EOFError, struct.error,
             Image.DecompressionBombError) as e:  # what Pillow's plugins raise on damaged files
         raise DownloadError(f"The file is not a valid image ({type(e).__name__}).") from None
-    return CheckedImage(data_out, fmt, w, h, tbuf.getvalue(), thumb_ext)
+    return CheckedImage(data_out, fmt, w, h, thumb, thumb_ext)
+
+
+def make_thumbnail(data: bytes, size: int = 512) -> tuple[bytes, str]:
+    """The thumbnail of an image check_image() wrote (a stored result), and
+    its extension. Raises what Pillow raises on a file that is not one."""
+    with Image.open(io.BytesIO(data), formats=list(ALLOWED_FORMATS)) as probe:
+        w, h = probe.size
+        if w * h > settings.IMAGE_MAX_PIXELS:
+            raise ValueError(f"{w}x{h} pixels, over the limit")
+        fast = pngread.fast_mode(probe)
+    decoded = pngread.decode(data, fast, (w, h)) if fast else None
+    img = Image.fromarray(decoded.pixels) if decoded is not None else _pillow_decode(data)
+    return _thumbnail_file(img, size)
+
+
+def _pillow_decode(data: bytes) -> Image.Image:
+    """The image decoded by Pillow, in one of the modes kept (L, LA, RGB, RGBA)."""
+    img = Image.open(io.BytesIO(data))
+    img.load()
+    if img.mode not in ("RGB", "RGBA", "L", "LA"):
+        img = img.convert("RGBA" if "A" in img.getbands() or "transparency" in img.info else "RGB")
+    return img
+
+
+def _thumbnail_file(img: Image.Image, size: int) -> tuple[bytes, str]:
+    """Thumbnails: JPEG for an opaque image (~3x cheaper to write than
+    WebP), WebP where there is an alpha channel to keep."""
+    tbuf = io.BytesIO()
+    small = thumbnail(img, size)
+    if "A" in small.getbands():
+        small.save(tbuf, "WEBP", quality=80, method=0)
+        return tbuf.getvalue(), "webp"
+    small.save(tbuf, "JPEG", quality=82)
+    return tbuf.getvalue(), "jpg"
 
 
 def thumbnail(img: Image.Image, size: int) -> Image.Image:

@@ -84,6 +84,31 @@ def decode(data: bytes, mode: str, size: tuple[int, int]) -> Decoded | None:
     return Decoded(pixels, found[1])
 
 
+def filtered_rows(data: bytes, mode: str, size: tuple[int, int]) -> bytes | None:
+    """The image data of a PNG that fast_mode() accepted, inflated and
+    checked without unfiltering them: its rows as the file filtered them
+    (for pngwrite.encode_filtered), or None (Pillow then decodes the file).
+
+    For such a file (8-bit L, RGB or RGBA, not interlaced, chunk CRCs
+    checked by Pillow's verify()) the image data are all a decoder checks:
+    ISA-L inflates them to exactly the size the header promises and checks
+    their Adler-32, and every row's filter type must be one of the five
+    (0-4). Unfiltering such rows cannot fail: any bytes are pixels. So a
+    result can be checked and written again without its pixels, which only
+    its thumbnail needs (made later, generations/thumbnails.py); unfiltering
+    a 1024 px render is most of decode()'s time (libspng's Paeth: ~3 ns a
+    byte)."""
+    w, h = size
+    stride = 1 + w * len(mode)
+    found = inflate(data, h * stride)
+    if found is None:
+        return None
+    rows = found[1]
+    if int(np.frombuffer(rows, np.uint8)[::stride].max(initial=0)) > 4:
+        return None
+    return rows
+
+
 STORED_BLOCK = 65535  # the most a stored deflate block holds
 
 

@@ -224,3 +224,55 @@ def test_image_data_of_the_wrong_size_are_left_to_the_decoders(damage):
     raw = zlib.decompress(b"".join(c for t, c in chunks(data) if t == b"IDAT"))
     assert pngread.stored(with_idat(data, damage(raw)), len(raw)) is None
     assert pngread.stored(data, len(raw)) is not None
+
+
+# --- results: checked and written again without their pixels (thumbnail_now=False) ---
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA"])
+def test_a_result_is_written_again_from_its_rows_with_the_same_pixels_and_no_thumbnail_yet(mode):
+    img = noisy(mode, (257, 61), seed=7)
+    data = png(img, optimize=True)  # rows of every filter type
+    checked = images.check_image(data, thumbnail_now=False)
+    assert checked.thumbnail is None
+    assert checked.data != data  # a new file (deflated again), not the one that came
+    assert [t for t, _ in chunks(checked.data)] == [b"IHDR", b"IDAT", b"IEND"]
+    assert opened(checked.data).tobytes() == img.tobytes()
+    # and its thumbnail, made later from the file written, is the one made at once
+    thumb, ext = images.make_thumbnail(checked.data)
+    now = images.check_image(data)
+    assert ext == now.thumb_extension and opened(thumb).size == opened(now.thumbnail).size
+
+
+@pytest.mark.parametrize("filter_type", [5, 9, 255])
+def test_a_result_with_an_unknown_row_filter_is_refused_though_its_pixels_are_not_decoded(filter_type):
+    img = noisy("RGB", (64, 48))
+    data = png(img)
+    raw = bytearray(zlib.decompress(b"".join(c for t, c in chunks(data) if t == b"IDAT")))
+    raw[20 * (1 + 64 * 3)] = filter_type  # row 20's filter type
+    bad = with_idat(data, zlib.compress(bytes(raw)))
+    assert pngread.fast_mode(opened(bad)) == "RGB"
+    assert pngread.filtered_rows(bad, "RGB", (64, 48)) is None  # then Pillow decodes it, and refuses it
+    with pytest.raises(DownloadError, match="not a valid image"):
+        images.check_image(bad, thumbnail_now=False)
+
+
+@pytest.mark.parametrize("damage", [
+    pytest.param(lambda raw: zlib.compress(raw)[:-9], id="truncated stream"),
+    pytest.param(lambda raw: zlib.compress(raw[:-1]), id="a byte short"),
+])
+def test_a_result_with_damaged_image_data_is_refused_though_its_pixels_are_not_decoded(damage):
+    data = png(noisy("RGB", (64, 48)))
+    raw = zlib.decompress(b"".join(c for t, c in chunks(data) if t == b"IDAT"))
+    bad = with_idat(data, damage(raw))
+    assert pngread.filtered_rows(bad, "RGB", (64, 48)) is None
+    with pytest.raises(DownloadError, match="not a valid image"):
+        images.check_image(bad, thumbnail_now=False)
+
+
+def test_a_result_that_is_not_a_plain_png_gets_its_thumbnail_at_once():
+    img = noisy("RGB", (64, 48))
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=90)
+    checked = images.check_image(buf.getvalue(), thumbnail_now=False)
+    assert checked.format == "JPEG" and checked.thumbnail and checked.thumb_extension == "jpg"
