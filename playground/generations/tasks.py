@@ -142,9 +142,10 @@ def jobs_with_ready_task(generation_ids) -> set[int]:
     return ready_task_args(advance_generation, generation_ids)
 
 
-def ready_task_args(task, generation_ids) -> set[int]:
+def ready_task_args(task, generation_ids, *, or_successful: bool = False) -> set[int]:
     """Of these jobs, those with a READY, due row of this task in the
-    database queue (jobs_with_ready_task)."""
+    database queue (jobs_with_ready_task); or_successful: or one that has
+    run to its end."""
     ids = [int(i) for i in generation_ids]
     if not ids:
         return set()
@@ -158,7 +159,10 @@ def ready_task_args(task, generation_ids) -> set[int]:
     found = set()
     for chunk in range(0, len(ids), 500):
         part = ids[chunk:chunk + 500]
-        rows = DBTaskResult.objects.ready().filter(
+        rows = DBTaskResult.objects.ready()
+        if or_successful:
+            rows = rows | DBTaskResult.objects.filter(status="SUCCESSFUL")
+        rows = rows.filter(
             task_path=task.module_path,
             args_kwargs__args__0__in=part,
         ).values_list("args_kwargs", flat=True)

@@ -65,17 +65,18 @@ def sweep() -> int:
     """Queue again the thumbnails that should exist by now (their image
     saved over JOB_SWEEP_GRACE_SECONDS ago, within a day) and have no task
     waiting in the queue: its task was lost (a worker killed while running
-    it, say). Returns how many jobs were queued."""
+    it, say). One that ran to its end and could not make it (its image's
+    file gone) is not tried again. Returns how many jobs were queued."""
     from .tasks import enqueue_now_or_on_commit, make_thumbnails, ready_task_args, thumbnail_task
 
     now = timezone.now()
     missing = (
         GenerationImage.objects.filter(thumbnail="", created_at__lt=now - timedelta(seconds=settings.JOB_SWEEP_GRACE_SECONDS),
                                        created_at__gt=now - SWEEP_WINDOW)
-        .values_list("generation_id", flat=True).distinct()
+        .order_by().values_list("generation_id", flat=True).distinct()
     )
     ids = list(missing[:500])
-    queued = ready_task_args(make_thumbnails, ids)
+    queued = ready_task_args(make_thumbnails, ids, or_successful=True)
     lost = [i for i in ids if i not in queued]
     for gid in lost:
         enqueue_now_or_on_commit(thumbnail_task(), gid)

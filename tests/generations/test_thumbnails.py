@@ -154,3 +154,8 @@ def test_a_result_whose_file_is_gone_gets_no_thumbnail_and_no_error(team, user, 
     assert thumbnails.make(gen.pk) == "0 thumbnail(s)"
     img.refresh_from_db()
     assert img.thumbnail.name == ""
+    # Its task ran to its end: the sweep does not queue it again and again.
+    run_tasks()
+    gen.images.update(created_at=timezone.now() - timedelta(seconds=settings.JOB_SWEEP_GRACE_SECONDS + 1))
+    jobs.sweep()
+    assert thumbnail_rows(gen).get().status == "SUCCESSFUL"
