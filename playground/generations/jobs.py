@@ -39,7 +39,7 @@ from playground.lib.crypto import CredentialError
 from playground.lib.egress import DownloadError, fetch
 from playground.lib.images import check_image
 from playground.lib.prepared import PreparedInsert
-from playground.providers.base import Outcome, ProviderError
+from playground.providers.base import POLL_RETRYABLE, Outcome, ProviderError
 
 from . import ratelimit, states
 from .models import Generation, GenerationImage
@@ -862,6 +862,9 @@ def sweep() -> int:
             count += 1
     if count:
         log.info("sweep: re-enqueued %d generation(s)", count)
+    claims = resume_stale_claims(now)
+    if claims:
+        log.warning("sweep: asking the provider again about %d claimed job id(s)", claims)
     from . import thumbnails
 
     thumbnails.sweep()
@@ -869,6 +872,38 @@ def sweep() -> int:
     if reaped:
         log.warning("sweep: marked %d task(s) of dead workers as failed", reaped)
     return count
+
+
+def resume_stale_claims(now) -> int:
+    """Queue the adoption of every claim again that shows no progress for a
+    lease (RELIABILITY 2): its task died during the status call, was lost,
+    or the provider did not answer. A claimed job id is asked about until
+    the provider says how the job ended, whatever dies in between. A
+    duplicate is harmless: adopt() takes the job with a conditional update."""
+    from .tasks import adopt_claimed_job, ready_task_args
+
+    stale = now - timedelta(seconds=settings.JOB_LEASE_SECONDS)
+    rows = list(
+        Generation.objects.filter(ADOPTABLE, provider_job_id="").exclude(claimed_job_id="")
+        .filter(Q(nudged_at__lt=stale) | Q(nudged_at__isnull=True)).values_list("pk", "nudged_at")[:500]
+    )
+    waiting = ready_task_args(adopt_claimed_job, [pk for pk, _ in rows])  # the workers are only behind
+    count = 0
+    for pk, at in rows:
+        if pk in waiting:
+            continue
+        # One sweeper wins each: the claim's clock moves with the update.
+        if Generation.objects.filter(pk=pk, nudged_at=at).exclude(claimed_job_id="").update(nudged_at=now) == 1:
+            enqueue_adoption(pk)
+            count += 1
+    return count
+
+
+def enqueue_adoption(generation_id: int):
+    from .tasks import adopt_claimed_job, enqueue_now_or_on_commit
+
+    return enqueue_now_or_on_commit(adopt_claimed_job.using(priority=urgent_priority(adopt_claimed_job)),
+                                    generation_id)
 
 
 def nudge(gen: Generation, body=None) -> bool:
@@ -897,9 +932,7 @@ def nudge(gen: Generation, body=None) -> bool:
         return False
     if Generation.objects.filter(fresh, ADOPTABLE, pk=gen.pk, provider_job_id="").update(
             claimed_job_id=claimed, nudged_at=now) == 1:
-        from .tasks import adopt_claimed_job, enqueue_now_or_on_commit
-
-        enqueue_now_or_on_commit(adopt_claimed_job.using(priority=urgent_priority(adopt_claimed_job)), gen.pk)
+        enqueue_adoption(gen.pk)
         return True
     return False
 
@@ -929,9 +962,17 @@ def adopt(generation_id: int, holder: str | None = None) -> str:
         if outcome.job_id and outcome.job_id != claimed:
             raise ProviderError("bad_response", "The provider answered about another job.")
     except (CredentialError, ProviderError) as e:
+        kind = getattr(e, "kind", "config")
+        if kind in POLL_RETRYABLE:
+            # The provider did not say (a timeout, a 5xx, a rate limit): the
+            # claim stays, and the sweep asks again a lease from now.
+            Generation.objects.filter(pk=gen.pk, claimed_job_id=claimed).update(nudged_at=timezone.now())
+            log.warning("generation %s: could not confirm job %r yet (%s); asking again later",
+                        gen.uuid, claimed[:60], kind)
+            return "claim not confirmed yet"
         Generation.objects.filter(pk=gen.pk, claimed_job_id=claimed).update(claimed_job_id="")
         log.warning("generation %s: a callback named job %r, which the provider did not confirm (%s)",
-                    gen.uuid, claimed[:60], getattr(e, "kind", "config"))
+                    gen.uuid, claimed[:60], kind)
         return "claim not confirmed"
     if outcome.error is not None:
         outcome.error = endpoint.scrubbed(outcome.error)

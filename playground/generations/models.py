@@ -138,7 +138,9 @@ class Generation(models.Model):
                    models.Index(fields=["team", "-created_at", "-id"], name="gen_team_recent"),
                    # A model's recent provider times (adaptive polling).
                    models.Index(fields=["provider", "model", "-finished_at"], name="gen_model_recent_done",
-                                condition=Q(provider_seconds__isnull=False))]
+                                condition=Q(provider_seconds__isnull=False)),
+                   # Claims a callback made that are still to be confirmed (the sweep's resume_stale_claims).
+                   models.Index(fields=["nudged_at"], name="gen_pending_claim", condition=~Q(claimed_job_id=""))]
         constraints = [models.UniqueConstraint(fields=["owner", "client_token"], name="one_job_per_form_submit")]
 
     def __str__(self):

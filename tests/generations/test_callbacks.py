@@ -303,3 +303,36 @@ def test_concurrent_replays_cannot_both_win(team, user, settings, tmp_path):
         assert DBTaskResult.objects.count() == 1
     finally:
         sb.stop()
+
+
+def test_a_claim_the_provider_cannot_confirm_yet_is_asked_about_again(client, counted, team, user, settings):
+    """The confirming status call fails (a 503): the claim stays, and the
+    sweep asks again once a lease has passed, until the provider answers."""
+    from playground.ledger.models import Entry
+
+    sb, requests = counted(latency=0)
+    settings.JOB_SWEEP_GRACE_SECONDS = 0
+    gen = job(team, user, prompt="a stone bridge")
+    task_id = killed_while_submitting(gen, sb, failed=True)
+    inner, refused = sb.server.get_app(), []
+
+    def unavailable_once(environ, start_response):
+        if "record-info" in environ["PATH_INFO"] and not refused:
+            refused.append(1)
+            start_response("503 Service Unavailable", [("Content-Type", "application/json")])
+            return [b'{"code": 503, "msg": "maintenance"}']
+        return inner(environ, start_response)
+
+    sb.server.set_app(unavailable_once)
+    post_callback(client, gen, task_id)
+    run_due()
+    gen.refresh_from_db()
+    assert refused and gen.claimed_job_id == task_id and gen.status == Generation.FAILED
+    assert jobs.sweep() == 0 and not DBTaskResult.objects.filter(status="READY").exists()  # not before a lease
+    Generation.objects.filter(pk=gen.pk).update(nudged_at=timezone.now() - timedelta(seconds=settings.JOB_LEASE_SECONDS + 1))
+    jobs.sweep()
+    run_tasks()
+    gen.refresh_from_db()
+    assert gen.status == Generation.SUCCEEDED and gen.provider_job_id == task_id
+    assert Entry.objects.filter(generation=gen, kind=Entry.CAPTURE, no_image=False).count() == 1
+    assert requests.count("/generate") == 1
