@@ -119,7 +119,9 @@ def create_invite(request):
 @require_POST
 @owner_required
 def revoke_invite(request, uuid):
-    deleted, _ = Invite.objects.filter(team=request.team, uuid=uuid, used_at__isnull=True).delete()
+    # Another team's invite is a 404, like an unknown one (RELIABILITY 8).
+    inv = get_object_or_404(Invite, team=request.team, uuid=uuid)
+    deleted, _ = Invite.objects.filter(pk=inv.pk, used_at__isnull=True).delete()
     if deleted:
         messages.success(request, "Invite revoked: the link no longer works.")
     else:

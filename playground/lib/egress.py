@@ -457,21 +457,104 @@ class DownloadError(Exception):
 _is_public = is_public  # the one definition of "public" lives in egress
 
 
+# A result URL's authority is read here, strictly, before anything looks up
+# or connects: urlsplit, httpx, idna and getaddrinfo each read odd hosts
+# their own way (012.0.0.1 is 10.0.0.1 to getaddrinfo and invalid to httpx;
+# full-width digits are 127.0.0.1 after NFKC), and what one of them cannot
+# parse must end the download at once, not escape as an internal error.
+_LABEL = re.compile(r"[a-z0-9_-]{1,63}\Z")
+_NUMERIC_LABEL = re.compile(r"(?:[0-9]+|0x[0-9a-f]*)\Z")  # WHATWG: such a host "ends in a number"
+_PORT = re.compile(r"[0-9]{1,5}\Z")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _host_port(netloc: str, default_port: int) -> tuple[str, int]:
+    """host (lower case, IPv6 without brackets) and port of an authority
+    without userinfo, or ValueError saying what is wrong with it. A host is
+    a DNS name of ASCII letters, digits, "-" and "_", a dotted-quad IPv4
+    address written plainly, or a bracketed IPv6 address without a zone."""
+    if netloc.startswith("["):
+        end = netloc.find("]")
+        if end < 0:
+            raise ValueError("an unclosed IPv6 bracket")
+        literal, rest = netloc[1:end], netloc[end + 1:]
+        if "%" in literal or not literal.isascii():
+            raise ValueError("an IPv6 address with a zone or odd characters")
+        try:
+            host = ipaddress.IPv6Address(literal).compressed
+        except ValueError:
+            raise ValueError("an invalid IPv6 address") from None
+        if rest and not rest.startswith(":"):
+            raise ValueError("characters after the IPv6 address")
+        port_text = rest[1:] if rest else None
+    else:
+        host, colon, port_text = netloc.partition(":")
+        port_text = port_text if colon else None
+        if not host:
+            raise ValueError("no host")
+        if not host.isascii():
+            raise ValueError("a host that is not plain ASCII")
+        host = host.lower()
+        name = host[:-1] if host.endswith(".") else host
+        labels = name.split(".")
+        if len(name) > 253 or not all(_LABEL.match(label) for label in labels):
+            raise ValueError("a host that is not a valid name")
+        if _NUMERIC_LABEL.match(labels[-1]):
+            try:
+                plain = str(ipaddress.IPv4Address(host)) == host
+            except ValueError:
+                plain = False
+            if not plain:
+                raise ValueError("a number that is not a plain dotted IPv4 address (it resolves differently "
+                                 "in different programs)")
+    if port_text is None or port_text == "":
+        return host, default_port
+    if not _PORT.match(port_text) or not 0 < int(port_text) < 65536:
+        raise ValueError("an invalid port")
+    return host, int(port_text)
+
+
 def _split(url: str):
-    """scheme, host, port of an outside URL, or DownloadError."""
-    parts = urlsplit(url)
+    """The parts, host and port of an outside URL, or DownloadError (final:
+    not transient, not expired) for one that cannot be parsed or must not be
+    fetched. Nothing is looked up."""
+    if not isinstance(url, str):
+        raise DownloadError("Refused a URL that is not text.")
+    if _CONTROL.search(url) or url != url.strip():
+        raise DownloadError("Refused a URL with control characters or surrounding spaces in it.")
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise DownloadError("Refused a URL that cannot be parsed.") from None
     if parts.scheme not in ("http", "https"):
         raise DownloadError(f"Refused a {parts.scheme or 'schemeless'} URL: only http and https are downloaded.")
-    host = parts.hostname
-    if not host:
-        raise DownloadError("Refused a URL without a host.")
     if "@" in parts.netloc:
         raise DownloadError("Refused a URL with credentials in it.")
+    if not parts.netloc:
+        raise DownloadError("Refused a URL without a host.")
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        raise DownloadError("Refused a URL with an invalid port.") from None
+        host, port = _host_port(parts.netloc, 443 if parts.scheme == "https" else 80)
+    except ValueError as e:
+        raise DownloadError(f"Refused a URL with {e}.") from None
     return parts, host, port
+
+
+def _parsed(url: str) -> httpx.URL:
+    """The URL as httpx will send it, checked to name the host and port that
+    _split read, or DownloadError (final)."""
+    _, host, port = _split(url)
+    try:
+        parsed = httpx.URL(url)
+        same = parsed.scheme in ("http", "https") and (parsed.port or (443 if parsed.scheme == "https" else 80)) == port
+        if ":" in host:
+            same = same and ipaddress.ip_address(parsed.host) == ipaddress.ip_address(host)
+        else:
+            same = same and parsed.host == host
+    except (httpx.InvalidURL, ValueError, UnicodeError):  # idna's errors are UnicodeErrors
+        raise DownloadError("Refused a URL that cannot be parsed.") from None
+    if not same:
+        raise DownloadError("Refused a URL whose host reads differently to different parsers.")
+    return parsed
 
 
 def check_url(url: str, allowed_private=None) -> tuple[str, str, str]:
@@ -480,6 +563,7 @@ def check_url(url: str, allowed_private=None) -> tuple[str, str, str]:
     A check ahead of time (for messages at save time); fetch() and provider
     calls are checked again by the guarded connection itself."""
     allowed = allowed_private if allowed_private is not None else settings.DOWNLOAD_ALLOWED_PRIVATE_HOSTS
+    _parsed(url)
     parts, host, port = _split(url)
     try:
         infos = resolve_checked(host, port, allowed)
@@ -505,14 +589,17 @@ def fetch(url: str, *, max_bytes=None, timeout=None, allowed_private=None, clien
                                 deadline=deadline, timeout=min(timeout, 30.0))
     try:
         for _ in range(MAX_REDIRECTS + 1):
-            _split(url)
+            target = _parsed(url)
             try:
-                with client.stream("GET", url, headers={"Accept": "image/*"}) as resp:
+                with client.stream("GET", target, headers={"Accept": "image/*"}) as resp:
                     if resp.is_redirect:
                         location = resp.headers.get("location")
                         if not location:
                             raise DownloadError("Redirect without a Location.")
-                        url = urljoin(url, location)
+                        try:
+                            url = urljoin(url, location)
+                        except ValueError:
+                            raise DownloadError("Refused a redirect to a URL that cannot be parsed.") from None
                         continue
                     if resp.status_code != 200:
                         raise DownloadError(
@@ -533,6 +620,8 @@ def fetch(url: str, *, max_bytes=None, timeout=None, allowed_private=None, clien
                     return bytes(buf)
             except EgressRefused as e:
                 raise DownloadError(str(e), unresolved=e.unresolved) from None
+            except (httpx.InvalidURL, httpx.UnsupportedProtocol):  # checked above; never worth a retry
+                raise DownloadError("Refused a URL that cannot be parsed.") from None
             except httpx.TimeoutException:
                 if time.monotonic() >= deadline:
                     raise DownloadError(f"The download took longer than {timeout:.0f} s.", transient=True) from None

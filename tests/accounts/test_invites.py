@@ -138,6 +138,39 @@ def test_members_cannot_invite_and_other_teams_cannot_revoke(client, team, other
     assert Invite.objects.filter(pk=inv.pk).exists()
 
 
+def test_another_teams_invite_is_a_404_to_revoke_and_stays_valid(client_in, team, other_user, other_team):
+    """RELIABILITY 8: the owner of Beta revoking an invite of Alpha gets what
+    an unknown invite gets, a 404, not a message that confirms it exists."""
+    from django.test import Client
+
+    link = make_invite(client_in)
+    inv = Invite.objects.get()
+    mallory = Client()
+    mallory.force_login(other_user)  # owner of Beta, working in Beta
+    r = mallory.post(reverse("revoke_invite", args=[inv.uuid]))
+    assert r.status_code == 404
+    inv.refresh_from_db()
+    assert inv.state == "pending" and Invite.objects.filter(pk=inv.pk).exists()
+    assert mallory.post(reverse("revoke_invite", args=[uuid.uuid4()])).status_code == 404
+    assert client_in.post(reverse("revoke_invite", args=[uuid.uuid4()])).status_code == 404
+    # The link still works, and Alpha's owner still revokes it.
+    assert client_in.get(reverse("team")).status_code == 200
+    r = client_in.post(reverse("revoke_invite", args=[inv.uuid]), follow=True)
+    assert r.status_code == 200 and "Invite revoked" in r.content.decode()
+    assert not Invite.objects.filter(pk=inv.pk).exists()
+    client_in.logout()
+    assert client_in.get(link).status_code == 404
+
+
+def test_revoking_an_own_invite_already_used_says_so(client_in, team, other_user):
+    make_invite(client_in)
+    inv = Invite.objects.get()
+    assert inv.claim(other_user)
+    r = client_in.post(reverse("revoke_invite", args=[inv.uuid]), follow=True)
+    assert r.status_code == 200 and "already used" in r.content.decode()
+    assert Invite.objects.get(pk=inv.pk).used_by == other_user  # kept: who joined with it
+
+
 def test_an_unknown_invite_is_a_clear_404(client, db):
     r = client.get(reverse("invite", args=[uuid.uuid4()]))
     assert r.status_code == 404 and "This invite link does not work" in r.content.decode()
