@@ -11,8 +11,23 @@ ThreadSensitiveContext with an executor; each request stays on one of them,
 so its database connection stays on one thread), picked by fewest requests
 in flight. Waiting itself is asyncio.sleep: 1,000 requests waiting in one
 process hold 1,000 coroutines and API_THREADS threads.
+
+Every HTTP request runs in a context of its own, empty (no context variable
+of an earlier request). A request task inherits the context its connection's
+read callback runs in, and that callback is not always a clean one: when a
+request's body is over uvicorn's flow-control limit (64 KiB) uvicorn pauses
+the socket's reading, and the request's own receive() resumes it, so asyncio
+registers the read callback again with a copy of that request's context.
+The next request on the keep-alive connection then started inside the
+previous one's ThreadSensitiveContext, long exited: Django's handler kept it
+(it sets a context only where none is), and its first sync call raised
+"ThreadSensitiveContext has exited" (a 500; issue 23). After a page it was
+quieter: the next requests shared a thread made under that old context,
+which no request's end shut down.
 """
 
+import asyncio
+import contextvars
 import os
 import warnings
 
@@ -74,6 +89,16 @@ _waiting_app = None
 
 
 async def application(scope, receive, send):
+    if scope["type"] == "http":
+        # A fresh, empty context (module docstring); cancelling the request
+        # cancels this task with it.
+        task = asyncio.get_running_loop().create_task(_serve(scope, receive, send), context=contextvars.Context())
+        await task
+        return
+    await _serve(scope, receive, send)
+
+
+async def _serve(scope, receive, send):
     global _pool, _waiting_app
     if scope["type"] == "http" and scope.get("path", "").rstrip("/") in WAITING_PATHS:
         if _pool is None:  # made in the worker process, after any fork

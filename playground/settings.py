@@ -5,6 +5,7 @@ disk, every provider pointed at its local sandbox. See README for the table.
 """
 
 from datetime import timedelta
+import ipaddress
 import os
 from pathlib import Path
 import secrets
@@ -63,9 +64,19 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
 SECURE_HSTS_PRELOAD = HTTPS
 # Behind a reverse proxy: trust X-Forwarded-Proto/-Host, and read the client's
 # address from X-Forwarded-For (the PROXY_COUNT-th entry from the right: the
-# one our own proxy appended; entries further left are the client's to forge).
+# one our own proxy appended; entries further left are the client's to forge),
+# but only on a connection from TRUSTED_PROXIES (addresses or networks of the
+# proxies; by default loopback and the private networks, a deployment names
+# its proxy's own). A bad entry stops the start. One rule for every use of the client's address:
+# playground.accounts.login_throttle.client_ip. The web server itself reads
+# no forwarded header (serve's WebWorker): REMOTE_ADDR is the connection's.
 BEHIND_PROXY = env.bool("BEHIND_PROXY", default=False)
 PROXY_COUNT = env.int("PROXY_COUNT", default=1)
+TRUSTED_PROXIES = [
+    str(ipaddress.ip_network(net, strict=False)) for net in env.list("TRUSTED_PROXIES", default=[
+        "127.0.0.0/8", "::1", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7",
+    ])
+]
 if BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     USE_X_FORWARDED_HOST = True

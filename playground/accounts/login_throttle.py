@@ -16,6 +16,7 @@ against another). A team owner unlocks a member with unlock_user().
 from __future__ import annotations
 
 from datetime import timedelta
+import functools
 import ipaddress
 import math
 
@@ -81,21 +82,44 @@ def locked_usernames(usernames) -> set[str]:
 
 
 def client_ip(request) -> str | None:
-    """The client's address: REMOTE_ADDR, or behind our proxy (BEHIND_PROXY)
-    the PROXY_COUNT-th X-Forwarded-For entry from the right, the one our own
-    proxy wrote. Entries further left come from the client and can be forged."""
+    """The client's address, the one rule for every use of it (RELIABILITY 12).
+
+    The connection's own address (REMOTE_ADDR: the web server reads no
+    forwarded header itself), unless BEHIND_PROXY and the connection comes
+    from one of TRUSTED_PROXIES: then the entry that proxy appended to
+    X-Forwarded-For (the right-most), and so on for PROXY_COUNT proxies, each
+    hop counting only if the address before it is a trusted proxy too.
+    Entries further left were written by the client and can be forged; the
+    `Forwarded` header is never read."""
     remote = request.META.get("REMOTE_ADDR")
     if not settings.BEHIND_PROXY:
         return remote
     entries = [e.strip() for e in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if e.strip()]
-    n = max(settings.PROXY_COUNT, 1)
-    if len(entries) < n:
-        return remote
-    candidate = entries[-n]
+    address = remote
+    for _ in range(max(settings.PROXY_COUNT, 1)):
+        if not entries or not is_trusted_proxy(address):
+            break
+        try:
+            address = str(ipaddress.ip_address(entries.pop()))
+        except ValueError:
+            break
+    return address
+
+
+def is_trusted_proxy(address: str | None) -> bool:
+    """Whether a connection from `address` comes from one of TRUSTED_PROXIES."""
     try:
-        return str(ipaddress.ip_address(candidate))
+        ip = ipaddress.ip_address(address or "")
     except ValueError:
-        return remote
+        return False
+    if ip.version == 6 and ip.ipv4_mapped:  # a dual-stack socket's IPv4 peer
+        ip = ip.ipv4_mapped
+    return any(ip in net for net in _networks(tuple(settings.TRUSTED_PROXIES)))
+
+
+@functools.lru_cache(maxsize=8)
+def _networks(proxies: tuple[str, ...]) -> tuple:
+    return tuple(ipaddress.ip_network(p, strict=False) for p in proxies)
 
 
 def minutes_left(username: str | None, ip_address: str | None, which: list[str]) -> int:

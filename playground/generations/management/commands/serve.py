@@ -10,6 +10,7 @@ import time
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
+from uvicorn_worker import UvicornWorker
 
 
 class Command(BaseCommand):
@@ -78,10 +79,28 @@ class Command(BaseCommand):
                                 env=web_env() if name == "web" else None)
 
 
+class WebWorker(UvicornWorker):
+    """uvicorn's gunicorn worker, without uvicorn reading forwarded headers.
+
+    uvicorn by default replaces the client's address with X-Forwarded-For's
+    (and the scheme with X-Forwarded-Proto's) on any connection from
+    FORWARDED_ALLOW_IPS, loopback by default, whatever BEHIND_PROXY says: 30
+    failed logins from 127.0.0.1, each with a forged header, never locked
+    (issue 23). Here REMOTE_ADDR is always the connection's own address, and
+    the one rule that may look further (BEHIND_PROXY, TRUSTED_PROXIES) is
+    playground.accounts.login_throttle.client_ip. CONFIG_KWARGS is
+    uvicorn-worker's documented way to change uvicorn's Config."""
+
+    CONFIG_KWARGS = {**UvicornWorker.CONFIG_KWARGS, "proxy_headers": False}
+
+
+WEB_WORKER_CLASS = f"{WebWorker.__module__}.{WebWorker.__qualname__}"
+
+
 def web_command(py, host, port, workers=None) -> list[str]:
     """The web process as serve runs it (bench/api_wait.py runs the same)."""
     return [py, "-m", "gunicorn", "playground.asgi:application", "--bind", f"{host}:{port}",
-            "--workers", str(workers or settings.WEB_WORKERS), "--worker-class", "uvicorn_worker.UvicornWorker",
+            "--workers", str(workers or settings.WEB_WORKERS), "--worker-class", WEB_WORKER_CLASS,
             "--access-logfile", "-", "--graceful-timeout", "5", "--timeout", "60", "--no-control-socket"]
 
 
