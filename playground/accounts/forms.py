@@ -1,7 +1,9 @@
 from django import forms
 
+from playground.lib.text import ValidTextForm
 
-class CredentialForm(forms.Form):
+
+class CredentialForm(ValidTextForm, forms.Form):
     api_key = forms.CharField(
         required=False, strip=True, max_length=500, label="API key",
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
@@ -12,23 +14,23 @@ class CredentialForm(forms.Form):
     remove = forms.BooleanField(required=False, label="Remove the stored key (back to the sandbox)")
 
 
-class MemberForm(forms.Form):
+class MemberForm(ValidTextForm, forms.Form):
     username = forms.CharField(max_length=150)
     role = forms.ChoiceField(choices=[("member", "Member"), ("owner", "Owner")])
 
 
-class NewTeamForm(forms.Form):
+class NewTeamForm(ValidTextForm, forms.Form):
     name = forms.CharField(max_length=100, strip=True, label="Team name")
 
 
-class InviteForm(forms.Form):
+class InviteForm(ValidTextForm, forms.Form):
     role = forms.ChoiceField(choices=[("member", "Member"), ("owner", "Owner")], initial="member")
     note = forms.CharField(max_length=100, required=False, strip=True, label="For (optional)",
                            help_text="A name to recognise the invite by; only owners see it.")
 
 
 
-class ApiTokenForm(forms.Form):
+class ApiTokenForm(ValidTextForm, forms.Form):
     """A new personal API token: a name, when it expires, which models it may
     use and how fast. Every error is on its field; the secret is made only
     when all of it is valid."""

@@ -16,6 +16,7 @@ import re
 
 from django.conf import settings
 
+from playground.lib import text
 from playground.lib.egress import DownloadError
 from playground.lib.images import check_image
 from playground.providers.base import ModelSpec, Param, ProviderError
@@ -162,6 +163,11 @@ def _native(spec: ModelSpec, fields: dict) -> dict:
                     value = json.loads(value)
                 except ValueError:
                     value = None
+                # Its JSON may spell out what the form could not carry ("\ud800").
+                found = text.first_problem(value)
+                if found is not None:
+                    where = text.Found((key,) + found.path, found.problem, found.is_key).where()
+                    raise invalid(f"Invalid value for `{where}`: the text {found.problem}.", where, "invalid_value")
             if not isinstance(value, dict):
                 raise invalid(f"`{key}` must be an object of the model's own parameters.", key, "invalid_type")
             items = value.items()

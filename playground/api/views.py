@@ -33,6 +33,7 @@ from playground.generations import jobs
 from playground.generations.models import Generation, GenerationImage, InputImage
 from playground.generations.views import file_response
 from playground.ledger.budgets import BudgetExceeded
+from playground.lib import text
 from playground.providers.base import ProviderError
 
 from . import catalog, mapping, ratelimit
@@ -118,7 +119,14 @@ def _auth(request):
 
 
 def _read(request) -> tuple[dict, dict]:
-    """The request's fields and uploaded files (JSON, or a multipart form)."""
+    """The request's fields and uploaded files (JSON, or a multipart form),
+    every text in them valid Unicode (_check_text)."""
+    fields, uploads = _parse(request)
+    _check_text(fields, uploads)
+    return fields, uploads
+
+
+def _parse(request) -> tuple[dict, dict]:
     ctype = request.content_type or ""
     try:
         if ctype == "application/json":
@@ -139,12 +147,31 @@ def _read(request) -> tuple[dict, dict]:
             extra = set(request.FILES) - {"image", "image[]", "mask"}
             if extra:
                 name = sorted(extra)[0]
-                raise invalid(f"Unrecognized file field: {name[:60]} (images go in `image`, the mask in `mask`).",
-                              name[:60], "unknown_parameter")
+                raise invalid(f"Unrecognized file field: {text.shown(name[:60])} (images go in `image`, the mask in "
+                              "`mask`).", text.shown(name[:60]), "unknown_parameter")
             return fields, uploads
     except (RequestDataTooBig, TooManyFieldsSent):
         raise ApiError(413, "The request is too large.", code="request_too_large") from None
     raise invalid("Send the request as application/json or multipart/form-data.", code="invalid_content_type")
+
+
+def _check_text(fields: dict, uploads: dict) -> None:
+    """Text that is not valid Unicode (a lone surrogate: JSON's "\\ud800"
+    escape) or holds a NUL is a 400 naming the parameter, before anything
+    is made (RELIABILITY 11; the rule is lib/text.py). Also the names of
+    the parameters and the uploads' file names."""
+    found = text.first_problem(fields)
+    if found is not None:
+        where = found.where()
+        if found.is_key:
+            raise invalid(f"The parameter name `{where}` {found.problem}.", where, "invalid_value")
+        raise invalid(f"Invalid value for `{where}`: the text {found.problem}.", where, "invalid_value")
+    for field, files in uploads.items():
+        for upload in files:
+            bad = text.problem(upload.name or "")
+            if bad:
+                raise invalid(f"Invalid file name for `{field}`: {text.shown(upload.name)!r} {bad}.", field,
+                              "invalid_value")
 
 
 def _start(request, endpoint: str) -> tuple[int, list[int]]:

@@ -6,6 +6,7 @@ from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
+from playground.lib.text import ValidTextForm
 from playground.providers import registry
 
 from .models import PERIODS, Budget
@@ -13,7 +14,7 @@ from .models import PERIODS, Budget
 MONEY, OWN = "money", "own"
 
 
-class BudgetForm(forms.Form):
+class BudgetForm(ValidTextForm, forms.Form):
     scope = forms.ChoiceField(label="For", help_text="The whole team or one member.")
     provider = forms.ChoiceField(label="Provider", required=False)
     unit = forms.ChoiceField(label="Counted in")
@@ -62,7 +63,7 @@ class BudgetForm(forms.Form):
             created_by=by)
 
 
-class PriceForm(forms.Form):
+class PriceForm(ValidTextForm, forms.Form):
     provider = forms.ChoiceField(widget=forms.HiddenInput)
     price = forms.DecimalField(label="Price per credit", max_digits=14, decimal_places=6, required=False,
                                help_text=f"In {settings.MONEY_CURRENCY}, at most 6 decimals. "
@@ -80,7 +81,7 @@ class PriceForm(forms.Form):
         return price
 
 
-class AdjustmentForm(forms.Form):
+class AdjustmentForm(ValidTextForm, forms.Form):
     """A signed correction in a provider's own unit (e.g. a refund), with a reason."""
 
     provider = forms.ChoiceField(label="Provider")
@@ -118,7 +119,7 @@ class AdjustmentForm(forms.Form):
                       user=self.members.get(d["member"]) if d["member"] else None)
 
 
-class TokenBudgetForm(forms.Form):
+class TokenBudgetForm(ValidTextForm, forms.Form):
     """A budget of one API token, set by its owner: a hard limit on what runs
     through that token may use, in money (all providers) or in one
     provider's own unit (that provider only)."""

@@ -6,6 +6,8 @@ import re
 
 from django import forms
 
+from playground.lib.text import ValidTextForm
+
 from . import models as m
 from . import run
 
@@ -63,7 +65,7 @@ def notes_field():
                      widget=forms.Textarea(attrs={"rows": 3}))
 
 
-class NewPromptForm(forms.Form):
+class NewPromptForm(ValidTextForm, forms.Form):
     title = forms.CharField(max_length=m.TITLE_MAX, error_messages=_limit(m.TITLE_MAX))
     text = text_field()
     tags = TagsField()
@@ -71,7 +73,7 @@ class NewPromptForm(forms.Form):
     visibility = forms.ChoiceField(choices=m.Prompt.VISIBILITIES, widget=forms.RadioSelect)
 
 
-class EditForm(forms.Form):
+class EditForm(ValidTextForm, forms.Form):
     """A new version: the text, tags and notes, with an optional message."""
 
     text = text_field()
@@ -81,14 +83,14 @@ class EditForm(forms.Form):
                               help_text="Optional: what changed.")
 
 
-class SettingsForm(forms.Form):
+class SettingsForm(ValidTextForm, forms.Form):
     """The prompt itself (not a version): its title and who sees it."""
 
     title = forms.CharField(max_length=m.TITLE_MAX, error_messages=_limit(m.TITLE_MAX))
     visibility = forms.ChoiceField(choices=m.Prompt.VISIBILITIES, widget=forms.RadioSelect)
 
 
-class LabelForm(forms.Form):
+class LabelForm(ValidTextForm, forms.Form):
     name = forms.CharField(max_length=m.LABEL_MAX, error_messages=_limit(m.LABEL_MAX), label="Label",
                            help_text="e.g. best")
     version = forms.TypedChoiceField(coerce=int, label="Version")
@@ -104,7 +106,7 @@ class LabelForm(forms.Form):
         return name
 
 
-class RunForm(forms.Form):
+class RunForm(ValidTextForm, forms.Form):
     """The target model and a field per variable of the version's text."""
 
     target = forms.ChoiceField(label="Model")

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 import json
+import math
 import os
 import re
 import threading
@@ -22,6 +23,7 @@ import weakref
 
 import httpx
 
+from playground.lib import text
 from playground.lib.units import Unit, credit_unit
 
 # --- Errors --------------------------------------------------------------------
@@ -45,6 +47,10 @@ ERROR_KINDS = {
     ),
     "download": "The result image could not be fetched or is not a valid image.",
     "config": "The provider credential or base URL could not be used; ask a team owner to check it.",
+    "not_sent": (
+        "Something failed inside the playground while preparing the request, so nothing was sent to the "
+        "provider (and nothing charged); try again."
+    ),
     "internal": (
         "Something failed inside the playground (not at the provider); the job was retried. "
         "The provider may still have charged for it: check its dashboard before retrying."
@@ -275,6 +281,20 @@ class ModelSpec:
             names |= deps
         return [p for p in self.params if p.name in names]
 
+    def check_text(self, params: dict) -> None:
+        """Refuse text that is not valid Unicode or holds a NUL (the one
+        rule, lib/text.py) in any parameter, applying or not, whoever built
+        the params: it could be neither stored nor sent."""
+        found = text.first_problem(params)
+        if found is None:
+            return
+        name = found.path[0]
+        if found.is_key and len(found.path) == 1:
+            raise ProviderError("validation", f"The parameter name {text.shown(name)!r} {found.problem}.")
+        declared = next((p for p in self.params if p.name == name), None)
+        title = declared.title if declared else text.shown(str(name))
+        raise ProviderError("validation", f"{title} {found.problem}.", field=str(name))
+
     def check_limits(self, params: dict) -> None:
         """Refuse free text over its limit, whoever built the params."""
         for p in self.params:
@@ -290,8 +310,10 @@ class ModelSpec:
         its pattern. Parameters whose show_if does not hold are not sent, so
         not checked (but for their length: check_limits holds for all).
         The first problem, in declared order, raises
-        ProviderError("validation") naming the field.
+        ProviderError("validation") naming the field; before any, text that
+        is not valid Unicode, in any parameter (check_text).
         The form checks the same declarations; this holds for any caller."""
+        self.check_text(params)
         for p in self.params:
             if not p.applies(params):
                 continue
@@ -326,6 +348,7 @@ class ModelSpec:
 
         Image parameters hold an input image's id in params; `images` maps
         the parameter name to the ImageInput the job layer resolved."""
+        self.check_text(params)
         self.check_limits(params)
         out = {}
         for p in self.params:
@@ -381,7 +404,9 @@ def _problem(p: Param, value) -> str | None:
         if isinstance(value, bool) or not isinstance(value, int) or not _in_range(p, value):
             return f"must be a whole number{_bounds(p)}"
     elif p.kind == "float":
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not _in_range(p, value):
+        # NaN and Infinity (JSON's literals, which json.loads takes) are no number a request can carry.
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not _in_range(p, value) \
+                or (isinstance(value, float) and not math.isfinite(value)):
             return f"must be a number{_bounds(p)}"
     elif p.kind == "bool":
         if not isinstance(value, bool):
@@ -574,6 +599,9 @@ class Adapter:
         without a client of its own."""
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
+        # Requests this adapter has handed to its client (counted before the
+        # client is called): 0 means nothing it did can have reached the provider.
+        self.requests_started = 0
         self.client = client if client is not None else process_client(type(self))
         # A client shared by all adapters (team base URLs) gets this
         # adapter's timeouts on each request; a caller's own keeps its own.
@@ -665,19 +693,32 @@ class Adapter:
         """One request with the key and this adapter's timeouts; a transport
         failure becomes ProviderError, with maybe_sent when the request may
         have reached the provider (resending could charge twice). No retry
-        here: the job layer decides (a submit that maybe_sent never is)."""
+        here: the job layer decides (a submit that maybe_sent never is).
+
+        The body is made first, apart from the sending (_body): what fails
+        there (text that is not valid Unicode, a value JSON cannot carry) is
+        a ProviderError that was never sent, as is what httpx refuses while
+        it builds the request from the URL and headers."""
         headers = {**req.headers, req.auth_header: f"{req.auth_scheme}{self._api_key}"}
+        body = self._body(req, headers)
         from playground.lib.egress import EgressRefused
 
+        self.requests_started += 1
         try:
             if req.files is not None or req.data is not None:
                 return self.client.request(req.method, req.url, data=req.data, files=req.files, headers=headers,
                                            timeout=self._request_timeout)
-            return self.client.request(req.method, req.url, json=req.json, headers=headers,
+            return self.client.request(req.method, req.url, content=body, headers=headers,
                                        timeout=self._request_timeout)
         except EgressRefused as e:
             # Refused before anything (the key included) was sent.
             raise ProviderError("config", f"The base URL for {self.label} is refused: {e}") from None
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol, UnicodeError) as e:
+            # httpx builds the request (URL, headers: the key) before it
+            # connects: nothing was sent. (The body was encoded in _body.)
+            # The exception's text is not shown: it could quote the key.
+            raise ProviderError("config", f"The request to {self.label} could not be made: the base URL or the API "
+                                f"key cannot be used in a request ({type(e).__name__}). Nothing was sent.") from None
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as e:
             raise ProviderError("unavailable", f"Could not connect to {self.label}: {type(e).__name__}.") from None
         except httpx.TimeoutException as e:
@@ -688,6 +729,36 @@ class Adapter:
             raise ProviderError(
                 "unavailable", f"Connection to {self.label} failed: {type(e).__name__}.", maybe_sent=True
             ) from None
+
+    def _body(self, req: PreparedRequest, headers: dict) -> bytes | None:
+        """The JSON body as bytes (as httpx would make it, so it is made once),
+        with its Content-Type added to headers; None for no body or a
+        multipart one (httpx makes that from text checked here). Raises
+        ProviderError (never sent) for what cannot go into a request."""
+        if req.files is not None or req.data is not None:
+            # (field name, file name) of each file
+            names = [(field, spec[0]) for field, spec in (req.files or [])]
+            found = text.first_problem({"data": req.data or {}, "files": names})
+            if found is not None:
+                where = text.Found(found.path[1:], found.problem, found.is_key)
+                what = "a file's name" if found.path[0] == "files" else f"`{where.where()}`"
+                raise ProviderError("validation", f"The request to {self.label} could not be made: {what} "
+                                    f"{found.problem}. Nothing was sent.")
+            return None
+        if req.json is None:
+            return None
+        found = text.first_problem(req.json)
+        if found is not None:
+            raise ProviderError("validation", f"The request to {self.label} could not be made: "
+                                f"`{found.where()}` {found.problem}. Nothing was sent.")
+        try:
+            body = json.dumps(req.json, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+        except (TypeError, ValueError) as e:  # a value JSON cannot carry (NaN, an object)
+            raise ProviderError("not_sent", f"The request to {self.label} could not be made: {e}. "
+                                "Nothing was sent.") from None
+        if not any(k.lower() == "content-type" for k in headers):
+            headers["Content-Type"] = "application/json"
+        return body
 
     def read(self, resp: httpx.Response, *, model: str | None = None) -> Any:
         """The JSON body of an answer (already received) that is a success;
