@@ -123,6 +123,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "playground.accounts.middleware.current_team",
+    # Text that is not valid Unicode is refused here, before any view or login check (lib/text.py).
+    "playground.lib.text.RefuseInvalidText",
     "csp.middleware.CSPMiddleware",
     # Last: turns a locked-out login into the login page with its message.
     "axes.middleware.AxesMiddleware",

@@ -1,9 +1,7 @@
 from django import forms
 
-from playground.lib.text import ValidTextForm
 
-
-class CredentialForm(ValidTextForm, forms.Form):
+class CredentialForm(forms.Form):
     api_key = forms.CharField(
         required=False, strip=True, max_length=500, label="API key",
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
@@ -14,23 +12,23 @@ class CredentialForm(ValidTextForm, forms.Form):
     remove = forms.BooleanField(required=False, label="Remove the stored key (back to the sandbox)")
 
 
-class MemberForm(ValidTextForm, forms.Form):
+class MemberForm(forms.Form):
     username = forms.CharField(max_length=150)
     role = forms.ChoiceField(choices=[("member", "Member"), ("owner", "Owner")])
 
 
-class NewTeamForm(ValidTextForm, forms.Form):
+class NewTeamForm(forms.Form):
     name = forms.CharField(max_length=100, strip=True, label="Team name")
 
 
-class InviteForm(ValidTextForm, forms.Form):
+class InviteForm(forms.Form):
     role = forms.ChoiceField(choices=[("member", "Member"), ("owner", "Owner")], initial="member")
     note = forms.CharField(max_length=100, required=False, strip=True, label="For (optional)",
                            help_text="A name to recognise the invite by; only owners see it.")
 
 
 
-class ApiTokenForm(ValidTextForm, forms.Form):
+class ApiTokenForm(forms.Form):
     """A new personal API token: a name, when it expires, which models it may
     use and how fast. Every error is on its field; the secret is made only
     when all of it is valid."""

@@ -1,5 +1,7 @@
 from django.urls import path
 
+from playground.lib.text import checks_own_text
+
 from . import pages, views
 
 urlpatterns = [
@@ -11,6 +13,8 @@ urlpatterns = [
     path("models", views.models, name="api_models"),
     path("models/<path:model>", views.model, name="api_model"),
 ]
+for pattern in urlpatterns:  # the API answers bad text in its own JSON errors
+    checks_own_text(pattern.callback)
 
 # The team owner's alias page (a normal signed-in page, not under /v1/).
 page_urlpatterns = [

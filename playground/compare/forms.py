@@ -4,7 +4,6 @@ import uuid
 
 from django import forms
 
-from playground.lib.text import ValidTextForm
 from playground.providers.base import ProviderError
 
 from . import fanout
@@ -21,7 +20,7 @@ def _limited(label, max_length, required=False, textarea=False):
         error_messages={"max_length": f"At most {max_length} characters (this has %(show_value)d)."})
 
 
-class CompareForm(ValidTextForm, forms.Form):
+class CompareForm(forms.Form):
     name = _limited("Name", NAME_MAX)
     prompt = _limited("Prompt", PROMPT_MAX, required=True, textarea=True)
     prompt_2 = _limited("Prompt 2", PROMPT_MAX, textarea=True)
@@ -126,7 +125,7 @@ class CompareForm(ValidTextForm, forms.Form):
         return data
 
 
-class EditForm(ValidTextForm, forms.Form):
+class EditForm(forms.Form):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)

@@ -3,9 +3,8 @@ its validation and the request body cannot drift apart."""
 
 from django import forms
 from django.core.exceptions import ValidationError
-from django.core.validators import ProhibitNullCharactersValidator, RegexValidator
+from django.core.validators import RegexValidator
 
-from playground.lib.text import ValidTextForm, validate as valid_text
 from playground.providers.base import ModelSpec, Param
 
 
@@ -18,15 +17,7 @@ def field_for(p: Param) -> forms.Field:
 
 class TextField(forms.CharField):
     """A CharField that counts a line break as one character, as the
-    browser's maxlength does (a textarea submits CRLF), and refuses text
-    that is not valid Unicode (lib/text.py), also where it is used outside
-    a form (the library reads a posted form's values field by field)."""
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        # The rule's validator says what Django's NUL validator would, in its words.
-        self.validators = [v for v in self.validators if not isinstance(v, ProhibitNullCharactersValidator)]
-        self.validators.append(valid_text)
+    browser's maxlength does (a textarea submits CRLF)."""
 
     def to_python(self, value):
         if isinstance(value, str):
@@ -92,7 +83,7 @@ def _coercer(p: Param):
     return str
 
 
-class ModelForm(ValidTextForm, forms.Form):
+class ModelForm(forms.Form):
     """Base for the generated forms; use form_for(spec).
 
     An image parameter is an upload (field NAME) or an image picked from the

@@ -385,8 +385,8 @@ def submit(gen: Generation) -> str:
         return f"rate limited locally for {delay:.0f}s"
     if not gen.transition(Generation.QUEUED, via="send", phase="submitting", endpoint_source=endpoint.source):
         return "lost the race to submit"
-    hook = callback_url(gen) if adapter.callbacks else None
     try:
+        hook = callback_url(gen) if adapter.callbacks else None
         outcome = adapter.submit(gen.model, gen.params, callback_url=hook, images=input_images(gen))
     except ProviderError as e:
         e = endpoint.scrubbed(e)
@@ -397,6 +397,13 @@ def submit(gen: Generation) -> str:
             e = ProviderError("unknown_outcome", f"{e.message} The request may have reached the provider.",
                               code=e.code)
         return fail(gen, Generation.SUBMITTING, e)
+    except Exception as e:
+        if adapter.requests_started:
+            raise  # a request went out: step() fails it as "may have reached the provider"
+        # Nothing was sent (RELIABILITY 11): say so, never "may have reached the provider".
+        log.exception("generation %s: failed before anything was sent", gen.uuid)
+        return fail(gen, Generation.SUBMITTING, ProviderError(
+            "not_sent", f"Internal error in the playground before sending: {type(e).__name__}. Nothing was sent."))
     if outcome.error is not None:
         outcome.error = endpoint.scrubbed(outcome.error)
     if outcome.image_bytes:

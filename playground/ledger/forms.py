@@ -6,7 +6,6 @@ from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
-from playground.lib.text import ValidTextForm
 from playground.providers import registry
 
 from .models import PERIODS, Budget
@@ -14,7 +13,7 @@ from .models import PERIODS, Budget
 MONEY, OWN = "money", "own"
 
 
-class BudgetForm(ValidTextForm, forms.Form):
+class BudgetForm(forms.Form):
     scope = forms.ChoiceField(label="For", help_text="The whole team or one member.")
     provider = forms.ChoiceField(label="Provider", required=False)
     unit = forms.ChoiceField(label="Counted in")
@@ -63,7 +62,7 @@ class BudgetForm(ValidTextForm, forms.Form):
             created_by=by)
 
 
-class PriceForm(ValidTextForm, forms.Form):
+class PriceForm(forms.Form):
     provider = forms.ChoiceField(widget=forms.HiddenInput)
     price = forms.DecimalField(label="Price per credit", max_digits=14, decimal_places=6, required=False,
                                help_text=f"In {settings.MONEY_CURRENCY}, at most 6 decimals. "
@@ -81,7 +80,7 @@ class PriceForm(ValidTextForm, forms.Form):
         return price
 
 
-class AdjustmentForm(ValidTextForm, forms.Form):
+class AdjustmentForm(forms.Form):
     """A signed correction in a provider's own unit (e.g. a refund), with a reason."""
 
     provider = forms.ChoiceField(label="Provider")
@@ -119,7 +118,7 @@ class AdjustmentForm(ValidTextForm, forms.Form):
                       user=self.members.get(d["member"]) if d["member"] else None)
 
 
-class TokenBudgetForm(ValidTextForm, forms.Form):
+class TokenBudgetForm(forms.Form):
     """A budget of one API token, set by its owner: a hard limit on what runs
     through that token may use, in money (all providers) or in one
     provider's own unit (that provider only)."""

@@ -16,10 +16,10 @@ it, and Django's form fields refuse it already: refused here too, in the
 same words at every entry.
 
 `problem` is the rule; `first_problem` finds the first bad text in a
-JSON-like value (the API's fields, a job's params); `ValidTextForm` applies
-the rule to every field of a Django form, `validate` to one form field
-(both in the words of `field_error`); `shown` makes a bad text printable
-for a message.
+JSON-like value (the API's fields, a job's params); `RefuseInvalidText`,
+a middleware, applies it to every page's query string, form fields and
+uploads' file names (the API checks its own bodies, in its own error
+shape); `shown` makes a bad text printable for a message.
 """
 
 from __future__ import annotations
@@ -94,79 +94,53 @@ def first_problem(value, path: tuple = ()) -> Found | None:
     return None
 
 
-def field_error(value) -> str | None:
-    """A form field's error for a submitted value that breaks the rule (a
-    text, or an upload by its file name), or None."""
-    if isinstance(value, str):
-        wrong = problem(value)
-        return f"This text {wrong}." if wrong else None
-    name = getattr(value, "name", None)
-    wrong = problem(name) if isinstance(name, str) else None
-    return f"The file name {wrong}." if wrong else None
+def request_problem(request) -> str | None:
+    """What is wrong with the first bad text in a request's query string,
+    form fields (their names too) or uploads' file names, as a sentence
+    naming the field; or None."""
+    parts = [("query string", request.GET)]
+    if request.method == "POST" and request.content_type in (
+            "multipart/form-data", "application/x-www-form-urlencoded"):
+        parts += [("form", request.POST), ("file", request.FILES)]
+    for what, data in parts:
+        for key, values in data.lists():
+            wrong = problem(key)
+            if wrong:
+                return f"A {what} field name {wrong}."
+            for value in values:
+                value = value if what != "file" else (value.name or "")
+                wrong = problem(value)
+                if wrong:
+                    return f"The {what} field \u201c{shown(key)}\u201d {wrong}."
+    return None
 
 
-def validate(value) -> None:
-    """The rule as a Django validator, for a text field used on its own
-    (outside a ValidTextForm, which escapes the value before any field
-    reads it): raises ValidationError. It says what Django's NUL validator
-    says, in the rule's words: a field with this one needs no other."""
-    error = field_error(value) if isinstance(value, str) else None
-    if error:
-        from django.core.exceptions import ValidationError
-
-        raise ValidationError(error, code="invalid_text")
+def checks_own_text(view):
+    """Marks a view that applies the rule itself, answering in its own
+    shape (the /v1 API's JSON errors): RefuseInvalidText lets it through."""
+    view.checks_own_text = True
+    return view
 
 
-class ValidTextForm:
-    """Mixin for a Django form (before forms.Form in the bases). A value
-    submitted for any of its fields (text, a choice, an upload's file name)
-    that breaks the rule is that field's error, in place of any other
-    ("This text is not valid Unicode: ..."). Nothing reads the value
-    itself: the fields, the form's clean() and the page showing the form
-    again get it with escapes (shown(): a\\ud800b), an upload is left out,
-    so nothing is made of it and the page can still be written."""
+class RefuseInvalidText:
+    """Middleware for every page: a request carrying text that breaks the
+    rule is answered 400, saying which field and what, before the view, a
+    form or the login check reads it. A browser never sends such text (only
+    a crafted request can: a multipart body in charset=utf-7, say), so
+    refusing the whole request loses nothing a person typed."""
 
-    def full_clean(self):
-        bad = self._take_bad_text() if self.is_bound else {}
-        super().full_clean()
-        if bad:
-            from django.core.exceptions import ValidationError
+    def __init__(self, get_response):
+        self.get_response = get_response
 
-            for name, message in bad.items():
-                self._errors.pop(name, None)
-                self.add_error(name, ValidationError(message, code="invalid_text"))
+    def __call__(self, request):
+        return self.get_response(request)
 
-    def _take_bad_text(self) -> dict[str, str]:
-        """{field name: message} for each field whose submitted value breaks
-        the rule; self.data and self.files become copies with those values
-        escaped or left out."""
-        bad = {}
-        for name, field in self.fields.items():
-            value = field.widget.value_from_datadict(self.data, self.files, self.add_prefix(name))
-            errors = [field_error(item) for item in (value if isinstance(value, (list, tuple)) else [value])]
-            error = next((e for e in errors if e), None)
-            if error:
-                bad[name] = error
-        if not bad:
-            return bad
-        keys = {self.add_prefix(name) for name in bad}
-        data = self.data.copy()  # a QueryDict's copy is mutable
-        for key in keys & set(data):
-            if hasattr(data, "setlist"):
-                data.setlist(key, [_escaped(v) for v in data.getlist(key)])
-            else:
-                data[key] = _escaped(data[key])
-        self.data = data
-        if any(key in self.files for key in keys):
-            self.files = self.files.copy()
-            for key in keys & set(self.files):
-                del self.files[key]
-        return bad
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        if getattr(view_func, "checks_own_text", False):
+            return None
+        wrong = request_problem(request)
+        if wrong is None:
+            return None
+        from django.shortcuts import render
 
-
-def _escaped(value):
-    if isinstance(value, str):
-        return shown(value)
-    if isinstance(value, (list, tuple)):
-        return [_escaped(v) for v in value]
-    return value
+        return render(request, "400.html", {"problem": wrong}, status=400)

@@ -6,8 +6,6 @@ import re
 
 from django import forms
 
-from playground.lib.text import ValidTextForm
-
 from . import models as m
 from . import run
 
@@ -65,7 +63,7 @@ def notes_field():
                      widget=forms.Textarea(attrs={"rows": 3}))
 
 
-class NewPromptForm(ValidTextForm, forms.Form):
+class NewPromptForm(forms.Form):
     title = forms.CharField(max_length=m.TITLE_MAX, error_messages=_limit(m.TITLE_MAX))
     text = text_field()
     tags = TagsField()
@@ -73,7 +71,7 @@ class NewPromptForm(ValidTextForm, forms.Form):
     visibility = forms.ChoiceField(choices=m.Prompt.VISIBILITIES, widget=forms.RadioSelect)
 
 
-class EditForm(ValidTextForm, forms.Form):
+class EditForm(forms.Form):
     """A new version: the text, tags and notes, with an optional message."""
 
     text = text_field()
@@ -83,14 +81,14 @@ class EditForm(ValidTextForm, forms.Form):
                               help_text="Optional: what changed.")
 
 
-class SettingsForm(ValidTextForm, forms.Form):
+class SettingsForm(forms.Form):
     """The prompt itself (not a version): its title and who sees it."""
 
     title = forms.CharField(max_length=m.TITLE_MAX, error_messages=_limit(m.TITLE_MAX))
     visibility = forms.ChoiceField(choices=m.Prompt.VISIBILITIES, widget=forms.RadioSelect)
 
 
-class LabelForm(ValidTextForm, forms.Form):
+class LabelForm(forms.Form):
     name = forms.CharField(max_length=m.LABEL_MAX, error_messages=_limit(m.LABEL_MAX), label="Label",
                            help_text="e.g. best")
     version = forms.TypedChoiceField(coerce=int, label="Version")
@@ -106,7 +104,7 @@ class LabelForm(ValidTextForm, forms.Form):
         return name
 
 
-class RunForm(ValidTextForm, forms.Form):
+class RunForm(forms.Form):
     """The target model and a field per variable of the version's text."""
 
     target = forms.ChoiceField(label="Model")

@@ -7,6 +7,7 @@ from axes.models import AccessAttempt
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 from django.utils import timezone
+import pytest
 
 from playground.accounts.models import Membership, Team
 
@@ -173,3 +174,17 @@ def test_the_admin_login_is_throttled_too_and_admins_can_unlock_there(client, us
     client.logout()
     assert logged_in(attempt(client, "alice", "pw-alice-123", addr="10.4.4.5"))
 
+
+
+@pytest.mark.parametrize("field", ["username", "password"])
+def test_a_login_with_text_that_is_not_valid_unicode_is_refused_not_a_500(client, user, field):
+    """A multipart body in charset=utf-7 carries a lone surrogate past the
+    decoder (RELIABILITY 11): refused before the login check reads it."""
+    from tests.bad_text import SURROGATE, multipart
+
+    fields = {"username": "alice", "password": "not the password", field: SURROGATE}
+    body, ctype = multipart(fields)
+    r = client.generic("POST", LOGIN, body, content_type=ctype)
+    assert r.status_code == 400
+    assert f"\u201c{field}\u201d is not valid Unicode" in r.content.decode()
+    assert client.get(LOGIN).status_code == 200  # the next request is served

@@ -257,7 +257,9 @@ def test_a_storage_failure_after_the_provider_finished_is_retried_not_failed(san
     assert gen.attempts == 1 and gen.images.count() == 1
 
 
-def test_an_internal_error_while_submitting_is_never_resent(sandbox, team, user, monkeypatch):
+def test_an_internal_error_before_sending_fails_as_not_sent(sandbox, team, user, monkeypatch):
+    """Nothing reached the provider: the job says so, never "may have reached
+    the provider" (RELIABILITY 11), and it is not sent again by itself."""
     from playground.generations import jobs as jobs_module
 
     gen = job(team, user, prompt="a glass marble")
@@ -266,6 +268,25 @@ def test_an_internal_error_while_submitting_is_never_resent(sandbox, team, user,
         raise RuntimeError("bug")
 
     monkeypatch.setattr(jobs_module, "callback_url", broken)
+    run_tasks(until=gen)
+    assert (gen.status, gen.error_kind) == (Generation.FAILED, "not_sent")
+    assert "Nothing was sent" in gen.error_message
+    assert set(gen.ledger_entries.values_list("kind", flat=True)) == {"reserve", "release"}
+
+
+def test_an_internal_error_after_sending_is_never_resent(sandbox, team, user, monkeypatch):
+    """The request went out and then something in the playground failed: the
+    provider may have the job, so it is not sent again."""
+    from playground.providers.kie import KieAdapter
+
+    gen = job(team, user, prompt="a glass marble")
+    real = KieAdapter.envelope
+
+    def broken(self, *a, **kw):  # the provider's answer arrived; reading it fails
+        real(self, *a, **kw)
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(KieAdapter, "envelope", broken)
     run_tasks(until=gen)
     assert (gen.status, gen.error_kind) == (Generation.FAILED, "unknown_outcome")
 
