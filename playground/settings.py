@@ -84,8 +84,9 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
-# Django's db sessions, with the per-request lookup compiled once (the job poll runs every second).
-SESSION_ENGINE = "playground.accounts.sessions"
+# Django's database sessions (the same table as before; no cache: each process's own
+# local-memory cache would serve another process's stale copy of a session).
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
 
 INSTALLED_APPS = [
     "django.contrib.admin",

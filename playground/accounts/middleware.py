@@ -2,22 +2,16 @@ import uuid
 
 from django.utils.functional import SimpleLazyObject
 
-from playground.lib.compiled import CompiledQuery
-
 from .models import Membership
 
 SESSION_KEY = "team_uuid"
 
 
-def _first_membership_qs(user, team_uuid):
+def _first_membership(user, team_uuid):
     qs = Membership.objects.filter(user=user).select_related("team").order_by("created_at")
     if team_uuid is not None:
         qs = qs.filter(team__uuid=team_uuid)
-    return qs[:1]
-
-
-# Every request asks this (polls too): its SQL is built once per shape.
-_first_membership = CompiledQuery(_first_membership_qs)
+    return qs.first()
 
 
 def _membership(request):
@@ -28,8 +22,8 @@ def _membership(request):
         wanted = uuid.UUID(str(wanted)) if wanted else None
     except ValueError:
         wanted = None
-    m = next(iter(_first_membership.run(user=request.user, team_uuid=wanted)), None) if wanted else None
-    return m or next(iter(_first_membership.run(user=request.user, team_uuid=None)), None)
+    m = _first_membership(request.user, wanted) if wanted else None
+    return m or _first_membership(request.user, None)
 
 
 def current_team(get_response):
