@@ -1,6 +1,7 @@
 """Checks of images that come from outside (results and uploads; RELIABILITY 6):
-the bytes must decode as an allowed image type within a pixel cap, and are
-re-encoded before anyone sees them."""
+the bytes must decode fully, with Pillow, as an allowed image type within a
+pixel cap, and are written again, without their metadata, before anyone
+sees them."""
 
 from __future__ import annotations
 
@@ -12,12 +13,20 @@ import struct
 from django.conf import settings
 from PIL import Image, UnidentifiedImageError
 
-from . import pngread, pngwrite
 from .egress import DownloadError
 
 ALLOWED_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}
 THUMB_TYPES = {"jpg": "image/jpeg", "webp": "image/webp"}
+
+# What Pillow's plugins raise on a damaged file (DecompressionBombError: a
+# header over twice Image.MAX_IMAGE_PIXELS, refused by Image.open itself).
+DAMAGED = (OSError, SyntaxError, ValueError, IndexError, EOFError, struct.error, Image.DecompressionBombError)
+
+# A PNG's last chunk, always the same 12 bytes. verify() stops at its type
+# without reading its CRC: a file cut in those last bytes still lacks it.
+PNG_END = b"\0\0\0\0IEND\xaeB`\x82"
+
 
 @dataclass
 class CheckedImage:
@@ -44,85 +53,67 @@ class CheckedImage:
 def check_image(data: bytes, *, max_pixels=None, thumb_size=512, thumbnail_now=True) -> CheckedImage:
     """Decode within limits and re-encode; raise DownloadError otherwise.
 
-    thumbnail_now=False (results): a plain 8-bit PNG is checked and written
-    again from its image data as they are (pngread.filtered_rows), without
-    unfiltering its pixels, and gets no thumbnail here (thumbnail None):
-    make_thumbnail() makes it later from the file written. Any other image
-    is decoded anyway, and its thumbnail made at once."""
-    max_pixels = max_pixels or settings.IMAGE_MAX_PIXELS
+    The file is written again in its own format (PNG stays lossless), with
+    its colour profile and nothing else: no text, EXIF, XMP or comment, no
+    bytes after the image. thumbnail_now=False (a result while other jobs'
+    steps wait): no thumbnail here (None); make_thumbnail() makes it later
+    from the file written."""
     try:
-        with Image.open(io.BytesIO(data), formats=list(ALLOWED_FORMATS)) as probe:
-            fmt = probe.format
-            w, h = probe.size
-            if fmt not in ALLOWED_FORMATS:  # pragma: no cover - Image.open refuses them first
-                raise DownloadError(f"{fmt or 'Unknown'} images are not accepted (PNG, JPEG or WebP).")
-            if w * h > max_pixels:
-                raise DownloadError(f"The image has {w}x{h} pixels, over the limit of {max_pixels}.")
-            if not probe.tile:  # e.g. a PNG with no image data (IDAT) at all
-                raise DownloadError("The file is not a valid image (no image data).")
-            fast = pngread.fast_mode(probe)
-            icc = probe.info.get("icc_profile")
-            probe.verify()  # every chunk's CRC, before either decoder reads it
-        if fast and not thumbnail_now:
-            rows = pngread.filtered_rows(data, fast, (w, h))
-            if rows is not None:
-                return CheckedImage(pngwrite.encode_filtered(w, h, fast, rows, icc), fmt, w, h, None, "")
-        # A plain 8-bit PNG: libspng decodes it in about half Pillow's time.
-        decoded = pngread.decode(data, fast, (w, h)) if fast else None
-        if decoded is not None:
-            # The rows as the file filtered them (libspng has just unfiltered
-            # every one without error), deflated again into a new file.
-            data_out = pngwrite.encode_filtered(w, h, fast, decoded.rows, icc)
-            img = Image.fromarray(decoded.pixels)
+        fmt, img = decode(data, max_pixels or settings.IMAGE_MAX_PIXELS)
+        out = io.BytesIO()
+        icc = img.info.get("icc_profile")
+        if fmt == "PNG":
+            img.save(out, "PNG", compress_level=1, icc_profile=icc)  # the fastest level
+        elif fmt == "JPEG":
+            img.save(out, "JPEG", quality=95, icc_profile=icc)
         else:
-            img = _pillow_decode(data)
-            if "transparency" in img.info and img.mode in ("RGB", "L"):
-                img = img.convert(img.mode + "A" if img.mode == "L" else "RGBA")  # a transparent colour: alpha
-            # Re-encoding is most of a worker's CPU per job, so each format
-            # is written the cheap way that keeps it: PNG (lossless) with
-            # pngwrite (one filter, ISA-L deflate: 3-10x faster than Pillow's
-            # encoder at its fastest level); WebP with its fastest method 0
-            # (~3x faster than the default 4 at the same quality).
-            if fmt == "PNG":
-                data_out = pngwrite.encode(img)
-            else:
-                out = io.BytesIO()
-                if fmt == "JPEG":
-                    img.convert("RGB").save(out, "JPEG", quality=95)
-                else:
-                    img.save(out, "WEBP", quality=95, method=0)
-                data_out = out.getvalue()
-        thumb, thumb_ext = _thumbnail_file(img, thumb_size)
+            img.save(out, "WEBP", quality=95, method=0, icc_profile=icc)  # method 0: ~3x faster than the default
+        thumb, thumb_ext = _thumbnail_file(img, thumb_size) if thumbnail_now else (None, "")
     except DownloadError:
         raise
     except UnidentifiedImageError:
         raise DownloadError("The file is not a PNG, JPEG or WebP image.") from None
-    except (OSError, SyntaxError, ValueError, IndexError, EOFError, struct.error,
-            Image.DecompressionBombError) as e:  # what Pillow's plugins raise on damaged files
+    except DAMAGED as e:
         raise DownloadError(f"The file is not a valid image ({type(e).__name__}).") from None
-    return CheckedImage(data_out, fmt, w, h, thumb, thumb_ext)
+    return CheckedImage(out.getvalue(), fmt, img.width, img.height, thumb, thumb_ext)
+
+
+def decode(data: bytes, max_pixels: int) -> tuple[str, Image.Image]:
+    """The format and the fully decoded image (mode L, LA, RGB or RGBA; of
+    its metadata only the colour profile kept) of untrusted bytes. Raises
+    DownloadError (a refused type or size) or what Pillow raises (DAMAGED,
+    UnidentifiedImageError) on a damaged file.
+
+    Two opens: verify() reads the whole file without decoding the pixels (a
+    PNG's every chunk CRC, to its IEND), and leaves the image unusable; the
+    second open decodes every pixel, and load() raises on data that end too
+    soon, as ImageFile.LOAD_TRUNCATED_IMAGES is False (never set here)."""
+    with Image.open(io.BytesIO(data), formats=list(ALLOWED_FORMATS)) as probe:
+        fmt = probe.format
+        w, h = probe.size  # from the header: nothing decoded yet
+        if fmt not in ALLOWED_FORMATS:  # e.g. MPO, which the JPEG plugin opens
+            raise DownloadError(f"{fmt or 'Unknown'} images are not accepted (PNG, JPEG or WebP).")
+        if w * h > max_pixels:  # per call; Pillow's process-wide Image.MAX_IMAGE_PIXELS is left alone
+            raise DownloadError(f"The image has {w}x{h} pixels, over the limit of {max_pixels}.")
+        if fmt == "PNG" and not probe.tile:  # no image data (IDAT): it would load as a blank image
+            raise DownloadError("The file is not a valid image (no image data).")
+        probe.verify()
+        if fmt == "PNG" and PNG_END not in data:
+            raise DownloadError("The file is not a valid image (it ends too soon).")
+    img = Image.open(io.BytesIO(data), formats=[fmt])
+    img.load()  # the first frame of an animation only: what is stored
+    alpha = "A" in img.getbands() or "transparency" in img.info  # a transparent colour becomes alpha
+    mode = ("LA" if alpha else "L") if img.mode in ("L", "LA") else ("RGBA" if alpha else "RGB")
+    if img.mode != mode:
+        img = img.convert(mode)
+    img.info = {k: v for k, v in img.info.items() if k == "icc_profile"}
+    return fmt, img
 
 
 def make_thumbnail(data: bytes, size: int = 512) -> tuple[bytes, str]:
     """The thumbnail of an image check_image() wrote (a stored result), and
-    its extension. Raises what Pillow raises on a file that is not one."""
-    with Image.open(io.BytesIO(data), formats=list(ALLOWED_FORMATS)) as probe:
-        w, h = probe.size
-        if w * h > settings.IMAGE_MAX_PIXELS:
-            raise ValueError(f"{w}x{h} pixels, over the limit")
-        fast = pngread.fast_mode(probe)
-    decoded = pngread.decode(data, fast, (w, h)) if fast else None
-    img = Image.fromarray(decoded.pixels) if decoded is not None else _pillow_decode(data)
-    return _thumbnail_file(img, size)
-
-
-def _pillow_decode(data: bytes) -> Image.Image:
-    """The image decoded by Pillow, in one of the modes kept (L, LA, RGB, RGBA)."""
-    img = Image.open(io.BytesIO(data))
-    img.load()
-    if img.mode not in ("RGB", "RGBA", "L", "LA"):
-        img = img.convert("RGBA" if "A" in img.getbands() or "transparency" in img.info else "RGB")
-    return img
+    its extension. Raises as decode() does on a file that is not one."""
+    return _thumbnail_file(decode(data, settings.IMAGE_MAX_PIXELS)[1], size)
 
 
 def _thumbnail_file(img: Image.Image, size: int) -> tuple[bytes, str]:
