@@ -1,15 +1,12 @@
 """Thumbnails of results, made after the result is saved.
 
-A result is checked and written again before anyone sees it (RELIABILITY 6),
-and for a plain PNG that needs no pixels: its image data are inflated,
-checked and deflated again as they are (pngread.filtered_rows). Only the
-thumbnail needs the pixels, and unfiltering them plus scaling and encoding
-the thumbnail was half of a worker's CPU for a stored result (issue 10).
-So the job finishes with its image saved and shown, and a task of low
-priority (TASK_PRIORITY_BACKGROUND, after every submit and due poll) makes
-the thumbnail from the file written. Until it exists, the thumbnail URL
-serves the image itself, not cached (views.image_thumb). The recovery sweep
-queues again a thumbnail whose task was lost.
+A result is checked and written again before anyone sees it (RELIABILITY 6).
+When other jobs' steps wait, check_image(thumbnail_now=False) leaves its
+thumbnail out, so the job finishes with its image saved and shown, and a
+task of low priority (TASK_PRIORITY_BACKGROUND, after every submit and due
+poll) makes the thumbnail from the file written. Until it exists, the
+thumbnail URL serves the image itself, not cached (views.image_thumb). The
+recovery sweep queues again a thumbnail whose task was lost.
 """
 
 from __future__ import annotations
