@@ -44,7 +44,9 @@ each task row is still one job's step but most rows are not claimed on their own
 
 Figures (the table of issue 10; bench/results.json gets one key per figure,
 merged into the file if it exists; --quick writes bench/results-quick.json):
-  capacity_ratio      app time / script time for N jobs, all done
+  capacity_ratio      app time / script time for N jobs, all done (the script
+                      decodes each image with Pillow and writes it to disk)
+  capacity_all_work_ratio  the same, until the app's last thumbnail is made
   submit_wait_p95_s   p95 of submitted_at - created_at in the app, N in flight
   kvid_e2e_ratio      one kvid job, created -> image stored / provider latency
   kie_e2e_ratio_11s   one KIE job at 11 s latency, submitted -> image stored / 11 s
@@ -82,6 +84,7 @@ PROMPT = "a quiet harbour at dawn, bench"
 RUN = os.urandom(4).hex()  # names of this run's users: a reused database (--database-url) keeps its rows
 TARGETS = {
     "capacity_ratio": ("<= 1.5", 1.5),
+    "capacity_all_work_ratio": ("<= 2.0", 2.0),
     "submit_wait_p95_s": ("<= 2 s", 2.0),
     "kvid_e2e_ratio": ("<= 1.10", 1.10),
     "kie_e2e_ratio_11s": ("<= 1.15", 1.15),
@@ -250,7 +253,9 @@ async def _reference(base: str, n: int, poll: float, cap: int, out: Path) -> dic
                 if flag in (2, 3):
                     return False, submitted
             image = await request("GET", url)
-            (out / f"{i}.png").write_bytes(image.content)
+            # As the app must: decode the image with Pillow and write it to disk
+            # (in a thread, as a script would, so the loop keeps polling).
+            await asyncio.to_thread(decode_and_write, image.content, out / f"{i}.png")
             return image.status_code == 200 and bool(image.content), submitted
 
         t = time.perf_counter()
@@ -261,6 +266,17 @@ async def _reference(base: str, n: int, poll: float, cap: int, out: Path) -> dic
     return {"elapsed": elapsed, "ok": len(ok), "failed": n - len(ok), "retries": errors["retries"],
             "requests": errors["requests"],
             "submit_wait_p95": p95(waits)}
+
+
+def decode_and_write(content: bytes, path: Path) -> None:
+    """The reference's share of an image's work: every pixel decoded, the file written."""
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(content)) as im:
+        im.load()
+    path.write_bytes(content)
 
 
 def reference(base: str, n: int, poll: float, cap: int, out: Path) -> dict:
@@ -594,7 +610,7 @@ def main():
                     "kvid, kie, poll_cpu, polls, rss); the app's run still comes first when kie or rss is asked "
                     "(the model's history, the RSS after N jobs). Default: all")
     args = ap.parse_args()
-    short = {"capacity": "capacity_ratio", "submit": "submit_wait_p95_s", "kvid": "kvid_e2e_ratio",
+    short = {"capacity": "capacity_ratio", "all_work": "capacity_all_work_ratio", "submit": "submit_wait_p95_s", "kvid": "kvid_e2e_ratio",
              "kie": "kie_e2e_ratio_11s", "poll_cpu": "poll_cpu_vs_login", "polls": "polls_per_page",
              "rss": "worker_rss_growth"}
     wanted = set(TARGETS)
@@ -639,8 +655,9 @@ def main():
     figures, notes = {}, {}
     if wanted & {"poll_cpu_vs_login", "polls_per_page"}:
         web_run(args, env, tmp, figures, notes)
-    run_app = bool(wanted & {"capacity_ratio", "submit_wait_p95_s", "worker_rss_growth", "kie_e2e_ratio_11s"})
-    run_script = "capacity_ratio" in wanted
+    run_app = bool(wanted & {"capacity_ratio", "capacity_all_work_ratio", "submit_wait_p95_s", "worker_rss_growth",
+                             "kie_e2e_ratio_11s"})
+    run_script = bool(wanted & {"capacity_ratio", "capacity_all_work_ratio"})
 
     sandbox, port = start_sandbox(tmp, latency, args.sandbox_workers, args.sandbox_threads)
     workers = None
@@ -719,6 +736,9 @@ def app_figures(args, settings, team, user, n, latency, root, base_env, tmp, san
           f"{[round(r / 1024) for r in rss_busy]}, once idle {[round(r / 1024) for r in rss_end]}{'' if alive else ' (a worker died)'}", flush=True)
     if script:
         figures["capacity_ratio"] = app["elapsed"] / script["elapsed"]
+        # Until the last thumbnail is made too (they may follow their jobs).
+        figures["capacity_all_work_ratio"] = app["thumbs_s"] / script["elapsed"]
+        notes["capacity_all_work_ratio"] = f"last thumbnail at {app['thumbs_s']:.1f} s / {script['elapsed']:.1f} s"
         notes["capacity_ratio"] = (f"{app['elapsed']:.1f} s / {script['elapsed']:.1f} s, {n} jobs at {latency:g} s "
                                    f"(thumbnails all made at {app['thumbs_s']:.1f} s); "
                                    f"app {app['ok']} ok, {app['failed']} failed, {app['lost']} lost; CPU a job "
@@ -756,15 +776,15 @@ def report(figures, notes, out, tmp, args):
     load = os.getloadavg()
     print(f"\nload average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} on {os.cpu_count()} CPUs"
           f"{' (other work on the machine: the times are noisy)' if load[1] > (os.cpu_count() or 1) * 0.75 else ''}")
-    print(f"{'figure':<20} {'value':>9}  {'target':<8}  detail")
-    for key in ("capacity_ratio", "submit_wait_p95_s", "kvid_e2e_ratio", "kie_e2e_ratio_11s", "poll_cpu_vs_login",
+    print(f"{'figure':<24} {'value':>9}  {'target':<8}  detail")
+    for key in ("capacity_ratio", "capacity_all_work_ratio", "submit_wait_p95_s", "kvid_e2e_ratio", "kie_e2e_ratio_11s", "poll_cpu_vs_login",
                 "polls_per_page", "worker_rss_growth"):
         if key not in figures:
             continue
         value = figures[key]
         target, limit = TARGETS[key]
         mark = "ok" if value <= limit else "  "
-        print(f"{key:<20} {value:>9.2f}  {target:<8}{mark:>3} {notes.get(key, '')}")
+        print(f"{key:<24} {value:>9.2f}  {target:<8}{mark:>3} {notes.get(key, '')}")
     existing = {}
     if out.exists():
         try:
