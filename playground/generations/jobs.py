@@ -38,13 +38,12 @@ from playground.ledger import book
 from playground.lib.crypto import CredentialError
 from playground.lib.egress import DownloadError, fetch
 from playground.lib.images import check_image
-from playground.lib.prepared import PreparedInsert
 from playground.providers.base import POLL_RETRYABLE, Outcome, ProviderError
 
 from . import ratelimit, states
 from .models import Generation, GenerationImage
 from .retry import DOWNLOAD, POLICY, POLL, RUNNING, SUBMIT, GiveUp, Retry
-from .tasks import PreparedEnqueue, jobs_with_ready_task, reap_dead_task_rows, thumbnail_task
+from .tasks import enqueue_now_or_on_commit, jobs_with_ready_task, reap_dead_task_rows, thumbnail_task
 from .thumbnails import thumbnail_name
 
 log = logging.getLogger("playground.jobs")
@@ -140,17 +139,14 @@ def create(*, team, owner, provider: str, model: str, params: dict, client_token
         client_token=client_token, visibility=visibility or default_visibility(team, owner),
         remix_of=remix_of, prompt_version_uuid=prompt_version_uuid, api_token=api_token,
     )
-    # The three INSERTs are compiled here too (lib/prepared.py): inside, about
-    # a fifth of the time the ORM took to build and run them.
-    insert, reservation = PreparedInsert(gen), book.PreparedReserve(gen)
-    first_step = PreparedEnqueue(next_step(gen))
+    first_step = next_step(gen)
     try:
         with transaction.atomic():  # the job and its first task, or neither
-            insert.run()
+            gen.save(force_insert=True)
             # Held against every budget it touches, or refused (BudgetExceeded):
             # then the job is rolled back and nothing is sent.
-            gen.budget_warnings = reservation.run(gen)
-            first_step.run(gen.pk)
+            gen.budget_warnings = book.reserve(gen)
+            enqueue_now_or_on_commit(first_step, gen.pk)
     except IntegrityError:  # the same form, submitted twice at the same moment
         if not client_token:
             raise
@@ -417,25 +413,23 @@ def submit(gen: Generation) -> str:
     # savepoint: if writing it fails, the job id is still committed (and the
     # sweep queues the overdue job again); a provider's job is never dropped
     # for the sake of its task row.
-    # Both statements compiled before the transaction (lib/prepared.py).
-    accept = gen.prepare_transition(
-        Generation.SUBMITTING, via="accepted", provider_job_id=outcome.job_id or "",
-        submitted_at=now, estimated_seconds=outcome.expected_seconds,
-        phase="submitted" if not outcome.finished else "downloading",
-        result_urls=outcome.image_urls if outcome.state == "succeeded" else [],
-        credits_used=outcome.credits_used,  # as reported, kept for a resumed download
-        due_at=now + timedelta(seconds=delay), attempts=0,
-        # Still generating: the job id saved and its first poll scheduled in
-        # one update (as schedule_poll would, one write fewer).
-        **waiting,
-    )
-    first_poll = None if outcome.finished else PreparedEnqueue(next_step(gen, delay, urgent=False))
+    first_poll = None if outcome.finished else next_step(gen, delay, urgent=False)
     with transaction.atomic():
-        accepted = accept.run()
+        accepted = gen.transition(
+            Generation.SUBMITTING, via="accepted", provider_job_id=outcome.job_id or "",
+            submitted_at=now, estimated_seconds=outcome.expected_seconds,
+            phase="submitted" if not outcome.finished else "downloading",
+            result_urls=outcome.image_urls if outcome.state == "succeeded" else [],
+            credits_used=outcome.credits_used,  # as reported, kept for a resumed download
+            due_at=now + timedelta(seconds=delay), attempts=0,
+            # Still generating: the job id saved and its first poll scheduled in
+            # one update (as schedule_poll would, one write fewer).
+            **waiting,
+        )
         if accepted and first_poll is not None:
             try:
                 with transaction.atomic():
-                    first_poll.run(gen.pk)
+                    enqueue_now_or_on_commit(first_poll, gen.pk)
             except DatabaseError:
                 log.exception("generation %s: its first poll could not be queued; the sweep will", gen.pk)
     if accepted:
@@ -657,11 +651,10 @@ def schedule_poll(gen: Generation, phase: str | None = None, delay: float = 3.0,
         changes["pending_seen_at"] = now
     if phase:
         changes["phase"] = phase
-    wait = gen.prepare_transition(Generation.RUNNING, via="schedule_poll", **changes)
-    next_poll = PreparedEnqueue(next_step(gen, delay, urgent=False))
+    next_poll = next_step(gen, delay, urgent=False)
     with transaction.atomic():  # the wait and its task in one commit (both or neither)
-        if wait.run():
-            next_poll.run(gen.pk)
+        if gen.transition(Generation.RUNNING, via="schedule_poll", **changes):
+            enqueue_now_or_on_commit(next_poll, gen.pk)
             return f"poll in {delay:.0f}s"
     return "job changed"
 
@@ -759,32 +752,28 @@ def finish(gen: Generation, checked, outcome: Outcome) -> str:
             if img.thumbnail is not None:
                 thumb = default_storage.save(thumbnail_name(name, img.thumb_extension), ContentFile(img.thumbnail))
             saved.append((i, img, name, thumb))
-        # The move, the charge and the images' rows, compiled before the
-        # transaction (lib/prepared.py) and written in it.
-        done = gen.prepare_transition(
-            Generation.RUNNING, via="finish", phase="", finished_at=timezone.now(),
-            lease_until=None, credits_used=outcome.credits_used if outcome.credits_used is not None else gen.cost_estimate,
-            provider_seconds=gen.provider_seconds,
-        )
-        charge = book.PreparedCapture(gen, outcome.credits_used)
+        # The move, the charge and the images' rows in one transaction.
         rows = [
-            PreparedInsert(GenerationImage(
+            GenerationImage(
                 generation=gen, index=i, file=name, thumbnail=thumb, content_type=img.content_type,
                 width=img.width, height=img.height, bytes=len(img.data), sha256=img.sha256,
-            ))
+            )
             for i, img, name, thumb in saved
         ]
         # The thumbnails still to make: a task of their own, queued with the
         # rows (both or neither), run after every due step.
-        thumbs = PreparedEnqueue(thumbnail_task()) if any(not t for _, _, _, t in saved) else None
+        thumbs = thumbnail_task() if any(not t for _, _, _, t in saved) else None
         with transaction.atomic():
-            won = done.run()
+            won = gen.transition(
+                Generation.RUNNING, via="finish", phase="", finished_at=timezone.now(), lease_until=None,
+                credits_used=outcome.credits_used if outcome.credits_used is not None else gen.cost_estimate,
+                provider_seconds=gen.provider_seconds,
+            )
             if won:
-                charge.run()
-                for row in rows:
-                    row.run()
+                book.capture(gen, outcome.credits_used)
+                GenerationImage.objects.bulk_create(rows)
                 if thumbs is not None:
-                    thumbs.run(gen.pk)
+                    enqueue_now_or_on_commit(thumbs, gen.pk)
     except BaseException:
         _delete(saved)
         raise

@@ -11,33 +11,12 @@ from django.db.models import Case, F, Q, Value, When
 from django.urls import reverse
 from django.utils import timezone
 
-from playground.lib.prepared import PreparedUpdate
 from playground.providers import registry
 
 from playground.accounts.models import Team
 from playground.accounts.visibility import visible_queryset
 
 from . import states
-
-
-class PreparedTransition:
-    """A move of Generation.transition(), compiled; run() makes it and
-    returns True for the single winner, whose instance then has the new
-    values (those computed by the database read back)."""
-
-    def __init__(self, gen, update, changes):
-        self.gen, self.update, self.changes = gen, update, changes
-
-    def run(self) -> bool:
-        won = self.update.run() == 1
-        if won:
-            computed = [k for k, v in self.changes.items() if hasattr(v, "resolve_expression")]
-            for k, v in self.changes.items():
-                if k not in computed:
-                    setattr(self.gen, k, v)
-            if computed:
-                self.gen.refresh_from_db(fields=computed)
-        return won
 
 
 class Generation(models.Model):
@@ -292,14 +271,9 @@ class Generation(models.Model):
         states.TRANSITIONS (via names it; without via, status= gives the
         target and the pair must be legal): any other raises
         states.IllegalTransition. A new phase without a wait_reason means
-        the job is not waiting. Returns True for the single winner."""
-        return self.prepare_transition(from_statuses, via=via, where=where, **changes).run()
-
-    def prepare_transition(self, from_statuses, *, via: str | None = None, where: Q | None = None,
-                           **changes) -> PreparedTransition:
-        """transition(), checked and compiled now, made by .run(): for a move
-        inside a transaction, which on SQLite holds the one writer lock while
-        it lasts (lib/prepared.py)."""
+        the job is not waiting. Returns True for the single winner, whose
+        instance then has the new values (those computed by the database
+        read back)."""
         from_statuses, target = states.check(from_statuses, changes.pop("status", None), via)
         if target is not None:
             changes["status"] = target
@@ -309,7 +283,15 @@ class Generation(models.Model):
         rows = Generation.objects.filter(pk=self.pk, status__in=from_statuses)
         if where is not None:
             rows = rows.filter(where)
-        return PreparedTransition(self, PreparedUpdate(rows, **changes), changes)
+        won = rows.update(**changes) == 1
+        if won:
+            computed = [k for k, v in changes.items() if hasattr(v, "resolve_expression")]
+            for k, v in changes.items():
+                if k not in computed:
+                    setattr(self, k, v)
+            if computed:
+                self.refresh_from_db(fields=computed)
+        return won
 
     def claim(self, lease_seconds: int | None = None, holder: str = "") -> bool:
         """Take the job for one step, if it is due and nobody holds it. The

@@ -88,46 +88,6 @@ def enqueue_now_or_on_commit(task, *args):
     return None
 
 
-class PreparedEnqueue:
-    """task.enqueue(*args), with the database backend's task row compiled
-    before the transaction it is written in (lib/prepared.py: on SQLite the
-    transaction holds the one writer lock, and building the row through the
-    ORM took most of it). The arguments, known only inside (the id of the
-    job inserted just before), are given to run(). The row is the one the
-    backend's own enqueue() writes (tests/generations/test_prepared_create.py
-    compares them), and task_enqueued is sent once it commits. Any other
-    backend: run() is enqueue_now_or_on_commit()."""
-
-    def __init__(self, task):
-        self.task = task
-        self.backend = task.get_backend()
-        self.insert = None
-        try:
-            from django_tasks_db.backend import DatabaseBackend
-            from django_tasks_db.models import DBTaskResult
-        except ImportError:  # pragma: no cover - installed with the app
-            return
-        if type(self.backend) is not DatabaseBackend:
-            return
-        from playground.lib.prepared import PreparedInsert
-
-        self.backend.validate_task(task)
-        row = DBTaskResult(id=self.backend._get_id(), args_kwargs={"args": [], "kwargs": {}}, priority=task.priority,
-                           task_path=task.module_path, queue_name=task.queue_name, run_after=task.run_after,
-                           backend_name=self.backend.alias)
-        self.insert = PreparedInsert(row, late=("args_kwargs",))
-
-    def run(self, *args):
-        if self.insert is None:
-            return enqueue_now_or_on_commit(self.task, *args)
-        from django.db import transaction
-        from django_tasks_db.compat import normalize_json, task_enqueued  # as the backend's enqueue() uses them
-
-        row = self.insert.run(args_kwargs=normalize_json({"args": list(args), "kwargs": {}}))
-        transaction.on_commit(lambda: task_enqueued.send(type(self.backend), task_result=row.task_result))
-        return None
-
-
 # Tasks that hold a job's lease while they run: a row of theirs still
 # RUNNING whose lease is gone belongs to a worker that died.
 LEASED_TASKS = (advance_generation, adopt_claimed_job)

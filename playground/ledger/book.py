@@ -14,7 +14,6 @@ from decimal import Decimal
 
 from django.db import connection, transaction
 
-from playground.lib.prepared import PreparedInsert
 from playground.lib.units import Amount
 from playground.providers import registry
 
@@ -88,57 +87,20 @@ def reserve(gen) -> list[BudgetStatus]:
     refused = [s for s in statuses if s.budget.hard and s.would_exceed]
     if refused:
         raise BudgetExceeded(refused)
-    _reserve_entry(gen).save(force_insert=True)
+    Entry.objects.create(kind=Entry.RESERVE, amount=gen.cost_estimate, **_generation_fields(gen),
+                         **_user_fields(gen.owner))
     return [s for s in statuses if not s.budget.hard and s.would_exceed]
-
-
-def _reserve_entry(gen) -> Entry:
-    return Entry(kind=Entry.RESERVE, amount=gen.cost_estimate, **_generation_fields(gen), **_user_fields(gen.owner))
-
-
-class PreparedReserve:
-    """reserve(gen) for a job not saved yet, its statements compiled before
-    the transaction (lib/prepared.py; on SQLite the transaction holds the one
-    writer lock). Inside, run() asks whether the team has any budget: if so,
-    reserve() itself checks them, under their locks; if not (most teams, most
-    of the time), only the entry's INSERT runs."""
-
-    def __init__(self, gen):
-        self.entry = PreparedInsert(_reserve_entry(gen), late=("generation",))
-        probe = Budget.objects.filter(team_id=gen.team_id).values_list("id")[:1]
-        self.probe = probe.query.get_compiler(using=self.entry.using).as_sql()
-
-    def run(self, gen) -> list[BudgetStatus]:
-        if not transaction.get_connection().in_atomic_block:
-            raise RuntimeError("reserve() must run inside the transaction that creates the job")
-        with connection.cursor() as cursor:
-            cursor.execute(*self.probe)
-            any_budget = cursor.fetchone() is not None
-        if any_budget:
-            return reserve(gen)
-        self.entry.run(generation=gen.pk)
-        return []
 
 
 def capture(gen, reported: Decimal | None, *, no_image: bool = False) -> Entry:
     """What the job cost: the provider's figure where it reports one, else
     the estimate; both kept. At most once per generation (a constraint)."""
-    return PreparedCapture(gen, reported, no_image=no_image).run()
-
-
-class PreparedCapture:
-    """capture(), compiled now and written by run() (lib/prepared.py)."""
-
-    def __init__(self, gen, reported: Decimal | None, *, no_image: bool = False):
-        self.insert = PreparedInsert(Entry(
-            kind=Entry.CAPTURE, amount=reported if reported is not None else gen.cost_estimate,
-            estimate=gen.cost_estimate, reported=reported,
-            basis=Entry.REPORTED if reported is not None else Entry.ESTIMATE, no_image=no_image,
-            **_generation_fields(gen), **_user_fields(gen.owner),
-        ))
-
-    def run(self) -> Entry:
-        return self.insert.run()
+    return Entry.objects.create(
+        kind=Entry.CAPTURE, amount=reported if reported is not None else gen.cost_estimate,
+        estimate=gen.cost_estimate, reported=reported,
+        basis=Entry.REPORTED if reported is not None else Entry.ESTIMATE, no_image=no_image,
+        **_generation_fields(gen), **_user_fields(gen.owner),
+    )
 
 
 def release(gen, note: str = "") -> Entry | None:

@@ -1,13 +1,11 @@
 """A job's three rows (the job, its reservation, its first task) are written
-by INSERTs compiled before the transaction (playground/lib/prepared.py), so
-that on SQLite the writer lock is held only while they run. The rows must be
-exactly those the ORM and the task backend write themselves."""
+in one transaction, by the ORM and the task backend's own enqueue(), and a
+step's moves write the job's row and its next task together, nothing else."""
 
 from decimal import Decimal
 
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
-from django.db.models.signals import post_save, pre_save
 import pytest
 
 from playground.generations import jobs, tasks
@@ -15,7 +13,6 @@ from playground.generations.models import Generation
 from playground.ledger import book
 from playground.ledger.budgets import BudgetExceeded
 from playground.ledger.models import Budget, Entry
-from playground.lib.prepared import PreparedInsert
 
 from django_tasks_db.models import DBTaskResult
 
@@ -56,14 +53,9 @@ def test_the_reservation_is_written_once_and_names_the_job(team, user):
 
 
 @pytest.mark.django_db
-def test_the_first_task_row_is_the_one_the_backend_writes(team, user):
+def test_the_first_task_row_is_an_urgent_step_of_the_job(team, user):
     gen = new_job(team, user)
     [row] = DBTaskResult.objects.filter(args_kwargs__args=[gen.pk])
-    # The backend's own enqueue() of the same task, for comparison.
-    theirs = jobs.next_step(gen).enqueue(gen.pk)
-    other = DBTaskResult.objects.get(id=theirs.id)
-    skip = {"id", "enqueued_at"}
-    assert concrete(row, skip) == concrete(other, skip)
     assert row.status == "READY" and row.priority == jobs.urgent_priority(jobs.next_step(gen))
     assert row.task.module_path == tasks.advance_generation.module_path
     assert row.task_result.args == [gen.pk]
@@ -73,15 +65,14 @@ def test_the_first_task_row_is_the_one_the_backend_writes(team, user):
 def test_a_delayed_step_keeps_its_time(team, user):
     gen = new_job(team, user)
     step = jobs.next_step(gen, delay=30, urgent=False)
-    prepared = tasks.PreparedEnqueue(step)
     with transaction.atomic():
-        prepared.run(gen.pk)
+        tasks.enqueue_now_or_on_commit(step, gen.pk)
     row = DBTaskResult.objects.filter(args_kwargs__args=[gen.pk]).order_by("-enqueued_at").first()
     assert row.run_after == step.run_after
 
 
 @pytest.mark.django_db(transaction=True)
-def test_task_enqueued_is_sent_once_the_job_commits_and_not_for_a_refused_one(team, user, settings):
+def test_task_enqueued_is_sent_for_the_job_s_first_task_and_not_for_a_refused_one(team, user, settings):
     from django_tasks_db.compat import task_enqueued
 
     seen = []
@@ -112,10 +103,10 @@ def test_with_budgets_the_full_check_runs_and_a_soft_one_warns(team, user):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_inside_the_transaction_only_the_statements_run(team, user):
-    """The point of it: the transaction runs the three INSERTs and the
-    budget probe, and nothing else (no query built there is measured by the
-    bench; here, that no other statement sneaked in)."""
+def test_creating_a_job_writes_its_three_rows_in_one_transaction(team, user):
+    """The job, its reservation after one read of the team's budgets, its
+    first task: nothing else inside (on SQLite the transaction holds the one
+    writer lock)."""
     new_job(team, user)  # the caches warm
     with CaptureQueriesContext(connection) as queries:
         new_job(team, user, seed=9)
@@ -124,52 +115,13 @@ def test_inside_the_transaction_only_the_statements_run(team, user):
     assert sql[begin + 1:] == ["INSERT", "SELECT", "INSERT", "INSERT", "COMMIT"]
 
 
-@pytest.mark.django_db
-def test_signals_are_sent_as_save_sends_them(team, user):
-    got = []
-
-    def pre(sender, instance, **kw):
-        got.append(("pre", sender.__name__, instance.pk))
-
-    def post(sender, instance, created, **kw):
-        got.append(("post", sender.__name__, instance.pk, created))
-
-    pre_save.connect(pre, sender=Entry)
-    post_save.connect(post, sender=Entry)
-    try:
-        gen = Generation(team=team, owner=user, provider="kie", model="seedream-v4", params=PARAMS,
-                         cost_estimate=Decimal("3.5"))
-        gen.save()
-        prepared = book.PreparedReserve(gen)
-        assert got == [("pre", "Entry", None)]
-        with transaction.atomic():
-            prepared.run(gen)
-        entry = Entry.objects.get(generation_uuid=gen.uuid)
-        assert got == [("pre", "Entry", None), ("post", "Entry", entry.pk, True)]
-    finally:
-        pre_save.disconnect(pre, sender=Entry)
-        post_save.disconnect(post, sender=Entry)
-
-
-@pytest.mark.django_db
-def test_a_late_value_must_be_given(team, user):
-    entry = Entry(kind=Entry.ADJUSTMENT, team=team, provider="kie", model="", unit="kie_credit",
-                  amount=Decimal("1"), note="a refund")
-    prepared = PreparedInsert(entry, late=("generation",))
-    with pytest.raises(TypeError, match="late fields"):
-        prepared.run()
-    with pytest.raises(TypeError, match="late fields"):
-        prepared.run(generation=None, note="x")
-    assert prepared.run(generation=None).pk == Entry.objects.get().pk
-
-
 @pytest.mark.django_db(transaction=True)
 def test_reserving_outside_a_transaction_is_refused(team, user):
     gen = Generation(team=team, owner=user, provider="kie", model="seedream-v4", params=PARAMS,
                      cost_estimate=Decimal("3.5"))
     gen.save()
     with pytest.raises(RuntimeError, match="inside the transaction"):
-        book.PreparedReserve(gen).run(gen)
+        book.reserve(gen)
     assert not Entry.objects.exists()
 
 
@@ -194,43 +146,19 @@ def test_a_poll_scheduled_writes_its_move_and_its_task_and_nothing_else(team, us
 
 
 @pytest.mark.django_db
-def test_a_prepared_move_made_by_someone_else_first_loses(team, user):
+def test_a_move_made_by_someone_else_first_wins(team, user):
     gen = running_job(team, user)
-    move = gen.prepare_transition(Generation.RUNNING, via="schedule_poll", phase="later")
     assert Generation.objects.get(pk=gen.pk).transition(Generation.RUNNING, via="fail", error_kind="internal",
                                                          phase="")  # another worker's move, in between
-    assert move.run() is False
+    assert gen.transition(Generation.RUNNING, via="schedule_poll", phase="later") is False
     assert gen.phase != "later" and Generation.objects.get(pk=gen.pk).status == Generation.FAILED
 
 
 @pytest.mark.django_db
-def test_an_illegal_move_is_refused_when_prepared(team, user):
+def test_an_illegal_move_is_refused(team, user):
     from playground.generations.states import IllegalTransition
 
     gen = new_job(team, user)
     with pytest.raises(IllegalTransition):
-        gen.prepare_transition(Generation.QUEUED, status=Generation.SUCCEEDED)
-
-
-@pytest.mark.django_db(transaction=True)
-def test_no_statement_is_built_while_the_write_lock_is_held(team, user, monkeypatch):
-    """What the preparation is for: on SQLite the transaction holds the one
-    writer lock, so creating a job and scheduling its poll build no SQL
-    inside it (building took ~80 % of the time the lock was held)."""
-    from django.db.models.sql import compiler
-
-    built_inside = []
-    for cls in (compiler.SQLCompiler, compiler.SQLInsertCompiler, compiler.SQLUpdateCompiler):
-        real = cls.as_sql
-
-        def spy(self, *a, _real=real, **kw):
-            if connection.in_atomic_block:
-                built_inside.append(type(self).__name__)
-            return _real(self, *a, **kw)
-
-        monkeypatch.setattr(cls, "as_sql", spy)
-    gen = new_job(team, user)
-    assert gen.transition(Generation.QUEUED, via="send", phase="submitting")
-    assert gen.transition(Generation.SUBMITTING, via="accepted", provider_job_id="task-1", phase="submitted")
-    assert jobs.schedule_poll(gen, delay=5) == "poll in 5s"
-    assert built_inside == []
+        gen.transition(Generation.QUEUED, status=Generation.SUCCEEDED)
+    assert Generation.objects.get(pk=gen.pk).status == Generation.QUEUED
