@@ -98,8 +98,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_htmx",
-    "template_partials",
-    "django_tasks",
+    # The database backend of Django's Tasks framework (django.tasks).
     "django_tasks_db",
     "axes",
     # The migration history of the tables from before the split into apps
@@ -126,7 +125,8 @@ MIDDLEWARE = [
     "playground.accounts.middleware.current_team",
     # Text that is not valid Unicode is refused here, before any view or login check (lib/text.py).
     "playground.lib.text.RefuseInvalidText",
-    "csp.middleware.CSPMiddleware",
+    # Django's own Content-Security-Policy header (SECURE_CSP, below).
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     # Last: turns a locked-out login into the login page with its message.
     "axes.middleware.AxesMiddleware",
 ]
@@ -140,7 +140,6 @@ TEMPLATES = [
         "DIRS": [BASE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
-            "builtins": ["template_partials.templatetags.partials"],
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
@@ -183,6 +182,8 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Django's Tasks framework (django.tasks): the database backend of
+# django-tasks-db by default, whose db_worker runs the tasks.
 TASKS = {
     "default": {
         "BACKEND": env.str("TASKS_BACKEND", default="django_tasks_db.DatabaseBackend"),
@@ -293,20 +294,21 @@ AXES_VERBOSE = False
 # --- Team invites -------------------------------------------------------------
 INVITE_EXPIRY_DAYS = env.int("INVITE_EXPIRY_DAYS", default=7)
 
-# --- Content-Security-Policy (django-csp) ----------------------------------------
+# --- Content-Security-Policy (Django's, django.middleware.csp) -----------------
 # Only the app's own scripts and styles: no inline script, handler or style.
-CONTENT_SECURITY_POLICY = {
-    "DIRECTIVES": {
-        "default-src": ["'self'"],
-        "script-src": ["'self'"],
-        "style-src": ["'self'"],
-        "img-src": ["'self'", "data:", "blob:"],
-        "connect-src": ["'self'"],
-        "form-action": ["'self'"],
-        "frame-ancestors": ["'none'"],
-        "base-uri": ["'self'"],
-        "object-src": ["'none'"],
-    },
+# (Django exempts its own DEBUG error pages, as django-csp did.)
+from django.utils.csp import CSP  # noqa: E402
+
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF, "data:", "blob:"],
+    "connect-src": [CSP.SELF],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+    "base-uri": [CSP.SELF],
+    "object-src": [CSP.NONE],
 }
 
 # --- Jobs -------------------------------------------------------------------
@@ -332,6 +334,9 @@ TASK_WORKERS = env.int("TASK_WORKERS", default=3)
 # Seconds a task worker (db_worker --interval, as serve starts it) waits
 # before it looks again when it found no task ready.
 TASK_WORKER_INTERVAL = env.float("TASK_WORKER_INTERVAL", default=0.5)
+# A task worker exits after this many tasks (db_worker --max-tasks, as serve starts
+# it) and serve starts a fresh one: what its memory grew by goes with it. 0: never.
+TASK_WORKER_MAX_TASKS = env.int("TASK_WORKER_MAX_TASKS", default=1000)
 # A task that advances a job also takes up to JOB_BATCH_SIZE - 1 more due
 # steps like it (same team, provider, state and priority) and runs them in
 # turn: a claim and a step's set-up cost a few database round trips each,

@@ -1,6 +1,9 @@
 """A database made before the split into apps (every model in the core app)
 upgrades in place: the rows are read through the new apps' models, and a
-task queued under the old import path still runs."""
+task queued under the old import path still runs. A database made on Django
+5.2 with the django-tasks backport, django-template-partials and django-csp
+moves to Django 6.1 (django.tasks): nothing to migrate, and its queued task
+rows still run."""
 
 from decimal import Decimal
 
@@ -89,3 +92,85 @@ def test_the_move_changes_no_table():
         assert migration.operations[0].database_operations == [], migration
         assert migration.operations[0].state_operations, migration
     assert ("core", OLD_SCHEMA[1]) in loader.get_migration("accounts", "0001_initial").dependencies
+
+
+# What a database made on Django 5.2.19 with django-tasks 0.12 (the backport),
+# django-tasks-db 0.13, django-template-partials 25.3 and django-csp 4.0 has
+# recorded as applied, app by app, besides the project's own apps (read from
+# such a database's django_migrations). The backport, template-partials and
+# django-csp have no models and no migrations: they recorded nothing.
+APPLIED_ON_DJANGO_5_2 = {
+    "contenttypes": "0002_remove_content_type_name",
+    "auth": "0012_alter_user_first_name_max_length",
+    "admin": "0003_logentry_add_action_flag_choices",
+    "sessions": "0001_initial",
+    "axes": "0010_accessattemptexpiration",
+    "django_tasks_database": "0021_conditional_partial_index_ordering",
+}
+
+
+def test_what_django_5_2_and_the_backport_applied_is_in_the_migration_history():
+    """So `migrate` on Django 6.1 finds such a database consistent and moves it
+    forward. django-tasks-db's migrations (app label django_tasks_database)
+    never depended on the backport's app."""
+    from django.db.migrations.loader import MigrationLoader
+
+    loader = MigrationLoader(None, ignore_no_migrations=True)
+    for app, name in APPLIED_ON_DJANGO_5_2.items():
+        assert (app, name) in loader.graph.nodes, (app, name)
+    for node in loader.graph.nodes:
+        for dep_app, _ in loader.get_migration(*node).dependencies:
+            assert dep_app not in ("django_tasks", "template_partials", "csp"), node
+    # django-tasks-db's migration history is the same in both: nothing new to apply to its table.
+    assert ("django_tasks_database", APPLIED_ON_DJANGO_5_2["django_tasks_database"]) in loader.graph.leaf_nodes()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_task_row_queued_under_django_5_2_and_the_backport_still_runs(sandbox, team, user):
+    """The row written as django-tasks-db 0.13 wrote it under the backport
+    (column for column, taken from such a database): Django 6.1's task
+    framework and the database worker take it and run it."""
+    from datetime import UTC, datetime
+    import uuid
+
+    from django.tasks import Task
+    from django.utils import timezone
+    from django_tasks_db.models import DBTaskResult
+
+    from tests import factories
+
+    job = factories.job(team, user, "kie", "seedream-v4", prompt="a lighthouse on a cliff")
+    DBTaskResult.objects.filter(status="READY").delete()  # only the old row is left to run the job
+    old_row = {
+        "id": uuid.uuid4(),
+        "status": "READY",
+        "enqueued_at": timezone.now(),
+        "started_at": None,
+        "finished_at": None,
+        "args_kwargs": {"args": [job.pk], "kwargs": {}},
+        "priority": 50,
+        "task_path": "playground.generations.tasks.advance_generation",
+        "worker_ids": [],
+        "queue_name": "default",
+        "backend_name": "default",
+        "run_after": datetime(9999, 1, 1, tzinfo=UTC),  # what the backend stores for "no run_after"
+        "return_value": None,
+        "exception_class_path": "",
+        "traceback": "",
+    }
+    fields = [DBTaskResult._meta.get_field(name) for name in old_row]
+    table = connection.ops.quote_name(DBTaskResult._meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})",
+            [f.get_db_prep_save(old_row[f.name], connection) for f in fields],
+        )
+    assert list(DBTaskResult.objects.values_list("id", flat=True)) == [old_row["id"]]
+
+    run_tasks(until=job)
+    assert job.status == Generation.SUCCEEDED, job.error_message
+    assert job.images.count() == 1
+    row = DBTaskResult.objects.get(id=old_row["id"])
+    assert row.status == "SUCCESSFUL" and row.task.name == "advance_generation"
+    assert isinstance(row.task, Task)  # Django's own Task class, not the backport's
