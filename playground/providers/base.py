@@ -541,9 +541,10 @@ def process_client(cls: type["Adapter"]) -> httpx.Client:
         with _clients_lock:
             entry = _clients.get(cls)
             if entry is None or entry[0] != pid:  # none yet, or the parent's: never reuse that
-                from playground.lib.egress import DirectClient
+                from playground.lib.egress import plain_client
 
-                entry = (pid, DirectClient(timeout=cls.timeout, follow_redirects=False))
+                # One long-lived client per process and provider, never one per task.
+                entry = (pid, plain_client(timeout=cls.timeout, follow_redirects=False))
                 _clients[cls] = entry
     return entry[1]
 
