@@ -22,29 +22,22 @@ log = logging.getLogger("playground.jobs")
 def advance_generation(context, generation_id: int) -> str:
     from . import jobs
 
-    from .warmup import idle_trim
-
-    with idle_trim.task():  # the image buffers go back to the system once the worker is idle
-        # The task result's id names this run in the job's lease.
-        return jobs.advance(generation_id, holder=str(context.task_result.id), batch=Batch.of(context.task_result))
+    # The task result's id names this run in the job's lease.
+    return jobs.advance(generation_id, holder=str(context.task_result.id), batch=Batch.of(context.task_result))
 
 
 @task(takes_context=True)
 def adopt_claimed_job(context, generation_id: int) -> str:
     from . import jobs
-    from .warmup import idle_trim
 
-    with idle_trim.task():  # an adopted job downloads and checks images too
-        return jobs.adopt(generation_id, holder=str(context.task_result.id))
+    return jobs.adopt(generation_id, holder=str(context.task_result.id))
 
 
 @task()
 def make_thumbnails(generation_id: int) -> str:
     from . import thumbnails
-    from .warmup import idle_trim
 
-    with idle_trim.task():
-        return thumbnails.make(generation_id)
+    return thumbnails.make(generation_id)
 
 
 def thumbnail_task():

@@ -32,9 +32,7 @@ class Command(BaseCommand):
             "sweeper": [*manage, "sweep", "--loop"],
         }
         for i in range(workers):
-            specs[f"worker{i + 1}"] = [*manage, "db_worker", "--queue-name", "default", "--interval",
-                                       str(settings.TASK_WORKER_INTERVAL),
-                                       "--no-reload", "--worker-id", f"{os.uname().nodename}-{os.getpid()}-{i + 1}"]
+            specs[f"worker{i + 1}"] = worker_command(py, f"{os.uname().nodename}-{os.getpid()}-{i + 1}")
         if not no_sandbox:
             specs["sandbox"] = [py, "-m", "gunicorn", "playground.sandbox.wsgi", "--bind",
                                 f"{settings.SANDBOX_HOST}:{settings.SANDBOX_PORT}", "--workers", "1",
@@ -57,8 +55,10 @@ class Command(BaseCommand):
             time.sleep(0.5)
             for name, proc in list(children.items()):
                 if proc.poll() is not None and not stopping:
-                    self.stderr.write(f"{name} exited with {proc.returncode}; starting it again")
-                    time.sleep(1)
+                    if not (name.startswith("worker") and proc.returncode == 0):
+                        self.stderr.write(f"{name} exited with {proc.returncode}; starting it again")
+                        time.sleep(1)
+                    # (A task worker that ran its TASK_WORKER_MAX_TASKS exits with 0: a fresh one at once.)
                     children[name] = self.start(name, specs[name])
         self.stdout.write("Stopping...")
         for proc in children.values():
@@ -95,6 +95,17 @@ class WebWorker(UvicornWorker):
 
 
 WEB_WORKER_CLASS = f"{WebWorker.__module__}.{WebWorker.__qualname__}"
+
+
+def worker_command(py, worker_id: str) -> list[str]:
+    """A task worker as serve runs it (bench/throughput.py runs the same).
+    It exits after TASK_WORKER_MAX_TASKS tasks and serve starts it again:
+    a worker whose memory grew is replaced rather than trimmed."""
+    command = [py, str(settings.BASE_DIR / "manage.py"), "db_worker", "--queue-name", "default", "--interval",
+               str(settings.TASK_WORKER_INTERVAL), "--no-reload", "--worker-id", worker_id]
+    if settings.TASK_WORKER_MAX_TASKS > 0:
+        command += ["--max-tasks", str(settings.TASK_WORKER_MAX_TASKS)]
+    return command
 
 
 def web_command(py, host, port, workers=None) -> list[str]:
