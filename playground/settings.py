@@ -337,9 +337,6 @@ TASK_WORKER_INTERVAL = env.float("TASK_WORKER_INTERVAL", default=0.5)
 # A task worker exits after this many tasks (db_worker --max-tasks, as serve starts
 # it) and serve starts a fresh one: what its memory grew by goes with it. 0: never.
 TASK_WORKER_MAX_TASKS = env.int("TASK_WORKER_MAX_TASKS", default=1000)
-# A task worker exits after this many tasks (db_worker --max-tasks, as serve starts
-# it) and serve starts a fresh one: what its memory grew by goes with it. 0: never.
-TASK_WORKER_MAX_TASKS = env.int("TASK_WORKER_MAX_TASKS", default=1000)
 # A task that advances a job also takes up to JOB_BATCH_SIZE - 1 more due
 # steps like it (same team, provider, state and priority) and runs them in
 # turn: a claim and a step's set-up cost a few database round trips each,
