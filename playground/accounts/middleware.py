@@ -1,5 +1,7 @@
 import uuid
 
+from asgiref.sync import iscoroutinefunction
+from django.utils.decorators import sync_and_async_middleware
 from django.utils.functional import SimpleLazyObject
 
 from .models import Membership
@@ -26,12 +28,26 @@ def _membership(request):
     return m or _first_membership(request.user, None)
 
 
-def current_team(get_response):
-    """request.membership and request.team: the team the user works in now."""
+def _attach(request):
+    request.membership = SimpleLazyObject(lambda: _membership(request))
+    request.team = SimpleLazyObject(lambda: request.membership.team if request.membership else None)
 
-    def middleware(request):
-        request.membership = SimpleLazyObject(lambda: _membership(request))
-        request.team = SimpleLazyObject(lambda: request.membership.team if request.membership else None)
-        return get_response(request)
+
+@sync_and_async_middleware
+def current_team(get_response):
+    """request.membership and request.team: the team the user works in now
+    (read when first used). Sync and async (Django's documented pattern), so
+    that under ASGI it holds no thread while an async view waits."""
+    if iscoroutinefunction(get_response):
+
+        async def middleware(request):
+            _attach(request)
+            return await get_response(request)
+
+    else:
+
+        def middleware(request):
+            _attach(request)
+            return get_response(request)
 
     return middleware
