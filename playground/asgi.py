@@ -6,10 +6,12 @@ Django gives every ASGI request a thread of its own for its sync parts
 (middleware, signals, ORM calls), kept until the response is sent, and a
 sync-only middleware blocks that thread until the view returns: a request
 that waits two minutes would hold one the whole time. The waiting API
-requests instead run only the async-capable middleware (WaitingHandler) and share API_THREADS single-thread executors (asgiref's
+requests share API_THREADS single-thread executors (asgiref's
 ThreadSensitiveContext with an executor; each request stays on one of them,
 so its database connection stays on one thread), picked by fewest requests
-in flight. Waiting itself is asyncio.sleep: 1,000 requests waiting in one
+in flight, when every middleware is async-capable (waiting_holds_no_thread);
+while one is not, each waiting request holds a thread of its own, as Django
+runs any request. Waiting itself is asyncio.sleep: 1,000 requests waiting in one
 process hold 1,000 coroutines and API_THREADS threads.
 
 Every HTTP request runs in a context of its own, empty (no context variable
@@ -32,7 +34,6 @@ import os
 import warnings
 
 from django.core.asgi import get_asgi_application
-from django.core.handlers.asgi import ASGIHandler
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "playground.settings")
 django_app = get_asgi_application()
@@ -65,27 +66,21 @@ class _Pool:
         self.in_flight[i] -= 1
 
 
-class WaitingHandler(ASGIHandler):
-    """Django's ASGI handler for the waiting endpoints, with only the
-    async-capable middleware of settings.MIDDLEWARE: a sync-only one
-    (whitenoise's, the current-team middleware) makes Django run the rest of
-    the chain, the view included, under async_to_sync on a thread that is
-    then held for the whole request. None of them matters to the API (no
-    static files, no session: a bearer token)."""
+def waiting_holds_no_thread() -> bool:
+    """Whether Django's handler runs the whole middleware chain as async for
+    a coroutine view: every middleware says it is async-capable (Django's
+    documented flags). Then a waiting request's few sync calls can share the
+    API_THREADS executors. One sync-only middleware makes Django run the
+    rest of the chain under async_to_sync, blocking its thread until the
+    view returns: then each waiting request keeps a thread of its own
+    (Django's default), never one of the shared executors."""
+    from django.utils.module_loading import import_string
 
-    def load_middleware(self, is_async=False):
-        from django.utils.module_loading import import_string
-
-        saved = settings.MIDDLEWARE
-        settings.MIDDLEWARE = [m for m in saved if getattr(import_string(m), "async_capable", False)]
-        try:
-            super().load_middleware(is_async)
-        finally:
-            settings.MIDDLEWARE = saved
+    return all(getattr(import_string(path), "async_capable", False) for path in settings.MIDDLEWARE)
 
 
 _pool = None
-_waiting_app = None
+_shared_threads = None
 
 
 async def application(scope, receive, send):
@@ -99,14 +94,17 @@ async def application(scope, receive, send):
 
 
 async def _serve(scope, receive, send):
-    global _pool, _waiting_app
-    if scope["type"] == "http" and scope.get("path", "").rstrip("/") in WAITING_PATHS:
+    global _pool, _shared_threads
+    if _shared_threads is None:
+        _shared_threads = waiting_holds_no_thread()
+    if _shared_threads and scope["type"] == "http" and scope.get("path", "").rstrip("/") in WAITING_PATHS:
         if _pool is None:  # made in the worker process, after any fork
-            _pool, _waiting_app = _Pool(max(1, settings.API_THREADS)), WaitingHandler()
+            _pool = _Pool(max(1, settings.API_THREADS))
         i = _pool.take()
         try:
+            # The outermost context sets the executor: Django's handler keeps it.
             async with ThreadSensitiveContext(executor=_pool.executors[i]):
-                await _waiting_app.handle(scope, receive, send)
+                await django_app(scope, receive, send)
         finally:
             _pool.give_back(i)
         return

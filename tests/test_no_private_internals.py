@@ -43,11 +43,6 @@ ALLOWED = {
     "lib/egress.py:client._transport._pool._network_backend": (
         "every connection of a guarded client is opened by GuardedBackend (the address is checked after DNS, "
         "issue 23); httpx has no public way to give its transport an httpcore network backend"),
-    "lib/egress.py:from httpcore._backends.sync import SyncStream": (
-        "the stream GuardedBackend wraps around its checked socket: httpcore exports no public sync stream class"),
-    "generations/forms.py:self._errors": (
-        "Django's BaseForm._errors, read in clean() and full_clean(); the public form.errors reads the same "
-        "dict there (a change to make in forms.py)"),
 }
 
 

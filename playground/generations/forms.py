@@ -147,7 +147,7 @@ class ModelForm(forms.Form):
                 self.add_error(p.name, "That image is not available to your team.")
             elif p.required and p.applies(values):
                 self.add_error(p.name, "Upload an image or pick one from the gallery.")
-        if not self._errors:
+        if not self.errors:
             self.check_declarations(data)
         return data
 
@@ -173,9 +173,9 @@ class ModelForm(forms.Form):
 
     def full_clean(self):
         super().full_clean()
-        if self.is_bound and self._errors:
+        if self.is_bound and self.errors:
             # Without JavaScript too, the page opens on the first field to fix.
-            first = next((p.name for p in self.spec.params if p.name in self._errors), None)
+            first = next((p.name for p in self.spec.params if p.name in self.errors), None)
             if first:
                 self.fields[first].widget.attrs["autofocus"] = True
 

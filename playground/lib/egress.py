@@ -188,28 +188,14 @@ class GuardedBackend(httpcore.SyncBackend):
             timeout = left if timeout is None else min(timeout, left)
         infos = resolve_checked(host, port, self._allowed())
         last: Exception | None = None
-        for family, type_, proto, _, sockaddr in infos:
-            sock = socket.socket(family, type_, proto)
+        for _family, _type, _proto, _name, sockaddr in infos:
             try:
-                sock.settimeout(timeout)
-                if local_address is not None:
-                    sock.bind((local_address, 0))
-                # The checked address itself: no second lookup.
-                sock.connect(sockaddr)
-                for option in socket_options or ():
-                    sock.setsockopt(*option)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except socket.timeout as e:
-                sock.close()
-                last = httpcore.ConnectTimeout(str(e))
+                # The checked address itself (an IP literal): no second lookup.
+                stream = super().connect_tcp(sockaddr[0], sockaddr[1], timeout=timeout, local_address=local_address,
+                                             socket_options=socket_options)
+            except (httpcore.ConnectTimeout, httpcore.ConnectError) as e:
+                last = e
                 continue
-            except OSError as e:
-                sock.close()
-                last = httpcore.ConnectError(str(e))
-                continue
-            from httpcore._backends.sync import SyncStream
-
-            stream = SyncStream(sock)
             return stream if self._deadline is None else _DeadlineStream(stream, self._deadline)
         raise last or httpcore.ConnectError(f"Could not connect to {host}.")
 

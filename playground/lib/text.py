@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+
 NUL = "\x00"
 
 
@@ -129,8 +131,12 @@ class RefuseInvalidText:
     a crafted request can: a multipart body in charset=utf-7, say), so
     refusing the whole request loses nothing a person typed."""
 
+    sync_capable = async_capable = True  # holds no thread under ASGI (Django's documented flags)
+
     def __init__(self, get_response):
         self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
 
     def __call__(self, request):
         return self.get_response(request)

@@ -174,22 +174,22 @@ def test_a_first_poll_that_cannot_be_queued_keeps_the_provider_job_and_the_sweep
 
     from tests.helpers import run_tasks
 
-    from playground.generations.tasks import PreparedEnqueue
+    from playground.generations import jobs
 
     gen = factories.job(team, user, prompt="a lighthouse in fog")
-    real = PreparedEnqueue.run
+    real = jobs.enqueue_now_or_on_commit
 
-    def broken_insert(self, *args):  # the first poll's row, after the submit
+    def broken_insert(task, *args):  # the first poll's row, after the submit
         DBTaskResult.objects.filter(pk__in=[]).update(status="READY")  # a write inside the savepoint...
         raise DatabaseError("disk I/O error")  # ...then the insert fails
 
-    monkeypatch.setattr(PreparedEnqueue, "run", broken_insert)
+    monkeypatch.setattr(jobs, "enqueue_now_or_on_commit", broken_insert)
     sent = Counting(sandbox)
     try:
         run_one_task()
     finally:
         sandbox.server.set_app(sent.app)
-    monkeypatch.setattr(PreparedEnqueue, "run", real)
+    monkeypatch.setattr(jobs, "enqueue_now_or_on_commit", real)
 
     gen.refresh_from_db()
     assert sent.count("/generate") == 1
