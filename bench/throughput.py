@@ -606,7 +606,7 @@ def main():
                     "it is migrated and filled)")
     ap.add_argument("--out", help="results file (default bench/results.json; quick: bench/results-quick.json)")
     ap.add_argument("--keep", action="store_true", help="keep the throw-away data directory")
-    ap.add_argument("--only", help="measure only these figures, comma-separated (short names: capacity, submit, "
+    ap.add_argument("--only", help="measure only these figures, comma-separated (short names: capacity, all_work, submit, "
                     "kvid, kie, poll_cpu, polls, rss); the app's run still comes first when kie or rss is asked "
                     "(the model's history, the RSS after N jobs). Default: all")
     args = ap.parse_args()
