@@ -62,8 +62,6 @@ def enqueue(gen: Generation, delay: float = 0.0, urgent: bool | None = None):
     runs before every due poll (settings.TASK_PRIORITY_URGENT); an immediate
     step that is not urgent (a resumed job) gets run_after=now, so it takes
     its turn among the due polls instead of sorting after all of them."""
-    from .tasks import enqueue_now_or_on_commit
-
     return enqueue_now_or_on_commit(next_step(gen, delay, urgent), gen.pk)
 
 
@@ -896,7 +894,7 @@ def resume_stale_claims(now) -> int:
 
 
 def enqueue_adoption(generation_id: int):
-    from .tasks import adopt_claimed_job, enqueue_now_or_on_commit
+    from .tasks import adopt_claimed_job
 
     return enqueue_now_or_on_commit(adopt_claimed_job.using(priority=urgent_priority(adopt_claimed_job)),
                                     generation_id)
