@@ -86,7 +86,7 @@ X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 # Django's database sessions (the same table as before; no cache: each process's own
 # local-memory cache would serve another process's stale copy of a session).
-SESSION_ENGINE = "django.contrib.sessions.backends.db"
+SESSION_ENGINE = "playground.accounts.plain_sql"  # the database engine, its read in plain SQL
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -209,6 +209,9 @@ AUTH_PASSWORD_VALIDATORS = [
 # The login throttle (django-axes) checks before the password does.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
+    # ModelBackend with the user read in plain SQL (accounts/plain_sql.py).
+    "playground.accounts.plain_sql.UserBackend",
+    # Kept after it so that sessions signed in before it still work.
     "django.contrib.auth.backends.ModelBackend",
 ]
 LOGIN_URL = "login"

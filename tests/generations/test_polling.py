@@ -100,8 +100,8 @@ def test_the_query_count_of_a_poll_does_not_grow_with_the_number_of_cards(client
     one, _ = queries(1)
     many, sql = queries(12)
     assert one == many, sql
-    # The session, the user, the membership, and one query for the cards (and new jobs).
-    assert many <= 4, sql
+    # The session, the user, the membership and its team, and one query for the cards (and new jobs).
+    assert many <= 5, sql
     assert sum(f"FROM \"{Generation._meta.db_table}\"" in q for q in sql) == 1, sql
 
 
