@@ -327,8 +327,8 @@ JOB_SWEEP_GRACE_SECONDS = env.int("JOB_SWEEP_GRACE_SECONDS", default=60)
 # Priority (django-tasks, -100..100; polls keep the default 0) of the tasks
 # that must not wait behind due polls: submits, callback nudges, adoptions.
 TASK_PRIORITY_URGENT = env.int("TASK_PRIORITY_URGENT", default=50)
-# ...and of those that wait for every due step: results' thumbnails, made
-# after the job has finished (generations/thumbnails.py).
+# ...and of those that wait for every due step: the thumbnails of results an
+# earlier version saved without one (generations/thumbnails.py).
 TASK_PRIORITY_BACKGROUND = env.int("TASK_PRIORITY_BACKGROUND", default=-50)
 # Seconds between two runs of the recovery sweep (manage.py sweep --loop).
 JOB_SWEEP_EVERY_SECONDS = env.float("JOB_SWEEP_EVERY_SECONDS", default=15.0)

@@ -43,7 +43,7 @@ from playground.providers.base import POLL_RETRYABLE, Outcome, ProviderError
 from . import ratelimit, states
 from .models import Generation, GenerationImage
 from .retry import DOWNLOAD, POLICY, POLL, RUNNING, SUBMIT, GiveUp, Retry
-from .tasks import enqueue_now_or_on_commit, jobs_with_ready_task, reap_dead_task_rows, thumbnail_task
+from .tasks import enqueue_now_or_on_commit, jobs_with_ready_task, reap_dead_task_rows
 from .thumbnails import thumbnail_name
 
 log = logging.getLogger("playground.jobs")
@@ -715,12 +715,10 @@ def conclude(gen: Generation, outcome: Outcome) -> str:
     if outcome.state == "failed":
         return fail(gen, Generation.RUNNING, outcome.error or ProviderError("failed", "The provider reports failure."))
     try:
-        # With other jobs' steps waiting (this step runs in a batch), the
-        # thumbnails wait for them: a task makes them after every due step
-        # (thumbnails.py). Otherwise they are made now.
-        now = getattr(_batch, "endpoints", None) is None
-        checked = [check_image(_read(gen, url), thumbnail_now=now) for url in outcome.image_urls]
-        checked += [check_image(data, thumbnail_now=now) for data in outcome.image_bytes]
+        # Each image's thumbnail is made here from the same decoded pixels:
+        # made later, it cost a second decode (docs/benchmarks.md).
+        checked = [check_image(_read(gen, url)) for url in outcome.image_urls]
+        checked += [check_image(data) for data in outcome.image_bytes]
     except DownloadError as e:
         refetchable = bool(gen.provider_job_id) and not gen.result_urls
         decision = POLICY.decide(e, gen.attempts, job_age(gen), DOWNLOAD, refetchable=refetchable)
@@ -746,9 +744,7 @@ def finish(gen: Generation, checked, outcome: Outcome) -> str:
         for i, img in enumerate(checked):
             stem = f"{folder}/{gen.uuid.hex}-{i}-{uuid.uuid4().hex[:8]}"
             name = default_storage.save(f"{stem}.{img.extension}", ContentFile(img.data))
-            thumb = ""
-            if img.thumbnail is not None:
-                thumb = default_storage.save(thumbnail_name(name, img.thumb_extension), ContentFile(img.thumbnail))
+            thumb = default_storage.save(thumbnail_name(name, img.thumb_extension), ContentFile(img.thumbnail))
             saved.append((i, img, name, thumb))
         # The move, the charge and the images' rows in one transaction.
         rows = [
@@ -758,9 +754,6 @@ def finish(gen: Generation, checked, outcome: Outcome) -> str:
             )
             for i, img, name, thumb in saved
         ]
-        # The thumbnails still to make: a task of their own, queued with the
-        # rows (both or neither), run after every due step.
-        thumbs = thumbnail_task() if any(not t for _, _, _, t in saved) else None
         with transaction.atomic():
             won = gen.transition(
                 Generation.RUNNING, via="finish", phase="", finished_at=timezone.now(), lease_until=None,
@@ -770,8 +763,6 @@ def finish(gen: Generation, checked, outcome: Outcome) -> str:
             if won:
                 book.capture(gen, outcome.credits_used)
                 GenerationImage.objects.bulk_create(rows)
-                if thumbs is not None:
-                    enqueue_now_or_on_commit(thumbs, gen.pk)
     except BaseException:
         _delete(saved)
         raise

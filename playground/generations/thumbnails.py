@@ -1,12 +1,12 @@
-"""Thumbnails of results, made after the result is saved.
+"""Thumbnails of results an earlier version saved without one.
 
-A result is checked and written again before anyone sees it (RELIABILITY 6).
-When other jobs' steps wait, check_image(thumbnail_now=False) leaves its
-thumbnail out, so the job finishes with its image saved and shown, and a
-task of low priority (TASK_PRIORITY_BACKGROUND, after every submit and due
-poll) makes the thumbnail from the file written. Until it exists, the
-thumbnail URL serves the image itself, not cached (views.image_thumb). The
-recovery sweep queues again a thumbnail whose task was lost.
+A result's thumbnail is made with it, from the same decoded pixels
+(jobs.conclude, lib/images.check_image). Earlier versions left it to a task
+of low priority (TASK_PRIORITY_BACKGROUND) when other jobs' steps waited:
+that task (tasks.make_thumbnails) still runs for the rows an upgrade finds
+queued, and the recovery sweep queues it again for an image of the last day
+still without one. Until a thumbnail exists, its URL serves the image
+itself, not cached (views.image_thumb).
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ class CheckedImage:
     format: str
     width: int
     height: int
-    thumbnail: bytes | None  # None: made later from the file written (check_image's thumbnail_now)
+    thumbnail: bytes
     thumb_extension: str = "webp"  # "jpg" for an opaque image, "webp" (alpha kept) otherwise
 
     @property
@@ -50,14 +50,13 @@ class CheckedImage:
         return hashlib.sha256(self.data).hexdigest()
 
 
-def check_image(data: bytes, *, max_pixels=None, thumb_size=512, thumbnail_now=True) -> CheckedImage:
-    """Decode within limits and re-encode; raise DownloadError otherwise.
+def check_image(data: bytes, *, max_pixels=None, thumb_size=512) -> CheckedImage:
+    """Decode within limits, re-encode and make the thumbnail from the same
+    decoded pixels; raise DownloadError otherwise.
 
     The file is written again in its own format (PNG stays lossless), with
     its colour profile and nothing else: no text, EXIF, XMP or comment, no
-    bytes after the image. thumbnail_now=False (a result while other jobs'
-    steps wait): no thumbnail here (None); make_thumbnail() makes it later
-    from the file written."""
+    bytes after the image."""
     try:
         fmt, img = decode(data, max_pixels or settings.IMAGE_MAX_PIXELS)
         out = io.BytesIO()
@@ -68,7 +67,7 @@ def check_image(data: bytes, *, max_pixels=None, thumb_size=512, thumbnail_now=T
             img.save(out, "JPEG", quality=95, icc_profile=icc)
         else:
             img.save(out, "WEBP", quality=95, method=0, icc_profile=icc)  # method 0: ~3x faster than the default
-        thumb, thumb_ext = _thumbnail_file(img, thumb_size) if thumbnail_now else (None, "")
+        thumb, thumb_ext = _thumbnail_file(img, thumb_size)
     except DownloadError:
         raise
     except UnidentifiedImageError:
@@ -111,8 +110,9 @@ def decode(data: bytes, max_pixels: int) -> tuple[str, Image.Image]:
 
 
 def make_thumbnail(data: bytes, size: int = 512) -> tuple[bytes, str]:
-    """The thumbnail of an image check_image() wrote (a stored result), and
-    its extension. Raises as decode() does on a file that is not one."""
+    """The thumbnail of an image check_image() wrote (a stored result an
+    earlier version saved without one, generations/thumbnails.py), and its
+    extension. Raises as decode() does on a file that is not one."""
     return _thumbnail_file(decode(data, settings.IMAGE_MAX_PIXELS)[1], size)
 
 

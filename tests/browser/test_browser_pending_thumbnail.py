@@ -1,5 +1,5 @@
-"""A result whose thumbnail is still to be made (it waits for other jobs'
-steps: generations/thumbnails.py) shows as its image in the gallery and on
+"""A result saved without its thumbnail (by an earlier version, which left
+it to a task while other jobs' steps waited: generations/thumbnails.py) shows as its image in the gallery and on
 its page, on a laptop and a phone; once the thumbnail is made, the gallery
 shows the thumbnail."""
 
@@ -23,7 +23,7 @@ def loaded_width(img) -> int:
                          ids=["laptop", "phone"])
 def test_a_result_waiting_for_its_thumbnail_shows_its_image_then_the_thumbnail(page, app, team, user, viewport):
     gen = finished(team, user, "a tin robot on a shelf")
-    GenerationImage.objects.filter(generation=gen).update(thumbnail="")  # as stored in a batch
+    GenerationImage.objects.filter(generation=gen).update(thumbnail="")  # as an earlier version stored it in a batch
     page.set_viewport_size(viewport)
     log_in(page)
 

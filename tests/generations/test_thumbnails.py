@@ -1,9 +1,9 @@
-"""When other jobs' steps wait (a step runs in a batch), a result's thumbnail
-is made after its job has finished, by a task that waits for every due step
-(issue 10: it was half the CPU of storing a result); a job that finishes
-alone gets it at once. Until then the thumbnail URL serves the image itself, uncached; a
-lost thumbnail task is queued again by the sweep; a job deleted meanwhile
-leaves no file behind."""
+"""A result's thumbnail is made with it, from the same decoded pixels, also
+when other jobs' steps wait in the same batch (made later, it cost a second
+decode). Images an earlier version saved without a thumbnail (it left them
+to a task when steps waited) still get one: their queued task runs, the
+thumbnail URL serves the image itself, uncached, until then, a lost task is
+queued again by the sweep, and a job deleted meanwhile leaves no file."""
 
 from datetime import timedelta
 import io
@@ -19,6 +19,7 @@ import pytest
 
 from playground.generations import jobs, thumbnails
 from playground.generations.models import Generation, GenerationImage
+from playground.generations.tasks import enqueue_now_or_on_commit, thumbnail_task
 
 from tests import factories
 from tests.generations.test_worker_order import run_one_task
@@ -27,18 +28,28 @@ from tests.helpers import advance_clock, run_tasks
 THUMBS = "playground.generations.tasks.make_thumbnails"
 
 
-def finish_without_thumbnails(team, user, prompt="a lighthouse at dusk"):
-    """A job run until it has succeeded, its thumbnail task still queued:
-    run with another job, their steps in one batch."""
-    gen = factories.job(team, user, "kie", "seedream-v4", prompt=prompt)
-    factories.job(team, user, "kie", "seedream-v4", prompt=f"{prompt}, again")
-    for _ in range(20):
+def run_together(team, user, *prompts):
+    """Jobs run task by task until all have succeeded, their steps in batches."""
+    gens = [factories.job(team, user, "kie", "seedream-v4", prompt=p) for p in prompts]
+    for _ in range(40):
         run_one_task()
-        gen.refresh_from_db()
-        if not gen.is_active:
+        if not Generation.objects.filter(pk__in=[g.pk for g in gens], status__in=Generation.ACTIVE).exists():
             break
         advance_clock()
-    assert gen.status == Generation.SUCCEEDED, gen.error_message
+    for gen in gens:
+        gen.refresh_from_db()
+        assert gen.status == Generation.SUCCEEDED, gen.error_message
+    return gens
+
+
+def finish_without_thumbnails(team, user, prompt="a lighthouse at dusk"):
+    """A job stored as an earlier version stored it while other steps
+    waited: its image without a thumbnail, a thumbnail task queued."""
+    (gen,) = run_together(team, user, prompt)
+    img = gen.images.get()
+    default_storage.delete(img.thumbnail.name)
+    GenerationImage.objects.filter(pk=img.pk).update(thumbnail="")
+    enqueue_now_or_on_commit(thumbnail_task(), gen.pk)
     return gen
 
 
@@ -52,11 +63,23 @@ def files_on_disk():
 
 
 @pytest.mark.django_db
-def test_the_job_finishes_with_its_image_and_the_thumbnail_follows(client_in, team, user, sandbox):
+def test_jobs_stepped_together_finish_with_their_thumbnails(client_in, team, user, sandbox):
+    gens = run_together(team, user, "a lighthouse at dusk", "a windmill at dawn", "a calm sea")
+    for gen in gens:
+        img = gen.images.get()
+        assert img.thumbnail.name.endswith("-thumb.jpg") and img.thumbnail.name.startswith(img.file.name.rsplit(".", 1)[0])
+        r = client_in.get(reverse("image_thumb", args=[img.uuid]))
+        assert r["Content-Type"] == "image/jpeg" and r["Cache-Control"] == "private, max-age=3600"
+        thumb = Image.open(io.BytesIO(b"".join(r.streaming_content)))
+        assert max(thumb.size) == 512 and thumb.format == "JPEG"
+        assert not thumbnail_rows(gen).exists()  # no task of its own
+
+
+@pytest.mark.django_db
+def test_an_image_saved_without_its_thumbnail_serves_itself_until_its_queued_task_runs(client_in, team, user, sandbox):
     gen = finish_without_thumbnails(team, user)
     img = gen.images.get()
     assert img.thumbnail.name == "" and default_storage.exists(img.file.name)
-    # One thumbnail task, queued after every due step (lower priority than a poll's 0).
     row = thumbnail_rows(gen).get(status="READY")
     assert row.priority == settings.TASK_PRIORITY_BACKGROUND < 0
 
@@ -71,27 +94,7 @@ def test_the_job_finishes_with_its_image_and_the_thumbnail_follows(client_in, te
     assert img.thumbnail.name.endswith("-thumb.jpg") and img.thumbnail.name.startswith(img.file.name.rsplit(".", 1)[0])
     r = client_in.get(reverse("image_thumb", args=[img.uuid]))
     assert r["Content-Type"] == "image/jpeg" and r["Cache-Control"] == "private, max-age=3600"
-    thumb = Image.open(io.BytesIO(b"".join(r.streaming_content)))
-    assert max(thumb.size) == 512 and thumb.format == "JPEG"
     assert thumbnail_rows(gen).get().status == "SUCCESSFUL"
-
-
-@pytest.mark.django_db
-def test_a_due_poll_runs_before_a_waiting_thumbnail(team, user, sandbox):
-    first = finish_without_thumbnails(team, user, "a lighthouse at dusk")
-    second = factories.job(team, user, "kie", "seedream-v4", prompt="a windmill at dawn")
-    run_one_task()  # the submit (urgent) goes first
-    second.refresh_from_db()
-    assert second.status == Generation.RUNNING
-    advance_clock()
-    run_one_task()  # the due poll, not the thumbnail queued before it
-    second.refresh_from_db()
-    assert second.status == Generation.SUCCEEDED
-    assert first.images.get().thumbnail.name == ""
-    assert second.images.get().thumbnail.name  # it finished alone: its thumbnail at once, no task
-    assert not thumbnail_rows(second).exists()
-    run_tasks()
-    assert all(i.thumbnail.name for i in GenerationImage.objects.all())
 
 
 @pytest.mark.django_db

@@ -179,13 +179,11 @@ def test_thumbnails_are_jpeg_when_opaque_and_webp_with_alpha():
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
-def test_a_result_whose_thumbnail_waits_gets_the_same_one_from_the_file_written(fmt):
+def test_a_stored_result_gets_the_same_thumbnail_as_its_check_made(fmt):
     data = encoded(gradient("RGB", (700, 300)), fmt)
-    checked = check_image(data, thumbnail_now=False)
-    assert checked.thumbnail is None
+    checked = check_image(data)
     thumb, ext = images.make_thumbnail(checked.data)
-    now = check_image(data)
-    assert ext == now.thumb_extension == "jpg" and opened(thumb).size == opened(now.thumbnail).size == (512, 219)
+    assert ext == checked.thumb_extension == "jpg" and opened(thumb).size == opened(checked.thumbnail).size == (512, 219)
 
 
 # --- what is refused ---
@@ -198,12 +196,11 @@ def test_a_result_whose_thumbnail_waits_gets_the_same_one_from_the_file_written(
     pytest.param(lambda raw: zlib.compress(raw[:20 * 193] + bytes([5]) + raw[20 * 193 + 1:]), id="unknown filter, row 20"),
     pytest.param(lambda raw: zlib.compress(raw[:-1]), id="a byte short"),
 ])
-@pytest.mark.parametrize("thumbnail_now", [True, False])
-def test_damaged_image_data_are_refused_even_with_right_crcs(damage, thumbnail_now):
+def test_damaged_image_data_are_refused_even_with_right_crcs(damage):
     data = encoded(gradient("RGB", (64, 48)))
     bad = with_idat(data, damage(idat_rows(data)))
     with pytest.raises(DownloadError, match="not a valid image"):
-        check_image(bad, thumbnail_now=thumbnail_now)
+        check_image(bad)
 
 
 @pytest.mark.parametrize("where", ["pixels", "adler-32"])
