@@ -40,7 +40,7 @@ DOCUMENTED = {
 
 # "<path relative to playground/>:<fragment of the line's text>": why.
 ALLOWED = {
-    "lib/egress.py:client._transport._pool._network_backend": (
+    "lib/net/guard.py:client._transport._pool._network_backend": (
         "every connection of a guarded client is opened by GuardedBackend (the address is checked after DNS, "
         "issue 23); httpx has no public way to give its transport an httpcore network backend"),
 }

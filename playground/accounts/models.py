@@ -139,7 +139,7 @@ class Endpoint:
         if self.source == "team" and "client" not in kwargs:
             # A team-supplied base URL: every connection is checked where it
             # is made (one lookup, a checked address; RELIABILITY 6).
-            from playground.lib.egress import provider_client
+            from playground.lib.net.guard import provider_client
 
             kwargs["client"] = provider_client()
         return registry.get(self.provider)(base_url=self.base_url, api_key=self._api_key, **kwargs)
@@ -148,7 +148,7 @@ class Endpoint:
         """The error with this key removed from its message, code and field
         in any spelling (a provider may echo the key back, upper-cased or
         broken up), and the message capped (RELIABILITY 7)."""
-        from playground.lib.egress import provider_text
+        from playground.lib.scrub import provider_text
 
         key = self._api_key
         err.message = provider_text(err.message, key) or ""
@@ -165,7 +165,8 @@ class Endpoint:
             return
         from playground.providers.base import ProviderError
 
-        from playground.lib.egress import EgressRefused, check_base_url
+        from playground.lib.net.addresses import EgressRefused
+        from playground.lib.net.guard import check_base_url
 
         try:
             check_base_url(self.base_url)

@@ -284,7 +284,8 @@ def save_credential(request, provider):
         return redirect("team")
     base_url = form.cleaned_data["base_url"]
     if base_url:
-        from playground.lib.egress import EgressRefused, check_base_url
+        from playground.lib.net.addresses import EgressRefused
+        from playground.lib.net.guard import check_base_url
 
         try:
             check_base_url(base_url)

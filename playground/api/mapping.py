@@ -17,7 +17,7 @@ import re
 from django.conf import settings
 
 from playground.lib import text
-from playground.lib.egress import DownloadError
+from playground.lib.net.download import DownloadError
 from playground.lib.images import check_image
 from playground.providers.base import ModelSpec, Param, ProviderError
 

@@ -54,7 +54,7 @@ class CompareForm(forms.Form):
     def clean_upload(self):
         from django.conf import settings
 
-        from playground.lib.egress import DownloadError
+        from playground.lib.net.download import DownloadError
         from playground.lib.images import check_image
 
         upload = self.cleaned_data.get("upload")

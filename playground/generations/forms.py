@@ -125,7 +125,7 @@ class ModelForm(forms.Form):
     def clean(self):
         from django.conf import settings
 
-        from playground.lib.egress import DownloadError
+        from playground.lib.net.download import DownloadError
         from playground.lib.images import check_image
 
         data = super().clean()

@@ -36,7 +36,7 @@ from django.utils import timezone
 from playground.accounts.models import Endpoint
 from playground.ledger import book
 from playground.lib.crypto import CredentialError
-from playground.lib.egress import DownloadError, fetch
+from playground.lib.net.download import DownloadError, fetch
 from playground.lib.images import check_image
 from playground.providers.base import POLL_RETRYABLE, Outcome, ProviderError
 

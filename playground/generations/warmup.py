@@ -31,13 +31,13 @@ def is_task_worker(argv: list[str] | None = None) -> bool:
 def warm_up() -> None:
     from PIL import Image
 
-    from playground.lib import egress
+    from playground.lib.net import guard
     from playground.providers import registry
     from playground.providers.base import process_client
 
     from . import jobs, tasks  # noqa: F401  (what every task runs)
 
     Image.init()  # every format plugin, as the first decode of an unusual file would
-    egress.ssl_context()  # the download clients' one SSL context
+    guard.ssl_context()  # the download clients' one SSL context
     for cls in registry.adapter_classes().values():
         process_client(cls)  # each adapter's one client in this process

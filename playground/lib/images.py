@@ -13,7 +13,7 @@ import struct
 from django.conf import settings
 from PIL import Image, UnidentifiedImageError
 
-from .egress import DownloadError
+from .net.download import DownloadError
 
 ALLOWED_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp"}

@@ -541,7 +541,7 @@ def process_client(cls: type["Adapter"]) -> httpx.Client:
         with _clients_lock:
             entry = _clients.get(cls)
             if entry is None or entry[0] != pid:  # none yet, or the parent's: never reuse that
-                from playground.lib.egress import plain_client
+                from playground.lib.net.guard import plain_client
 
                 # One long-lived client per process and provider, never one per task.
                 entry = (pid, plain_client(timeout=cls.timeout, follow_redirects=False))
@@ -702,7 +702,7 @@ class Adapter:
         it builds the request from the URL and headers."""
         headers = {**req.headers, req.auth_header: f"{req.auth_scheme}{self._api_key}"}
         body = self._body(req, headers)
-        from playground.lib.egress import EgressRefused
+        from playground.lib.net.addresses import EgressRefused
 
         self.requests_started += 1
         try:

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from playground.generations import jobs
-from playground.lib.egress import guarded_client, is_sandbox_url
+from playground.lib.net.guard import guarded_client, is_sandbox_url
 from playground.accounts.models import Endpoint, ProviderCredential
 from playground.generations.models import Generation
 from playground.providers.base import ProviderError
@@ -148,7 +148,7 @@ def test_team_adapters_share_one_guarded_client_and_keep_their_own_timeouts(sand
 
 @pytest.mark.parametrize("url", ["http://@example.com/x.png", "http://user@example.com/x.png"])
 def test_a_download_url_with_any_userinfo_is_refused(url):
-    from playground.lib.egress import DownloadError, check_url, fetch
+    from playground.lib.net.download import DownloadError, check_url, fetch
 
     with pytest.raises(DownloadError, match="credentials"):
         check_url(url, allowed_private=[])
@@ -171,7 +171,7 @@ def test_test_this_key_uses_the_checked_connection_too(client_in, sandbox, team,
 def test_a_forked_process_gets_its_own_guarded_client():
     import os
 
-    from playground.lib.egress import provider_client
+    from playground.lib.net.guard import provider_client
 
     parent = provider_client()
     read, write = os.pipe()

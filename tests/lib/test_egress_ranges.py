@@ -4,8 +4,8 @@ address, is refused; ordinary public addresses pass."""
 
 import pytest
 
-from playground.lib.egress import DownloadError, check_url
-from playground.lib.egress import is_public
+from playground.lib.net.addresses import is_public
+from playground.lib.net.download import DownloadError, check_url
 
 NOT_PUBLIC = [
     # IPv4 special-purpose registry

@@ -1,6 +1,6 @@
 """The app's HTTP clients are plain httpx.Clients, one long-lived client per
 process and provider (providers.base.process_client), and one per process
-for guarded calls (lib/egress.py): redirects are returned, not followed
+for guarded calls (lib/net/guard.py): redirects are returned, not followed
 (the caller checks each one), and no cookie is kept or sent back."""
 
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -9,7 +9,7 @@ import threading
 import httpx
 import pytest
 
-from playground.lib import egress
+from playground.lib.net import guard
 from playground.providers import base, registry
 
 
@@ -45,7 +45,7 @@ def server():
 def clients(server):
     adapter = next(iter(registry.adapter_classes().values()))
     here = server.removeprefix("http://")  # a private address: allowed by name
-    return [base.process_client(adapter), egress.guarded_client(lambda: [here])]
+    return [base.process_client(adapter), guard.guarded_client(lambda: [here])]
 
 
 def test_one_long_lived_client_per_process_and_provider():

@@ -30,7 +30,7 @@ from django.conf import settings
 from PIL import Image, ImageFile
 import pytest
 
-from playground.lib.egress import DownloadError
+from playground.lib.net.download import DownloadError
 from playground.lib.images import check_image
 
 from .test_images import chunk, chunks, encoded, gradient

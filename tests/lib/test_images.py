@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageCms, PngImagePlugin
 
 from playground.lib import images
-from playground.lib.egress import DownloadError
+from playground.lib.net.download import DownloadError
 from playground.lib.images import check_image
 
 

@@ -6,7 +6,7 @@ import re
 import pytest
 
 from playground.generations import jobs
-from playground.lib.egress import KEY_REMOVED, PROVIDER_MESSAGE_MAX, scrub
+from playground.lib.scrub import KEY_REMOVED, PROVIDER_MESSAGE_MAX, scrub
 from playground.accounts.models import Endpoint, ProviderCredential
 from playground.generations.models import Generation
 from playground.providers.base import ProviderError

@@ -15,8 +15,8 @@ import pytest
 
 from playground.generations.models import Generation
 from playground.ledger.models import Entry
-from playground.lib import egress
-from playground.lib.egress import DownloadError, check_url, fetch
+from playground.lib.net import addresses, guard
+from playground.lib.net.download import DownloadError, check_url, fetch
 
 from tests.factories import job
 from tests.helpers import run_tasks, start_sandbox, use_sandbox
@@ -84,8 +84,8 @@ def no_network(monkeypatch):
         calls.append(("connect", host, port))
         raise Refused(f"connected to {host!r}:{port}")
 
-    monkeypatch.setattr(egress.socket, "getaddrinfo", lookup)
-    monkeypatch.setattr(egress.GuardedBackend, "connect_tcp", connect)
+    monkeypatch.setattr(addresses.socket, "getaddrinfo", lookup)
+    monkeypatch.setattr(guard.GuardedBackend, "connect_tcp", connect)
     return calls
 
 

@@ -7,7 +7,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from PIL import Image
 import pytest
 
-from playground.lib.egress import DownloadError, check_url, fetch
+from playground.lib.net.download import DownloadError, check_url, fetch
 from playground.lib.images import check_image
 
 
