@@ -5,29 +5,29 @@ from django.urls import include, path
 from playground.accounts import views as team_views
 from playground.api import urls as api_urls
 from playground.api import views as api_views
-from playground.generations import gallery, polling, views
+from playground.generations import (gallery, polling, views_callback, views_detail, views_healthz, views_media,
+                                    views_playground)
 from playground.ledger import account
 from playground.ledger import manage as ledger_manage
 from playground.ledger import views as ledger_views
 
 urlpatterns = [
-    path("", views.playground, name="playground"),
-    path("estimate/<str:provider>/<str:model>", views.estimate, name="estimate"),
-    path("jobs/new", views.new_jobs, name="new_jobs"),
+    path("", views_playground.playground, name="playground"),
+    path("estimate/<str:provider>/<str:model>", views_playground.estimate, name="estimate"),
     path("jobs/poll", polling.poll, name="poll_jobs"),
-    path("g/<uuid:uuid>/", views.generation, name="generation"),
-    path("g/<uuid:uuid>/cancel", views.cancel, name="cancel"),
-    path("g/<uuid:uuid>/inputs/<uuid:input_uuid>", views.generation_input, name="generation_input"),
+    path("g/<uuid:uuid>/", views_detail.generation, name="generation"),
+    path("g/<uuid:uuid>/cancel", views_detail.cancel, name="cancel"),
+    path("g/<uuid:uuid>/inputs/<uuid:input_uuid>", views_media.generation_input, name="generation_input"),
     path("generations/", gallery.gallery, name="gallery"),
     path("generations/zip", gallery.download_zip, name="download_zip"),
     path("g/<uuid:uuid>/favorite", gallery.toggle_favorite, name="toggle_favorite"),
     path("g/<uuid:uuid>/visibility", gallery.set_visibility, name="set_visibility"),
     path("g/<uuid:uuid>/delete", gallery.delete_generation, name="delete_generation"),
-    path("images/<uuid:uuid>", views.image, name="image"),
-    path("images/<uuid:uuid>/thumb", views.image_thumb, name="image_thumb"),
-    path("images/<uuid:uuid>/use-as-input", views.use_as_input, name="use_as_input"),
-    path("inputs/<uuid:uuid>", views.input_image, name="input_image"),
-    path("inputs/public/<str:token>", views.input_image_public, name="input_image_public"),
+    path("images/<uuid:uuid>", views_media.image, name="image"),
+    path("images/<uuid:uuid>/thumb", views_media.image_thumb, name="image_thumb"),
+    path("images/<uuid:uuid>/use-as-input", views_media.use_as_input, name="use_as_input"),
+    path("inputs/<uuid:uuid>", views_media.input_image, name="input_image"),
+    path("inputs/public/<str:token>", views_media.input_image_public, name="input_image_public"),
     path("library/", include("playground.library.urls")),
     path("compare/", include("playground.compare.urls")),
     path("credits/", ledger_views.credits, name="credits"),
@@ -52,10 +52,10 @@ urlpatterns = [
     path("team/invites/<uuid:uuid>/revoke", team_views.revoke_invite, name="revoke_invite"),
     path("teams/new", team_views.create_team, name="create_team"),
     path("invite/<uuid:uuid>/", team_views.invite, name="invite"),
-    path("callbacks/<str:provider>/<str:token>", views.provider_callback, name="provider_callback"),
+    path("callbacks/<str:provider>/<str:token>", views_callback.provider_callback, name="provider_callback"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("healthz", views.healthz, name="healthz"),
+    path("healthz", views_healthz.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     # The OpenAI-compatible API; anything else under /v1/ is an OpenAI-style 404.
     path("v1/", include(api_urls)),

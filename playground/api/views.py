@@ -31,7 +31,7 @@ from django.views.decorators.csrf import csrf_exempt
 from playground.accounts.apitokens import TokenRejected, authenticate
 from playground.generations import jobs
 from playground.generations.models import Generation, GenerationImage, InputImage
-from playground.generations.views import file_response
+from playground.generations.views_media import file_response
 from playground.ledger.budgets import BudgetExceeded
 from playground.lib import text
 from playground.providers.base import ProviderError

@@ -32,6 +32,9 @@ from playground.accounts.access import team_required
 from playground.accounts.visibility import SHARED
 
 from .models import Generation
+from .views_detail import GENERATION, card_context, on_detail_page
+from .views_playground import PLAYGROUND, recent_jobs
+from .views_shared import render_page
 
 EPOCH = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
 ONE_MICROSECOND = timedelta(microseconds=1)
@@ -117,8 +120,6 @@ def _utc(value):
 
 @team_required
 def poll(request):
-    from .views import GENERATION, PLAYGROUND, _card_context, _on_detail_page, _recent_jobs, _render
-
     wanted = _wanted(request.GET.getlist("c"))
     since = _since(request)
     # A playground with no card yet asks for this user's newest jobs.
@@ -142,22 +143,22 @@ def poll(request):
     if changed:
         gens = list(visible.filter(uuid__in=changed).select_related("team", "owner").prefetch_related("images"))
         for gen in gens:
-            if not gen.is_active and _on_detail_page(request, gen):
+            if not gen.is_active and on_detail_page(request, gen):
                 # The detail page shows a finished job's images above its card: reload it.
                 response = HttpResponse(status=200)
                 response["HX-Refresh"] = "true"
                 return response
         for gen in gens:
-            parts.append(_render(request, GENERATION, {**_card_context(request, gen), "oob": True}, "card").content)
+            parts.append(render_page(request, GENERATION, {**card_context(request, gen), "oob": True}, "card").content)
     if new or first:
         if first:
             # A page with no card yet: this user's newest jobs, if any.
-            cards = _recent_jobs(request)
+            cards = recent_jobs(request)
         else:
             newest = [ref for _, ref in sorted(new, reverse=True)[:RECENT_JOBS]]
             cards = list(own.filter(uuid__in=newest).prefetch_related("images"))
         if cards:
-            parts.append(_render(request, PLAYGROUND, {"jobs": cards}, "poll-new-jobs").content)
+            parts.append(render_page(request, PLAYGROUND, {"jobs": cards}, "poll-new-jobs").content)
     if not parts:
         return HttpResponse(status=204)
     return HttpResponse(b"".join(parts))

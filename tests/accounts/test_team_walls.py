@@ -21,7 +21,6 @@ def urls_of(gen):
     img = gen.images.get()
     return [
         reverse("generation", args=[gen.uuid]),
-        reverse("generation", args=[gen.uuid]) + "?poll=1",
         reverse("image", args=[img.uuid]),
         reverse("image_thumb", args=[img.uuid]),
     ]
@@ -78,7 +77,7 @@ def test_an_input_image_of_another_team_cannot_be_used(client, other_user, other
 def test_pages_require_login(client, finished):
     inp = _input_of(finished.team, finished.owner)
     for url in urls_of(finished) + [reverse("playground"), reverse("gallery"), reverse("credits"), reverse("team"),
-                                    reverse("new_jobs"), reverse("estimate", args=["kie", "seedream-v4"]),
+                                    reverse("poll_jobs"), reverse("estimate", args=["kie", "seedream-v4"]),
                                     reverse("input_image", args=[inp.uuid])]:
         response = client.get(url)
         assert response.status_code == 302 and "/login/" in response["Location"], url
@@ -120,7 +119,7 @@ def test_the_owner_opens_every_url_and_sees_their_job_everywhere(client, user, f
     client.force_login(user)
     for url in every_url(finished, inp):
         assert client.get(url).status_code == 200, url
-    assert f'id="job-{finished.uuid}"' in client.get(reverse("new_jobs")).content.decode()
+    assert f'id="job-{finished.uuid}"' in client.get(reverse("poll_jobs") + "?new=1").content.decode()
     assert "a pine forest" in client.get(reverse("playground") + f"?provider=kie&model=seedream-v4"
                                                                  f"&remix={finished.uuid}").content.decode()
     assert str(inp.uuid) in client.get(reverse("playground") + f"?input={inp.uuid}").content.decode()
@@ -141,9 +140,9 @@ def test_someone_else_gets_404_at_every_url_and_sees_the_job_nowhere(viewer, fin
     assert viewer.post(reverse("use_as_input", args=[img.uuid])).status_code == 404
     assert viewer.post(reverse("cancel", args=[finished.uuid])).status_code == 404
     assert InputImage.objects.count() == 1  # use_as_input made nothing
-    # The "new jobs" fragment: nothing to compare with, and nothing of theirs.
-    assert viewer.get(reverse("new_jobs") + f"?after={finished.uuid}").status_code == 204
-    assert viewer.get(reverse("new_jobs")).status_code == 204
+    # The job poll: the job is unknown to them, and they have no job of their own.
+    assert viewer.get(reverse("poll_jobs") + f"?c={finished.uuid}:0").status_code == 204
+    assert viewer.get(reverse("poll_jobs") + "?new=1").status_code == 204
     # Remix and "use as input" links of someone else's objects prefill nothing.
     page = viewer.get(reverse("playground") + f"?provider=kie&model=seedream-v4&remix={finished.uuid}")
     assert page.status_code == 200 and "a pine forest" not in page.content.decode()

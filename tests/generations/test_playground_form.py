@@ -1,6 +1,6 @@
 """The playground's model form: a live estimate that is what the job is
 charged and carries only the priced fields, limits on every free-text
-field, a recorded seed, and the job column's "what is new" fragment."""
+field, and a recorded seed."""
 
 from __future__ import annotations
 
@@ -189,26 +189,3 @@ def test_a_typed_seed_is_kept_and_models_without_a_seed_get_none(client_in, sand
     client_in.post(page_url("kwiki", "generate"), {"prompt": "a cup", "quality": "fast", "style": "realistic"}, **HTMX)
     seeds = {g.provider: g.params.get("seed") for g in Generation.objects.all()}
     assert seeds == {"kie": 42, "kwiki": None}
-
-
-# --- the job column: jobs started elsewhere ---------------------------------------------
-
-
-def test_the_job_column_asks_for_cards_newer_than_the_newest_shown(client_in, sandbox, team, user, other_user):
-    url = reverse("new_jobs")
-    assert client_in.get(url, **HTMX).status_code == 204  # nothing at all yet
-    first = jobs.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "an owl"})
-    assert client_in.get(url + f"?after={first.uuid}", **HTMX).status_code == 204
-    second = jobs.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a fox"})
-    from playground.accounts.models import Membership
-
-    Membership.objects.create(team=team, user=other_user, role=Membership.MEMBER)
-    jobs.create(team=team, owner=other_user, provider="kie", model="seedream-v4", params={"prompt": "not mine"})
-    response = client_in.get(url + f"?after={first.uuid}", **HTMX)
-    html = response.content.decode()
-    assert response.status_code == 200
-    assert f'id="job-{second.uuid}"' in html and f'id="job-{first.uuid}"' not in html
-    assert "not mine" not in html
-    assert client_in.get(url + "?after=not-a-uuid", **HTMX).status_code == 204
-    page = client_in.get(reverse("playground")).content.decode()
-    assert f'data-new-jobs-url="{url}"' in page

@@ -89,18 +89,18 @@ def test_lineage_leaves_out_what_the_viewer_cannot_see(client_in, bobs_gen, team
 
 
 def test_made_from_it_is_newest_first_and_capped_with_a_count(client_in, sandbox, team, user, bob):
-    from playground.generations import views
+    from playground.generations import views_detail
 
     original = factories.job(team, user, "kie", "seedream-v4", prompt="a stone bridge")
     remixes = [factories.job(team, bob, "kie", "seedream-v4", prompt=f"a stone bridge {i}")
-               for i in range(views.LINEAGE_CAP + 2)]
+               for i in range(views_detail.LINEAGE_CAP + 2)]
     Generation.objects.filter(pk__in=[g.pk for g in remixes]).update(remix_of=original)
     page = client_in.get(original.get_absolute_url()).content.decode()
     made = section(page, "made-from")
     links = re.findall(r'href="/g/([0-9a-f-]+)/"', made)
-    assert links == [str(g.uuid) for g in reversed(remixes)][:views.LINEAGE_CAP]
-    assert f"Made from it <span class=\"muted\">({views.LINEAGE_CAP + 2})</span>" in page
-    assert f"Showing the newest {views.LINEAGE_CAP}" in page
+    assert links == [str(g.uuid) for g in reversed(remixes)][:views_detail.LINEAGE_CAP]
+    assert f"Made from it <span class=\"muted\">({views_detail.LINEAGE_CAP + 2})</span>" in page
+    assert f"Showing the newest {views_detail.LINEAGE_CAP}" in page
 
 
 def test_the_page_costs_the_same_queries_however_much_was_made_from_it(client_in, sandbox, team, user, bob):

@@ -65,9 +65,9 @@ def credits_text(value) -> str:
 def image_targets():
     """(provider, model, label) of the models that take an input image: the
     choices of "Use as input"."""
-    from playground.generations.views import _image_models
+    from playground.generations.views_media import image_models
 
-    return _image_models()
+    return image_models()
 
 
 @register.filter
