@@ -9,8 +9,9 @@ Loading them at start, as Celery imports its task modules when a worker
 starts, makes the first job as cheap as the rest (no import pause inside a
 job's lease) and leaves the worker's RSS a measure of real growth.
 
-What a worker's allocator keeps after a burst of images is not trimmed by
-hand: `manage.py serve` runs each worker with `--max-tasks`
+Pillow allocates pixels in 64 KiB blocks (settings: PILLOW_BLOCK_SIZE), so
+the C allocator does not keep each freed 4 MiB image. What a worker's
+allocator keeps after a burst of images is not trimmed by hand: `manage.py serve` runs each worker with `--max-tasks`
 (TASK_WORKER_MAX_TASKS) and starts it again when it exits, so a worker that
 grows is replaced by a fresh one after that many tasks.
 """
