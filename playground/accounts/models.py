@@ -119,7 +119,7 @@ class Endpoint:
         try:
             adapter = registry.get(provider)
         except LookupError:
-            from playground.providers.base import ProviderError
+            from playground.providers.errors import ProviderError
             from playground.providers.removed import PROVIDER_GONE
 
             raise ProviderError("config", PROVIDER_GONE) from None
@@ -163,7 +163,7 @@ class Endpoint:
         it is made from our servers. Checked again at connect time."""
         if self.source != "team":
             return
-        from playground.providers.base import ProviderError
+        from playground.providers.errors import ProviderError
 
         from playground.lib.net.addresses import EgressRefused
         from playground.lib.net.guard import check_base_url

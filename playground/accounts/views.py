@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from playground.providers import registry
-from playground.providers.base import ProviderError
+from playground.providers.errors import ProviderError
 
 from playground.lib.crypto import CredentialError
 

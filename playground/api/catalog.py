@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from playground.providers import registry
-from playground.providers.base import ModelSpec
+from playground.providers.params import ModelSpec
 
 from .errors import ApiError
 from .models import ModelAlias, model_id

@@ -19,7 +19,8 @@ from django.conf import settings
 from playground.lib import text
 from playground.lib.net.download import DownloadError
 from playground.lib.images import check_image
-from playground.providers.base import ModelSpec, Param, ProviderError
+from playground.providers.errors import ProviderError
+from playground.providers.params import ModelSpec, Param
 
 from .catalog import Resolved
 from .errors import ApiError, invalid

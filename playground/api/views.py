@@ -34,7 +34,7 @@ from playground.generations.models import Generation, GenerationImage, InputImag
 from playground.generations.views_media import file_response
 from playground.ledger.budgets import BudgetExceeded
 from playground.lib import text
-from playground.providers.base import ProviderError
+from playground.providers.errors import ProviderError
 
 from . import catalog, mapping, ratelimit
 from .errors import ApiError, invalid

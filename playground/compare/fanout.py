@@ -20,7 +20,8 @@ from playground.ledger.budgets import BudgetExceeded
 from playground.ledger.prices import Prices
 from playground.lib.units import Amount, Totals
 from playground.providers import registry
-from playground.providers.base import ModelSpec, Param, ProviderError
+from playground.providers.errors import ProviderError
+from playground.providers.params import ModelSpec, Param
 
 from .models import Cell, Comparison, Row
 

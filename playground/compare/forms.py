@@ -4,7 +4,7 @@ import uuid
 
 from django import forms
 
-from playground.providers.base import ProviderError
+from playground.providers.errors import ProviderError
 
 from . import fanout
 from .models import NAME_MAX, PROMPT_MAX, Comparison

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_POST
 from playground.accounts.access import team_required
 from playground.generations.models import Generation, InputImage
 from playground.ledger.budgets import BudgetExceeded
-from playground.providers.base import ProviderError
+from playground.providers.errors import ProviderError
 
 from . import fanout, leaderboard
 from .forms import UPLOAD_PLACEHOLDER, CompareForm, EditForm

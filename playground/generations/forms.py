@@ -5,7 +5,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 
-from playground.providers.base import ModelSpec, Param
+from playground.providers.params import ModelSpec, Param
 
 
 def field_for(p: Param) -> forms.Field:
@@ -155,7 +155,7 @@ class ModelForm(forms.Form):
         """jobs.create refuses what the declarations forbid (spec.validate):
         when the fields found nothing, a value they let through that the
         declarations refuse is shown on its field, never as a server error."""
-        from playground.providers.base import ProviderError
+        from playground.providers.errors import ProviderError
 
         out = {}
         for p in self.spec.params:

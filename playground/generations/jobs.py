@@ -38,7 +38,8 @@ from playground.ledger import book
 from playground.lib.crypto import CredentialError
 from playground.lib.net.download import DownloadError, fetch
 from playground.lib.images import check_image
-from playground.providers.base import POLL_RETRYABLE, Outcome, ProviderError
+from playground.providers.errors import POLL_RETRYABLE, ProviderError
+from playground.providers.exchange import Outcome
 
 from . import ratelimit, states
 from .models import Generation, GenerationImage

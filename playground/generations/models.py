@@ -228,7 +228,7 @@ class Generation(models.Model):
 
     @property
     def error_hint(self) -> str:
-        from playground.providers.base import ERROR_KINDS
+        from playground.providers.errors import ERROR_KINDS
 
         return ERROR_KINDS.get(self.error_kind, "")
 
@@ -404,7 +404,7 @@ class InputImage(models.Model):
         return settings.PUBLIC_BASE_URL + reverse("input_image_public", args=[token])
 
     def as_input(self):
-        from playground.providers.base import ImageInput
+        from playground.providers.exchange import ImageInput
 
         def load():
             with self.file.open("rb") as fh:

@@ -23,7 +23,7 @@ import random
 
 from django.conf import settings
 
-from playground.providers.base import POLL_RETRYABLE, RETRYABLE
+from playground.providers.errors import POLL_RETRYABLE, RETRYABLE
 
 from . import states
 

@@ -7,7 +7,7 @@ import json
 import shlex
 
 from playground.accounts.models import Endpoint
-from playground.providers.base import ImageInput, PreparedRequest
+from playground.providers.exchange import ImageInput, PreparedRequest
 
 from .models import Generation
 

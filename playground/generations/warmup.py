@@ -34,7 +34,7 @@ def warm_up() -> None:
 
     from playground.lib.net import guard
     from playground.providers import registry
-    from playground.providers.base import process_client
+    from playground.providers.client import process_client
 
     from . import jobs, tasks  # noqa: F401  (what every task runs)
 

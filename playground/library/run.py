@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 from playground.providers import registry
-from playground.providers.base import ModelSpec, Param
+from playground.providers.params import ModelSpec, Param
 
 VARIABLE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]{0,39})\}")
 VARIABLE_MAX = 300  # characters a variable's value may have

@@ -18,15 +18,10 @@ import httpx
 
 from playground.lib.units import currency
 
-from .base import (
-    Adapter,
-    ModelSpec,
-    Outcome,
-    Param,
-    PreparedRequest,
-    ProviderError,
-    unique,
-)
+from .adapter import Adapter
+from .errors import ProviderError
+from .exchange import Outcome, PreparedRequest, unique
+from .params import ModelSpec, Param
 
 # Model ids offered as suggestions; the field stays free text. The contract
 # lists none, so Kawai offers none by default (settings.KAWAI_MODELS adds some).

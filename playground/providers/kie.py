@@ -12,15 +12,10 @@ from urllib.parse import quote
 
 from playground.lib.units import credit_unit
 
-from .base import (
-    Adapter,
-    ModelSpec,
-    Outcome,
-    Param,
-    PreparedRequest,
-    ProviderError,
-    unique,
-)
+from .adapter import Adapter
+from .errors import ProviderError
+from .exchange import Outcome, PreparedRequest, unique
+from .params import ModelSpec, Param
 
 PROMPT = Param(
     "prompt", "longtext", required=True, max_length=5000,

@@ -16,15 +16,10 @@ from urllib.parse import quote
 
 from playground.lib.units import credit_unit
 
-from .base import (
-    Adapter,
-    ModelSpec,
-    Outcome,
-    Param,
-    PreparedRequest,
-    ProviderError,
-    unique,
-)
+from .adapter import Adapter
+from .errors import ProviderError
+from .exchange import Outcome, PreparedRequest, unique
+from .params import ModelSpec, Param
 
 # The public price is per megapixel but not documented: estimate with this
 # rate, overridable by the KVID_CREDITS_PER_MEGAPIXEL setting / environment

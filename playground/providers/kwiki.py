@@ -10,14 +10,10 @@ from decimal import Decimal, InvalidOperation
 
 from playground.lib.units import credit_unit
 
-from .base import (
-    Adapter,
-    ModelSpec,
-    Outcome,
-    Param,
-    PreparedRequest,
-    ProviderError,
-)
+from .adapter import Adapter
+from .errors import ProviderError
+from .exchange import Outcome, PreparedRequest
+from .params import ModelSpec, Param
 
 PROMPT_MAX = 1000
 AGE_MIN, AGE_MAX = 18, 70

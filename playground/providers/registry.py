@@ -11,7 +11,8 @@ from django.utils.module_loading import import_string
 
 from playground.lib.units import Unit, currency, unit_from_code
 
-from .base import Adapter, ModelSpec
+from .adapter import Adapter
+from .params import ModelSpec
 from .removed import removed_model, removed_provider
 
 KEY_RE = re.compile(r"[a-z][a-z0-9_]{0,39}")

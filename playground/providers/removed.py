@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
 
-from .base import Adapter, ModelSpec, ProviderError
+from .adapter import Adapter
+from .errors import ProviderError
+from .params import ModelSpec
 
 PROVIDER_GONE = "This provider is no longer configured on this instance."
 MODEL_GONE = "This model is no longer configured on this instance."

@@ -109,7 +109,7 @@ def test_a_base_url_that_turns_private_later_stops_jobs_before_any_call(sandbox,
 
 
 def test_a_provider_echoing_the_key_does_not_put_it_on_the_page(team):
-    from playground.providers.base import ProviderError
+    from playground.providers.errors import ProviderError
 
     endpoint = Endpoint("kie", "https://api.kie.ai", SECRET, "team")
     err = endpoint.scrubbed(ProviderError("auth", f"Incorrect API key provided: Bearer {SECRET}"))

@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from playground.accounts.models import Membership
 from playground.providers import registry
-from playground.providers.base import ProviderError
+from playground.providers.errors import ProviderError
 from playground.providers.kie import KieAdapter
 from playground.providers.kvid import KvidAdapter
 

@@ -150,7 +150,7 @@ def test_reported_times_in_epoch_milliseconds_and_iso():
 
 @pytest.mark.django_db
 def test_without_reported_times_the_polls_bracket_the_provider_time(team, user):
-    from playground.providers.base import Outcome
+    from playground.providers.exchange import Outcome
 
     gen = submitted_job(team, user)
     now = timezone.now()
@@ -177,7 +177,7 @@ def test_a_submitted_job_is_scheduled_for_its_models_usual_time(team, user, sand
 
 @pytest.mark.django_db
 def test_without_reported_times_a_first_ask_hit_does_not_creep_the_median_up(team, user):
-    from playground.providers.base import Outcome
+    from playground.providers.exchange import Outcome
 
     gen = submitted_job(team, user)
     gen.submitted_at = timezone.now() - timedelta(seconds=10.5)  # asked at median 10 + 0.5 margin: done
@@ -244,7 +244,7 @@ def test_a_kvid_job_is_polled_mid_way_showing_its_stage_then_at_kvids_estimate(t
 def test_a_look_mid_way_does_not_halve_the_recorded_provider_time(team, user):
     """Generating at 4 s (the look mid-way), done at the call at its 10 s
     estimate: the provider took about 10 s, not the middle of 4 and 10."""
-    from playground.providers.base import Outcome
+    from playground.providers.exchange import Outcome
 
     gen = submitted_job(team, user, provider="kvid", model="text-to-image")
     now = timezone.now()

@@ -11,7 +11,7 @@ import pytest
 from playground.generations import jobs
 from playground.generations.models import Generation
 from playground.ledger.models import Entry
-from playground.providers.base import ProviderError
+from playground.providers.errors import ProviderError
 
 from tests.bad_text import NUL_TEXT, SURROGATE, multipart
 from tests.helpers import Counting, run_tasks, start_sandbox, use_sandbox

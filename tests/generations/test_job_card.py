@@ -115,7 +115,7 @@ def test_a_job_never_sent_says_canceled_before_it_was_sent(client_in, sandbox, t
 
 
 def test_a_job_canceled_while_being_sent_and_then_refused_is_not_sent_again(client_in, sandbox, team, user):
-    from playground.providers.base import ProviderError
+    from playground.providers.errors import ProviderError
 
     gen = jobs.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a gate"})
     assert gen.transition(Generation.QUEUED, status=Generation.SUBMITTING, endpoint_source="sandbox")

@@ -19,7 +19,7 @@ from playground.generations import jobs, states
 from playground.generations.models import Generation
 from playground.generations.retry import DOWNLOAD, POLL, RUNNING, SUBMIT, GiveUp, Retry, RetryPolicy
 from playground.lib.net.download import DownloadError
-from playground.providers.base import ProviderError
+from playground.providers.errors import ProviderError
 
 from tests.factories import job
 

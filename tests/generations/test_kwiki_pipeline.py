@@ -8,7 +8,7 @@ import pytest
 from playground.generations import jobs
 from playground.generations.forms import form_for
 from playground.generations.models import Generation
-from playground.providers.base import ProviderError
+from playground.providers.errors import ProviderError
 from playground.providers.kwiki import KwikiAdapter
 
 from tests.factories import job

@@ -10,7 +10,7 @@ import pytest
 
 from playground.generations import jobs
 from playground.generations.models import Generation, GenerationImage
-from playground.providers.base import Outcome
+from playground.providers.exchange import Outcome
 
 from tests.factories import job
 from tests.helpers import run_tasks, start_sandbox, use_sandbox
@@ -379,7 +379,7 @@ def test_a_good_status_answer_resets_the_retry_budget(sandbox, team, user, setti
 
 
 def test_a_rate_limit_hint_longer_than_the_backoff_cap_is_honoured(sandbox, team, user, settings):
-    from playground.providers.base import ProviderError
+    from playground.providers.errors import ProviderError
 
     settings.JOB_BACKOFF_CAP_SECONDS = 300
     gen = job(team, user, prompt="an hourglass")

@@ -16,7 +16,7 @@ from playground.generations import jobs
 from playground.generations.models import Generation
 from playground.ledger.models import Entry
 from playground.providers import registry
-from playground.providers.base import ProviderError
+from playground.providers.errors import ProviderError
 
 from tests.helpers import run_tasks
 

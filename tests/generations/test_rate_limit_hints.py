@@ -3,7 +3,7 @@
 import httpx
 import pytest
 
-from playground.providers.base import ProviderError
+from playground.providers.errors import ProviderError
 from playground.providers.kie import KieAdapter
 from playground.providers.kvid import KvidAdapter
 

@@ -1,5 +1,5 @@
 """The app's HTTP clients are plain httpx.Clients, one long-lived client per
-process and provider (providers.base.process_client), and one per process
+process and provider (providers.client.process_client), and one per process
 for guarded calls (lib/net/guard.py): redirects are returned, not followed
 (the caller checks each one), and no cookie is kept or sent back."""
 
@@ -10,7 +10,8 @@ import httpx
 import pytest
 
 from playground.lib.net import guard
-from playground.providers import base, registry
+from playground.providers import registry
+from playground.providers.client import process_client
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -45,13 +46,13 @@ def server():
 def clients(server):
     adapter = next(iter(registry.adapter_classes().values()))
     here = server.removeprefix("http://")  # a private address: allowed by name
-    return [base.process_client(adapter), guard.guarded_client(lambda: [here])]
+    return [process_client(adapter), guard.guarded_client(lambda: [here])]
 
 
 def test_one_long_lived_client_per_process_and_provider():
     for cls in registry.adapter_classes().values():
-        assert base.process_client(cls) is base.process_client(cls)
-        assert isinstance(base.process_client(cls), httpx.Client)
+        assert process_client(cls) is process_client(cls)
+        assert isinstance(process_client(cls), httpx.Client)
 
 
 def test_a_redirect_is_returned_not_followed(server):

@@ -9,7 +9,7 @@ from playground.generations import jobs
 from playground.lib.scrub import KEY_REMOVED, PROVIDER_MESSAGE_MAX, scrub
 from playground.accounts.models import Endpoint, ProviderCredential
 from playground.generations.models import Generation
-from playground.providers.base import ProviderError
+from playground.providers.errors import ProviderError
 
 from tests.helpers import run_tasks
 from tests.lib.egress_server import RecordingServer

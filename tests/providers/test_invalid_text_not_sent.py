@@ -7,7 +7,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from playground.providers.base import PreparedRequest, ProviderError
+from playground.providers.errors import ProviderError
+from playground.providers.exchange import PreparedRequest
 from playground.providers.kawai import KawaiAdapter
 from playground.providers.kie import KieAdapter
 from playground.providers.kvid import KvidAdapter

@@ -13,7 +13,8 @@ from PIL import Image
 
 
 from playground.generations.forms import form_for
-from playground.providers.base import ImageInput, ProviderError
+from playground.providers.errors import ProviderError
+from playground.providers.exchange import ImageInput
 from playground.providers.kawai import KawaiAdapter
 
 from tests.helpers import start_sandbox

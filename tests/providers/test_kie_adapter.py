@@ -15,7 +15,8 @@ import httpx
 import pytest
 from PIL import Image
 
-from playground.providers.base import ImageInput, ProviderError
+from playground.providers.errors import ProviderError
+from playground.providers.exchange import ImageInput
 from playground.providers.kie import KieAdapter, service_of
 
 from tests.helpers import finish_provider_jobs, start_sandbox

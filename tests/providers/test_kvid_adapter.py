@@ -10,7 +10,8 @@ import httpx
 from PIL import Image
 import pytest
 
-from playground.providers.base import ImageInput, ProviderError
+from playground.providers.errors import ProviderError
+from playground.providers.exchange import ImageInput
 from playground.providers.kvid import KvidAdapter, parse_estimated_time, plausible
 
 from tests.helpers import finish_provider_jobs, start_sandbox

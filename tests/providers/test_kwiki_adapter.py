@@ -8,7 +8,7 @@ import httpx
 from PIL import Image
 import pytest
 
-from playground.providers.base import ProviderError
+from playground.providers.errors import ProviderError
 from playground.providers.kwiki import KwikiAdapter
 
 

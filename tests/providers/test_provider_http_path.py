@@ -13,8 +13,9 @@ from tests.helpers import start_sandbox
 import httpx
 import pytest
 
-from playground.providers import base
-from playground.providers.base import DEFAULT_RETRY_AFTER, Adapter, ProviderError
+from playground.providers.adapter import Adapter
+from playground.providers.client import process_client
+from playground.providers.errors import DEFAULT_RETRY_AFTER, ProviderError
 from playground.providers.kawai import KawaiAdapter
 from playground.providers.kie import KieAdapter
 from playground.providers.kvid import KvidAdapter
@@ -126,7 +127,7 @@ def rate_limited(sb, cls, prefix, model) -> ProviderError:
 def test_a_429_without_a_hint_waits_the_one_documented_default_for_every_provider(hintless):
     waits = {cls.key: rate_limited(hintless, cls, prefix, model).retry_after for cls, prefix, model in RATE_LIMITED}
     assert waits == {cls.key: DEFAULT_RETRY_AFTER for cls, _, _ in RATE_LIMITED}
-    assert DEFAULT_RETRY_AFTER == 10.0  # the figure base.py documents
+    assert DEFAULT_RETRY_AFTER == 10.0  # the figure errors.py documents
 
 
 def test_a_429_with_a_hint_still_waits_the_hint(sandbox):
@@ -199,7 +200,7 @@ def test_threads_starting_together_share_one_client():
 
     def first_use():
         barrier.wait()
-        clients.append(base.process_client(cls))
+        clients.append(process_client(cls))
 
     threads = [threading.Thread(target=first_use) for _ in range(8)]
     for t in threads:
