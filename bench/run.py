@@ -252,7 +252,7 @@ def gallery_review(sizes=(500, 100_000)):
     from django.utils import timezone
 
     from playground.accounts.models import Membership, Team
-    from playground.generations import gallery
+    from playground.generations import gallery_filters
     from playground.generations.models import Favorite, Generation, GenerationImage
 
     owner = get_user_model().objects.create_user("gallery-bench", password="bench-pass-123")
@@ -286,7 +286,7 @@ def gallery_review(sizes=(500, 100_000)):
             Favorite.objects.bulk_create([Favorite(user=owner, generation=g) for g in batch[::7]], batch_size=2000)
         first = "/generations/?scope=team"
         middle = Generation.objects.visible_to(owner, team).order_by("-created_at", "-id")[size // 2]
-        deep = f"{first}&after={gallery.cursor_of(middle)}"
+        deep = f"{first}&after={gallery_filters.cursor_of(middle)}"
         line = f"gallery, team scope ({size:>7,} generations):"
         for name, url in (("first page", first), ("deep page", deep)):
             count = [0]
@@ -297,7 +297,7 @@ def gallery_review(sizes=(500, 100_000)):
 
             with connection.execute_wrapper(counter):
                 response = client.get(url)
-            assert response.status_code == 200 and response.content.count(b'data-testid="card"') == gallery.PAGE_SIZE
+            assert response.status_code == 200 and response.content.count(b'data-testid="card"') == gallery_filters.PAGE_SIZE
             times, sql = [], []
 
             def sql_timer(execute, *args):

@@ -5,8 +5,8 @@ from django.urls import include, path
 from playground.accounts import views as team_views
 from playground.api import urls as api_urls
 from playground.api import views as api_views
-from playground.generations import (gallery, polling, views_callback, views_detail, views_healthz, views_media,
-                                    views_playground)
+from playground.generations import (gallery_views, gallery_zip, polling, views_callback, views_detail, views_healthz,
+                                    views_media, views_playground)
 from playground.ledger import account
 from playground.ledger import manage as ledger_manage
 from playground.ledger import views as ledger_views
@@ -18,11 +18,11 @@ urlpatterns = [
     path("g/<uuid:uuid>/", views_detail.generation, name="generation"),
     path("g/<uuid:uuid>/cancel", views_detail.cancel, name="cancel"),
     path("g/<uuid:uuid>/inputs/<uuid:input_uuid>", views_media.generation_input, name="generation_input"),
-    path("generations/", gallery.gallery, name="gallery"),
-    path("generations/zip", gallery.download_zip, name="download_zip"),
-    path("g/<uuid:uuid>/favorite", gallery.toggle_favorite, name="toggle_favorite"),
-    path("g/<uuid:uuid>/visibility", gallery.set_visibility, name="set_visibility"),
-    path("g/<uuid:uuid>/delete", gallery.delete_generation, name="delete_generation"),
+    path("generations/", gallery_views.gallery, name="gallery"),
+    path("generations/zip", gallery_zip.download_zip, name="download_zip"),
+    path("g/<uuid:uuid>/favorite", gallery_views.toggle_favorite, name="toggle_favorite"),
+    path("g/<uuid:uuid>/visibility", gallery_views.set_visibility, name="set_visibility"),
+    path("g/<uuid:uuid>/delete", gallery_views.delete_generation, name="delete_generation"),
     path("images/<uuid:uuid>", views_media.image, name="image"),
     path("images/<uuid:uuid>/thumb", views_media.image_thumb, name="image_thumb"),
     path("images/<uuid:uuid>/use-as-input", views_media.use_as_input, name="use_as_input"),

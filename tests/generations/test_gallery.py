@@ -16,7 +16,7 @@ from django.utils import timezone
 from PIL import Image
 import pytest
 
-from playground.generations import gallery
+from playground.generations import gallery_filters
 from playground.generations.models import Favorite, Generation, GenerationImage, InputImage
 
 from tests import factories
@@ -163,7 +163,7 @@ def test_text_search_finds_every_word_of_the_prompt_on_this_database(client_in, 
 
 
 def test_pagination_neither_skips_nor_repeats_while_generations_arrive(client_in, team, user, monkeypatch):
-    monkeypatch.setattr(gallery, "PAGE_SIZE", 4)
+    monkeypatch.setattr(gallery_filters, "PAGE_SIZE", 4)
     same = timezone.now() - timedelta(hours=1)
     # Ties on created_at: the id breaks them.
     existing = [finished(team, user, f"tile {i}", at=same if i % 3 else same - timedelta(minutes=i))
@@ -185,7 +185,7 @@ def test_pagination_neither_skips_nor_repeats_while_generations_arrive(client_in
 
 
 def test_the_older_link_keeps_the_filters_and_htmx_gets_the_next_cards_alone(client_in, team, user, monkeypatch):
-    monkeypatch.setattr(gallery, "PAGE_SIZE", 2)
+    monkeypatch.setattr(gallery_filters, "PAGE_SIZE", 2)
     for i in range(3):
         finished(team, user, f"a yellow kite {i}")
     finished(team, user, "a blue kite")
@@ -210,7 +210,7 @@ def test_a_page_costs_the_same_queries_whatever_its_size(client, team, user, bob
     client.force_login(user)
     counts = {}
     for size in (3, 10):
-        monkeypatch.setattr(gallery, "PAGE_SIZE", size)
+        monkeypatch.setattr(gallery_filters, "PAGE_SIZE", size)
         client.get(reverse("gallery"))  # warm caches (session, team)
         with CaptureQueriesContext(connection) as q:
             response = client.get(reverse("gallery") + f"?scope={scope}")

@@ -10,7 +10,7 @@ from django.db import connection
 from django.urls import reverse
 import pytest
 
-from playground.generations import gallery
+from playground.generations import gallery_filters, gallery_zip
 from playground.generations.models import Favorite, Generation, GenerationImage
 from playground.ledger.models import Entry
 
@@ -167,14 +167,14 @@ def test_the_zip_holds_the_images_the_viewer_may_see_with_names_from_the_prompt(
 
 def test_the_zip_is_streamed_as_it_is_written(team, user):
     gens = [finished(team, user, f"a stream {i}") for i in range(3)]
-    chunks = list(gallery.stream_zip(GenerationImage.objects.filter(generation__in=gens)
+    chunks = list(gallery_zip.stream_zip(GenerationImage.objects.filter(generation__in=gens)
                                      .select_related("generation")))
     assert sum(1 for c in chunks if c) >= 3  # a piece per file at least, not one blob at the end
     assert len(zipfile.ZipFile(io.BytesIO(b"".join(chunks))).namelist()) == 3
 
 
 def test_too_many_images_for_one_zip_is_a_clear_error(client_in, team, user, monkeypatch):
-    monkeypatch.setattr(gallery, "ZIP_MAX_IMAGES", 3)
+    monkeypatch.setattr(gallery_zip, "ZIP_MAX_IMAGES", 3)
     gens = [finished(team, user, f"a tile {i}", images=2) for i in range(2)]
     response = client_in.post(reverse("download_zip"), {"g": [str(g.uuid) for g in gens]}, follow=True)
     assert "Too many images for one zip: select at most 3 images." in response.content.decode()
@@ -203,7 +203,7 @@ def test_postgresql_has_the_prompt_search_index(db):
         (definition,) = c.fetchone()
     assert "gin" in definition and "to_tsvector" in definition
     # The gallery's search is the indexed expression: the planner can use it.
-    sql, params = gallery.search(Generation.objects.all(), "red boats")[:25].query.sql_with_params()
+    sql, params = gallery_filters.search(Generation.objects.all(), "red boats")[:25].query.sql_with_params()
     with connection.cursor() as c:
         c.execute("SET LOCAL enable_seqscan = off")
         c.execute("EXPLAIN " + sql, params)

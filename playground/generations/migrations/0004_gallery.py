@@ -4,7 +4,7 @@ from django.conf import settings
 from django.db import migrations, models
 
 # The gallery's text search (PostgreSQL only): the same expression as
-# gallery.search() builds with SearchVector(KT("params__prompt"), config="english").
+# gallery_filters.search() builds with SearchVector(KT("params__prompt"), config="english").
 FTS_INDEX = "core_generation_prompt_fts"
 FTS_EXPR = "to_tsvector('english'::regconfig, COALESCE((params ->> 'prompt'), ''))"
 
