@@ -6,7 +6,6 @@ one transaction (all of them, or none when a hard budget refuses one)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal
 import math
 import re
 import secrets
@@ -15,8 +14,7 @@ from django.db import IntegrityError, transaction
 
 from playground.generations import jobs
 from playground.generations.models import Generation
-from playground.ledger.book import quote as ledger_quote
-from playground.ledger.budgets import BudgetExceeded
+from playground.ledger.budgets import BudgetExceeded, check as budget_check
 from playground.ledger.prices import Prices
 from playground.lib.units import Amount, Totals
 from playground.providers import registry
@@ -291,31 +289,19 @@ class Plan:
         prices = Prices(team)
         totals = Totals()
         per_model: dict[str, Totals] = {}
+        by_provider: dict[str, Amount] = {}
         for row in self.cells:
             for m in row:
                 spec = registry.get(m.provider).model(m.model)
                 amount = Amount(spec.estimate(m.params), registry.get(m.provider).unit)
                 totals.add(amount)
                 per_model.setdefault(label(m.provider, m.model), Totals()).add(amount)
-        by_provider: dict[str, Decimal] = {}
-        for row in self.cells:
-            for m in row:
-                by_provider[m.provider] = by_provider.get(m.provider, Decimal("0")) + registry.get(
-                    m.provider).model(m.model).estimate(m.params)
-        # Each budget once, with what the whole grid needs of it: a budget for
-        # all providers (in money) adds up every provider's cells.
-        merged: dict[int, object] = {}
-        for provider, amount in by_provider.items():
-            for st in ledger_quote(team, user, provider, amount, prices).budgets:
-                seen = merged.get(st.budget.pk)
-                if seen is None:
-                    merged[st.budget.pk] = st
-                    continue
-                if st.run_unpriced is not None and seen.run_unpriced is None:
-                    seen.run_unpriced = st.run_unpriced
-                if st.needs is not None:
-                    seen.needs = st.needs if seen.needs is None else seen.needs + st.needs
-        warnings = [st for st in merged.values() if st.would_exceed]
+                by_provider[m.provider] = by_provider[m.provider] + amount if m.provider in by_provider else amount
+        # Each budget once, with what the whole grid needs of it (a budget for
+        # all providers, in money, adds up every provider's cells): the
+        # budgets a run touches are the ledger's one rule (budgets.applicable).
+        merged = budget_check(team, user, by_provider, prices)
+        warnings = [st for st in merged if st.would_exceed]
         return {"totals": totals, "money": prices.total(totals), "per_model": per_model,
                 "cells": sum(len(r) for r in self.cells), "budgets": warnings}
 

@@ -12,14 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db import connection, transaction
+from django.db import transaction
 
 from playground.lib.units import Amount
 from playground.providers import registry
 
 from . import budgets as budgets_mod
 from .budgets import BudgetExceeded, BudgetStatus
-from .models import Budget, Entry, ProviderBalance
+from .models import Entry, ProviderBalance
 from .prices import Prices
 
 
@@ -53,37 +53,26 @@ class Quote:
 
 
 def quote(team, user, provider: str, amount: Decimal, prices: Prices | None = None, api_token=None) -> Quote:
-    """A run's cost and the budgets it touches (no lock, nothing written);
-    api_token: a run through that token also meets the token's budgets."""
+    """A run's cost and the budgets it touches (budgets.applicable; no lock,
+    nothing written); api_token: a run through that token also meets the
+    token's budgets."""
     prices = prices or Prices(team)
     cost = Amount(amount, registry.get_or_removed(provider).unit)
     return Quote(cost, prices.money_of(cost, provider),
-                 budgets_mod.check(team, user, provider, cost, prices, api_token=api_token))
+                 budgets_mod.check(team, user, {provider: cost}, prices, api_token=api_token))
 
 
 def reserve(gen) -> list[BudgetStatus]:
     """Hold the job's estimate against every budget it touches, or refuse
     (BudgetExceeded) when a hard one would be exceeded. Call inside the
     transaction that creates the job: a refusal rolls the job back, so
-    nothing is sent. Returns the soft budgets the run goes over (warnings)."""
+    nothing is sent. Returns the soft budgets the run goes over (warnings).
+    The budgets are those of the quote (budgets.applicable), for the job's
+    owner, provider and API token, read under a lock."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("reserve() must run inside the transaction that creates the job")
-    # The team's budgets are read in one plain query and those the run
-    # touches picked here (budgets_mod.touches, as applicable() would filter
-    # them): building applicable()'s query cost more than running it, and
-    # this runs for every job, inside the write transaction. A job made
-    # through an API token also meets that token's budgets.
-    team_budgets = Budget.objects.filter(team_id=gen.team_id).order_by("id")
-    if connection.features.has_select_for_update:
-        # PostgreSQL: concurrent submissions take turns on these rows. SQLite
-        # needs no row lock: its transactions are IMMEDIATE (one writer).
-        team_budgets = team_budgets.select_for_update()
-    touched = [b for b in team_budgets
-               if budgets_mod.touches(b, gen.owner_id, gen.provider, gen.api_token_id)]
-    statuses = []
-    if touched:  # the prices are read only when a budget needs them (a query fewer per job otherwise)
-        cost = Amount(gen.cost_estimate, registry.get_or_removed(gen.provider).unit)
-        statuses = budgets_mod.check(gen.team, gen.owner, gen.provider, cost, Prices(gen.team), budgets=touched)
+    cost = Amount(gen.cost_estimate, registry.get_or_removed(gen.provider).unit)
+    statuses = budgets_mod.check(gen.team, gen.owner_id, {gen.provider: cost}, api_token=gen.api_token_id, lock=True)
     refused = [s for s in statuses if s.budget.hard and s.would_exceed]
     if refused:
         raise BudgetExceeded(refused)

@@ -1,5 +1,5 @@
-"""Budgets: which ones a run touches, what each has left, and the check that
-holds them.
+"""Budgets: which ones a run touches (applicable(), the one rule), what each
+has left, and the check that holds them.
 
 A budget's use in its current period = captures and adjustments written in
 the period + reservations written in the period that are not yet settled
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from django.db import connection
 from django.db.models import Exists, OuterRef, Q, Sum
 from django.utils import timezone
 
@@ -45,28 +46,43 @@ def period_bounds(period: str, zone, now: datetime | None = None) -> tuple[datet
             datetime(after.year, after.month, after.day, tzinfo=zone))
 
 
-def applicable(team, user, provider: str | None = None, api_token=None):
-    """The budgets a run of this user on this provider touches (provider
-    None: every budget of the user and the team). A run through an API token
-    (api_token: the token or its id) also touches that token's budgets; the
-    budgets of tokens touch nothing else."""
-    scope = Q(api_token__isnull=True) & (Q(member__isnull=True) | Q(member=user))
-    if api_token is not None:
-        scope |= Q(api_token=api_token)
-    qs = Budget.objects.filter(team=team).filter(scope)
-    if provider is not None:
-        qs = qs.filter(Q(provider="") | Q(provider=provider))
-    return qs.order_by("id")
+def applicable(team, user, provider: str | None = None, api_token=None, *, lock: bool = False) -> list[Budget]:
+    """The one rule of which budgets a run touches; every caller asks here:
+    the quote (the playground form's estimate, book.quote), the compare
+    grid's quote (check), and the hold when a job is made (book.reserve: the
+    form, the compare grid and the API all make jobs through jobs.create).
+
+    A run of this user touches the team's budgets and this member's; on a
+    provider (None: every provider), the budgets for all providers and those
+    for that one, whatever their unit (an amount counts in a budget's unit
+    only through in_unit). A run through an API token (api_token: the token
+    or its id) also touches that token's budgets; the budgets of tokens touch
+    nothing else. team, user: the objects or their ids.
+
+    The team's budgets are read in one plain query (by id) and picked here:
+    building a filtered query cost more than running it, and reserve() runs
+    this for every job, inside its write transaction. lock: take row locks
+    on them where the database has them (PostgreSQL: concurrent submissions
+    take turns; SQLite needs none, its transactions are IMMEDIATE)."""
+    team_id, user_id, token_id = _pk(team), _pk(user), _pk(api_token)
+    rows = Budget.objects.filter(team_id=team_id).order_by("id")
+    if lock and connection.features.has_select_for_update:
+        rows = rows.select_for_update()
+    out = []
+    for budget in rows:
+        if provider is not None and budget.provider and budget.provider != provider:
+            continue
+        if budget.api_token_id is not None:
+            if token_id is None or budget.api_token_id != token_id:
+                continue
+        elif budget.member_id is not None and budget.member_id != user_id:
+            continue
+        out.append(budget)
+    return out
 
 
-def touches(budget: Budget, user_id, provider: str, api_token_id=None) -> bool:
-    """applicable() for one budget already read: whether a run of this user
-    on this provider (through this API token, if any) touches it."""
-    if budget.provider and budget.provider != provider:
-        return False
-    if budget.api_token_id is not None:
-        return api_token_id is not None and budget.api_token_id == api_token_id
-    return budget.member_id is None or budget.member_id == user_id
+def _pk(obj):
+    return getattr(obj, "pk", obj)
 
 
 def settled_subquery():
@@ -196,20 +212,31 @@ def in_unit(amount: Amount, unit: Unit, prices: Prices, provider: str) -> Decima
     return None
 
 
-def check(team, user, provider: str, cost: Amount, prices: Prices | None = None,
-          budgets=None, now: datetime | None = None, api_token=None) -> list[BudgetStatus]:
-    """Every budget the run touches, with what the run needs in its unit."""
-    prices = prices or Prices(team)
-    out = []
-    for budget in (budgets if budgets is not None else applicable(team, user, provider, api_token)):
-        st = status(budget, prices, now, team=team)
-        value = in_unit(cost, st.limit.unit, prices, provider)
-        if value is None:
-            st.run_unpriced = cost
-        else:
-            st.needs = Amount(value, st.limit.unit)
-        out.append(st)
-    return out
+def check(team, user, costs: dict[str, Amount], prices: Prices | None = None, now: datetime | None = None,
+          api_token=None, *, lock: bool = False) -> list[BudgetStatus]:
+    """Every budget a run touches (applicable()), each once, with what the
+    run needs in its unit. costs: {provider: what the run costs on it, in the
+    provider's unit}: one provider for a job, several for a compare grid,
+    whose budget for all providers (in money) then adds up every provider's
+    cells. Amounts of different units are never added: each is converted to
+    the budget's unit first (in_unit); one that cannot be (no price) makes the
+    run unpriced for that budget. prices are read only when a budget is
+    touched (a query fewer per job otherwise). lock: see applicable()."""
+    merged: dict[int, BudgetStatus] = {}
+    for provider, cost in costs.items():
+        for budget in applicable(team, user, provider, api_token, lock=lock):
+            st = merged.get(budget.pk)
+            if st is None:
+                prices = prices or Prices(team)
+                st = merged[budget.pk] = status(budget, prices, now, team=team)
+            value = in_unit(cost, st.limit.unit, prices, provider)
+            if value is None:
+                if st.run_unpriced is None:  # the first cost it cannot count is named
+                    st.run_unpriced = cost
+            else:
+                needs = Amount(value, st.limit.unit)
+                st.needs = needs if st.needs is None else st.needs + needs
+    return list(merged.values())
 
 
 class BudgetExceeded(Exception):

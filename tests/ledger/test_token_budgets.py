@@ -107,27 +107,3 @@ def test_simultaneous_requests_through_one_token_never_overspend_its_budget():
     assert Entry.objects.filter(team=team, kind=Entry.RESERVE, api_token=token).count() == 5
     # The form is still free of it.
     run(team, owner, "one more boat from the form")
-
-
-@pytest.mark.django_db
-def test_reserve_picks_the_same_budgets_as_applicable_for_every_scope(team, user, bob):
-    """reserve() reads the team's budgets in one plain query and picks those a
-    run touches in Python (budgets.touches): the same set as applicable()."""
-    from playground.ledger.budgets import applicable, touches
-
-    mine, _ = ApiToken.issue(user, team, "mine")
-    theirs, _ = ApiToken.issue(bob, team, "theirs")
-    for member in (None, user, bob):
-        for provider, unit in (("", "usd"), ("kie", "kie_credit"), ("kwiki", "kwiki_credit")):
-            Budget.objects.create(team=team, member=member, provider=provider, unit=unit, amount=Decimal("100"))
-    for token in (mine, theirs):
-        token_budget(token, "50")
-        token_budget(token, "50", provider="", unit="usd")
-    every = list(Budget.objects.filter(team=team))
-    for who in (user, bob):
-        for provider in ("kie", "kwiki", "kawai"):
-            for token in (None, mine, theirs):
-                expected = set(applicable(team, who, provider, api_token=token.pk if token else None))
-                picked = {b for b in every if touches(b, who.pk, provider, token.pk if token else None)}
-                assert picked == expected, (who, provider, token)
-                assert expected  # every combination meets at least the team-wide budgets
