@@ -5,18 +5,17 @@ counted against the token's rate limit, and becomes normal generations
 (jobs.create: owner, team, visibility, ledger, budgets, lineage). The image
 endpoints then wait for the task workers to store the images, up to
 API_WAIT_SECONDS, as coroutines: while a request waits, it holds no thread
-(asyncio.sleep between cheap status reads; under `manage.py serve` the web
-process is uvicorn's event loop, and the request's few database calls run on
-a small shared pool of threads, see playground/asgi.py). The view never calls
+(api/waiting.py: one status read per tick for all the waiting requests;
+under `manage.py serve` the web process is uvicorn's event loop, and the
+request's few database calls run on a small shared pool of threads, see
+playground/asgi.py). The view never calls
 a provider itself."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import logging
-import time
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -37,6 +36,7 @@ from playground.lib import text
 from playground.providers.errors import ProviderError
 
 from . import catalog, mapping, ratelimit
+from . import waiting
 from .errors import ApiError, invalid
 from .models import ApiRequest
 
@@ -49,9 +49,6 @@ FAILURE_STATUS = {"validation": 400, "content_blocked": 400, "unavailable": 503}
 # client's retry of the POST would make (and charge) new jobs: the openai
 # client honours this header.
 NO_RETRY = {"x-should-retry": "false"}
-# Polling the job rows while waiting: first after this many seconds, then
-# 1.5 times longer each time, at most POLL_MAX.
-POLL_FIRST, POLL_MAX = 0.25, 1.0
 
 
 # --- the image endpoints ------------------------------------------------------------
@@ -77,29 +74,13 @@ async def _images(request, endpoint: str):
         if request.method != "POST":
             raise ApiError(405, f"Use POST for /v1/images/{endpoint}.", code="method_not_allowed")
         req_pk, ids = await sync_to_async(_start)(request, endpoint)
-        done = await wait_for(ids, time.monotonic() + settings.API_WAIT_SECONDS)
+        done = await waiting.wait_for(ids, settings.API_WAIT_SECONDS)
         return await sync_to_async(_answer)(request, req_pk, waited_out=not done)
     except ApiError as e:
         return e.response()
     except Exception:
         log.exception("API /v1/images/%s failed", endpoint)
         return ApiError(500, "The server had an error while processing your request.", code="internal_error").response()
-
-
-async def wait_for(ids: list[int], deadline: float) -> bool:
-    """True once none of these generations is active; False at the deadline.
-    Between two reads (one cheap indexed query) the coroutine sleeps: no
-    thread is held."""
-    delay = POLL_FIRST
-    active = Generation.objects.filter(pk__in=ids, status__in=Generation.ACTIVE)
-    while True:
-        if not await active.aexists():
-            return True
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return False
-        await asyncio.sleep(min(delay, left))
-        delay = min(POLL_MAX, delay * 1.5)
 
 
 def _auth(request):
