@@ -13,6 +13,7 @@ from playground.compare.models import Cell, Comparison
 from playground.generations.models import Generation
 from playground.ledger.models import Budget
 
+from tests import factories
 from tests.compare.util import THREE, newest, post_new
 from tests.helpers import run_tasks
 
@@ -86,22 +87,25 @@ def test_a_comparison_runs_every_cell_and_records_the_seed_sent(client_in, sandb
     assert "KIE credits" in page and "kvid credits" in page
 
 
-def test_without_a_seed_one_is_drawn_recorded_and_sent_everywhere(client_in, sandbox):
+def test_without_a_seed_one_is_drawn_recorded_and_sent_everywhere(client_in):
     post_new(client_in, models=["kie:seedream-v4", "kie:qwen"])
     row = newest().rows.get()
     seeds = {c.seed_used for c in row.cells.all()} | {c.generation.params["seed"] for c in row.cells.all()}
     assert seeds == {row.seed}
 
 
-def test_one_failed_cell_is_shown_and_retried_alone(client_in, sandbox, team):
-    post_new(client_in, prompt="a calm lake", prompt_2="a calm lake [fail]", models=["kie:seedream-v4", "kie:qwen"])
+def test_one_failed_cell_is_shown_and_retried_alone(client_in, team):
+    post_new(client_in, prompt="a calm lake", prompt_2="a calm lake at night", models=["kie:seedream-v4", "kie:qwen"])
     comp = newest()
-    for cell in Cell.objects.filter(row__comparison=comp):
-        run_tasks(until=cell.generation)
+    for cell in Cell.objects.filter(row__comparison=comp).select_related("row", "generation"):
+        if cell.row.index == 1:
+            factories.fail(cell.generation, message="The provider could not draw at night.")
+        else:
+            factories.finish(cell.generation)
     failed = list(Cell.objects.filter(row__comparison=comp, generation__status="failed"))
     assert sorted(c.row.index for c in failed) == [1, 1]
     page = client_in.get(reverse("compare_grid", args=[comp.uuid])).content.decode()
-    assert page.count("Retry this cell") == 2 and "sandbox marker [fail]" in page
+    assert page.count("Retry this cell") == 2 and "The provider could not draw at night." in page
     cell = failed[0]
     old = cell.generation
     r = client_in.post(reverse("compare_retry", args=[cell.uuid]))
@@ -118,7 +122,7 @@ def test_one_failed_cell_is_shown_and_retried_alone(client_in, sandbox, team):
     assert done.generation_id == before
 
 
-def test_a_hard_budget_refusal_creates_nothing_and_names_the_cells(client_in, sandbox, team, user):
+def test_a_hard_budget_refusal_creates_nothing_and_names_the_cells(client_in, team, user):
     # Seedream costs 3.5 KIE credits a run: 5 holds one cell, not two.
     Budget.objects.create(team=team, provider="kie", unit="kie_credit", amount=Decimal("5"), hard=True)
     r = post_new(client_in, seeds="1, 2", models=["kie:seedream-v4", "kawai:generations"])
@@ -129,7 +133,7 @@ def test_a_hard_budget_refusal_creates_nothing_and_names_the_cells(client_in, sa
     assert Comparison.objects.count() == 0 and Generation.objects.count() == 0 and Cell.objects.count() == 0
 
 
-def test_the_quote_covers_the_whole_grid(client_in, sandbox):
+def test_the_quote_covers_the_whole_grid(client_in):
     r = post_new(client_in, seeds="1, 2", models=["kie:seedream-v4", "kvid:text-to-image"], action="quote")
     page = r.content.decode()
     assert r.status_code == 200 and "4 cells" in page
@@ -138,7 +142,7 @@ def test_the_quote_covers_the_whole_grid(client_in, sandbox):
     assert Comparison.objects.count() == 0
 
 
-def test_fields_are_limited_and_rows_are_prompts_or_seeds(client_in, sandbox):
+def test_fields_are_limited_and_rows_are_prompts_or_seeds(client_in):
     r = post_new(client_in, name="n" * 121)
     assert r.status_code == 400 and "At most 120 characters (this has 121)." in r.content.decode()
     r = post_new(client_in, prompt="p" * 4001)
@@ -152,13 +156,13 @@ def test_fields_are_limited_and_rows_are_prompts_or_seeds(client_in, sandbox):
     assert Comparison.objects.count() == 0
 
 
-def test_a_cells_image_is_like_any_other_favorite_and_use_as_input(client_in, sandbox, team, user):
+def test_a_cells_image_is_like_any_other_favorite_and_use_as_input(client_in, team, user):
     from playground.generations.models import Favorite, InputImage
 
     post_new(client_in, models=["kie:seedream-v4"])
     comp = newest()
     cell = Cell.objects.get(row__comparison=comp)
-    run_tasks(until=cell.generation)
+    factories.finish(cell.generation)
     grid_url = reverse("compare_grid", args=[comp.uuid])
     page = client_in.get(grid_url).content.decode()
     assert ">Favorite</button>" in page and "Use as input" in page
@@ -172,7 +176,7 @@ def test_a_cells_image_is_like_any_other_favorite_and_use_as_input(client_in, sa
     assert r.status_code == 302 and InputImage.objects.filter(team=team, source=image).exists()
 
 
-def test_per_model_overrides_replace_what_the_shared_inputs_gave(client_in, sandbox):
+def test_per_model_overrides_replace_what_the_shared_inputs_gave(client_in):
     r = post_new(client_in, models=["kie:qwen", "kie:seedream-v4"], aspect="1:1",
                  overrides="kie:qwen num_inference_steps=40 acceleration_level=high image_size=landscape_4_3")
     assert r.status_code == 302
@@ -191,7 +195,7 @@ def test_per_model_overrides_replace_what_the_shared_inputs_gave(client_in, sand
         assert r.status_code == 400 and message in r.content.decode(), bad
 
 
-def test_the_live_quote_is_a_fragment_and_names_a_budget_it_would_break(client_in, sandbox, team):
+def test_the_live_quote_is_a_fragment_and_names_a_budget_it_would_break(client_in, team):
     Budget.objects.create(team=team, provider="kie", unit="kie_credit", amount=Decimal("5"), hard=True)
     r = client_in.post(reverse("compare_new"), {"prompt": "a calm lake", "models": ["kie:seedream-v4"],
                                                 "seeds": "1, 2", "visibility": "team", "action": "quote"},
@@ -201,7 +205,7 @@ def test_the_live_quote_is_a_fragment_and_names_a_budget_it_would_break(client_i
     assert "2 cells" in body and "7" in body and "Refused by budget" in body
 
 
-def test_a_double_submit_makes_one_comparison(client_in, sandbox):
+def test_a_double_submit_makes_one_comparison(client_in):
     page = client_in.get(reverse("compare_new")).content.decode()
     import re
 
@@ -212,7 +216,7 @@ def test_a_double_submit_makes_one_comparison(client_in, sandbox):
     assert Comparison.objects.count() == 1 and Generation.objects.count() == 1
 
 
-def test_the_quote_adds_every_providers_cells_against_a_budget_for_all_providers(client_in, sandbox, team, settings):
+def test_the_quote_adds_every_providers_cells_against_a_budget_for_all_providers(client_in, team, settings):
     """$0.10 for all providers. Two seed rows: the KIE cells ($0.035) fit
     alone and the Kawai cells ($0.08) fit alone, but together ($0.115) they
     do not, and the quote says so before anything is sent. One row

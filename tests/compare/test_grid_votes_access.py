@@ -14,11 +14,12 @@ from django.utils import timezone
 from playground.compare import leaderboard
 from playground.compare.models import Cell, Comparison, Vote
 
+from tests import factories
 from tests.compare.util import newest, post_new
-from tests.helpers import login, run_tasks
+from tests.helpers import login
 
 
-def test_one_polling_request_for_the_whole_grid(client_in, sandbox):
+def test_one_polling_request_for_the_whole_grid(client_in):
     text = (Path(settings.BASE_DIR) / "templates/compare/grid.html").read_text()
     assert text.count("hx-trigger") == 1 and text.count("hx-get") == 1
     post_new(client_in, models=["kie:seedream-v4", "kie:qwen", "kvid:text-to-image"], seeds="3, 4")
@@ -31,8 +32,8 @@ def test_one_polling_request_for_the_whole_grid(client_in, sandbox):
     assert r.status_code == 200
     body = r.content.decode()
     assert body.count('data-testid="cell"') == 6 and "hx-trigger" not in body and "<html" not in body
-    for cell in Cell.objects.filter(row__comparison=comp):
-        run_tasks(until=cell.generation)
+    for cell in Cell.objects.filter(row__comparison=comp).select_related("generation"):
+        factories.finish(cell.generation)
     r = client_in.get(cells_url, HTTP_HX_REQUEST="true")
     assert r.status_code == 286  # htmx stops polling
     assert r.content.decode().count("<img") == 6
@@ -44,7 +45,7 @@ def _names(html):
     return re.findall(r'data-testid="cell-name">([^<]+)<', html)
 
 
-def test_blind_voting_hides_names_until_the_viewer_votes(client_in, sandbox, bob):
+def test_blind_voting_hides_names_until_the_viewer_votes(client_in, bob):
     post_new(client_in, models=["kie:seedream-v4", "kie:qwen"], blind="on", seeds="1, 2")
     comp = newest()
     assert comp.blind
@@ -96,7 +97,7 @@ def test_elo_arithmetic_by_hand():
     assert [s.key for s in b.ranked()] == ["a", "c", "b"]
 
 
-def test_leaderboard_page_counts_the_teams_votes_filtered_by_member_and_date(client_in, sandbox, user, bob):
+def test_leaderboard_page_counts_the_teams_votes_filtered_by_member_and_date(client_in, user, bob):
     post_new(client_in, models=["kie:seedream-v4", "kie:qwen"], seeds="1, 2")
     comp = newest()
     row1, row2 = comp.rows.all()
@@ -115,7 +116,7 @@ def test_leaderboard_page_counts_the_teams_votes_filtered_by_member_and_date(cli
     assert re.search(r'data-model="kie:seedream-v4">.*?data-testid="elo">1016.0<', page, re.S)
 
 
-def test_rerun_makes_a_new_comparison_and_keeps_the_old(client_in, sandbox):
+def test_rerun_makes_a_new_comparison_and_keeps_the_old(client_in):
     post_new(client_in, models=["kie:seedream-v4", "kvid:text-to-image"], seeds="5, 6", negative_prompt="blur",
              name="Dawn")
     old = newest()
@@ -127,7 +128,7 @@ def test_rerun_makes_a_new_comparison_and_keeps_the_old(client_in, sandbox):
     assert new.inputs["negative_prompt"] == "blur"
 
 
-def test_other_team_and_private_comparisons_are_404(client_in, sandbox, user, bob, other_user, other_team):
+def test_other_team_and_private_comparisons_are_404(client_in, user, bob, other_user, other_team):
     post_new(client_in, models=["kie:seedream-v4"], visibility="private", name="Mine only")
     comp = newest()
     row = comp.rows.get()

@@ -11,7 +11,7 @@ from playground.generations.models import Generation
 from tests.bad_text import SURROGATE, multipart
 
 
-def test_a_prompt_with_a_lone_surrogate_is_refused_and_makes_nothing(client_in, sandbox):
+def test_a_prompt_with_a_lone_surrogate_is_refused_and_makes_nothing(client_in):
     body, ctype = multipart({"prompt": SURROGATE, "models": ["kie:seedream-v4"], "visibility": "team",
                              "action": "run"})
     r = client_in.generic("POST", reverse("compare_new"), body, content_type=ctype)
@@ -21,7 +21,7 @@ def test_a_prompt_with_a_lone_surrogate_is_refused_and_makes_nothing(client_in, 
     assert Comparison.objects.count() == 0 and Generation.objects.count() == 0
 
 
-def test_a_model_choice_with_one_is_refused_in_the_same_words(client_in, sandbox):
+def test_a_model_choice_with_one_is_refused_in_the_same_words(client_in):
     body, ctype = multipart({"prompt": "a calm lake", "models": ["kie:seedream-v4\ud800"], "visibility": "team",
                              "action": "run"})
     r = client_in.generic("POST", reverse("compare_new"), body, content_type=ctype)

@@ -16,7 +16,7 @@ import pytest
 from playground.generations.models import Generation, InputImage
 
 from tests import factories
-from tests.helpers import login, run_tasks
+from tests.helpers import login
 
 URL = reverse("playground") + "?provider=kie&model=seedream-v4"
 FIELDS = {"image_size": "square", "image_resolution": "1K", "num_inference_steps": "20"}
@@ -29,15 +29,12 @@ def png() -> bytes:
 
 
 @pytest.fixture
-def bobs(sandbox, team, bob):
+def bobs(team, bob):
     """Bob's finished generations: one shared with the team, one private, and
     a queued edit of his own upload (an input image) that is shared."""
-    shared = factories.job(team, bob, "kie", "seedream-v4", prompt="a harbour at noon")
-    private = factories.job(team, bob, "kie", "seedream-v4", prompt="a quiet attic")
-    Generation.objects.filter(pk=private.pk).update(visibility=Generation.PRIVATE)
-    run_tasks(until=shared)
-    run_tasks(until=private)
-    private.refresh_from_db()
+    shared = factories.finished_job(team, bob, "kie", "seedream-v4", prompt="a harbour at noon")
+    private = factories.finished_job(team, bob, "kie", "seedream-v4", prompt="a quiet attic",
+                                     visibility=Generation.PRIVATE)
     upload = InputImage.from_bytes(team=team, owner=bob, data=png())
     edit = factories.job(team, bob, "kie", "recraft-upscale", image=str(upload.uuid))
     return {"shared": shared, "private": private, "edit": edit, "upload": upload}
@@ -128,7 +125,7 @@ def test_share_and_delete_are_the_owners_and_the_star_everyones(client_in, bobs,
     assert evil.status_code == 302 and "evil.example" not in evil["Location"]
 
 
-def test_a_teammate_gets_no_cancel_on_a_running_shared_job(client_in, sandbox, team, bob):
+def test_a_teammate_gets_no_cancel_on_a_running_shared_job(client_in, team, bob):
     gen = factories.job(team, bob, "kie", "seedream-v4", prompt="a slow river")
     page = client_in.get(gen.get_absolute_url()).content.decode()
     assert reverse("cancel", args=[gen.uuid]) not in page
@@ -136,7 +133,7 @@ def test_a_teammate_gets_no_cancel_on_a_running_shared_job(client_in, sandbox, t
     assert client_in.post(reverse("cancel", args=[gen.uuid])).status_code == 404
 
 
-def test_polling_a_teammates_card_costs_what_polling_ones_own_does(client_in, sandbox, team, user, bob):
+def test_polling_a_teammates_card_costs_what_polling_ones_own_does(client_in, team, user, bob):
     theirs = factories.job(team, bob, "kie", "seedream-v4", prompt="a field of barley")
     mine = factories.job(team, user, "kie", "seedream-v4", prompt="a field of oats")
     counts = []
@@ -156,7 +153,7 @@ def _box_checked(page: str) -> bool:
     return " checked" in tag
 
 
-def test_new_jobs_take_the_default_or_the_forms_box(client_in, sandbox, team, user):
+def test_new_jobs_take_the_default_or_the_forms_box(client_in, team, user):
     membership = team.memberships.get(user=user)
     assert _box_checked(client_in.get(URL).content.decode())
     client_in.post(URL, {"prompt": "a shared tree", **FIELDS, "visibility": ["private", "team"]})
@@ -172,7 +169,7 @@ def test_new_jobs_take_the_default_or_the_forms_box(client_in, sandbox, team, us
                    "a default bush": "private", "a shared bush": "team"}
 
 
-def test_a_form_back_with_errors_keeps_the_box_as_sent(client_in, sandbox, team, user):
+def test_a_form_back_with_errors_keeps_the_box_as_sent(client_in, team, user):
     page = client_in.post(URL, {"prompt": "", **FIELDS, "visibility": ["private"]}).content.decode()
     assert "This field is required" in page or "required" in page
     assert not _box_checked(page)

@@ -12,7 +12,7 @@ import pytest
 from playground.generations.models import Generation, InputImage
 
 from tests import factories
-from tests.helpers import login, run_tasks
+from tests.helpers import login
 
 URL = reverse("playground") + "?provider=kie&model=seedream-v4"
 FIELDS = {"image_size": "square", "image_resolution": "1K", "num_inference_steps": "20"}
@@ -29,10 +29,9 @@ def section(page: str, testid: str) -> str:
 
 
 @pytest.fixture
-def bobs_gen(sandbox, team, bob):
-    gen = factories.job(team, bob, "kie", "seedream-v4", prompt="a lighthouse on a cliff", num_inference_steps=12)
-    run_tasks(until=gen)
-    return gen
+def bobs_gen(team, bob):
+    return factories.finished_job(team, bob, "kie", "seedream-v4", prompt="a lighthouse on a cliff",
+                                  num_inference_steps=12)
 
 
 def test_a_remix_of_a_teammates_shared_generation_is_prefilled_and_recorded(client_in, bobs_gen, bob):
@@ -88,7 +87,7 @@ def test_lineage_leaves_out_what_the_viewer_cannot_see(client_in, bobs_gen, team
     assert 'data-testid="lineage"' not in page and hidden.get_absolute_url() not in page
 
 
-def test_made_from_it_is_newest_first_and_capped_with_a_count(client_in, sandbox, team, user, bob):
+def test_made_from_it_is_newest_first_and_capped_with_a_count(client_in, team, user, bob):
     from playground.generations import views_detail
 
     original = factories.job(team, user, "kie", "seedream-v4", prompt="a stone bridge")
@@ -103,7 +102,7 @@ def test_made_from_it_is_newest_first_and_capped_with_a_count(client_in, sandbox
     assert f"Showing the newest {views_detail.LINEAGE_CAP}" in page
 
 
-def test_the_page_costs_the_same_queries_however_much_was_made_from_it(client_in, sandbox, team, user, bob):
+def test_the_page_costs_the_same_queries_however_much_was_made_from_it(client_in, team, user, bob):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -111,9 +110,8 @@ def test_the_page_costs_the_same_queries_however_much_was_made_from_it(client_in
     counts = []
     for n in (1, 6):
         while original.remixes.count() < n:
-            g = factories.job(team, bob, "kie", "seedream-v4", prompt=f"a clock tower {original.remixes.count()}")
-            run_tasks(until=g)
-            Generation.objects.filter(pk=g.pk).update(remix_of=original)
+            factories.finished_job(team, bob, "kie", "seedream-v4", prompt=f"a clock tower {original.remixes.count()}",
+                                   remix_of=original)
         with CaptureQueriesContext(connection) as ctx:
             page = client_in.get(original.get_absolute_url()).content.decode()
         assert f"Made from it <span class=\"muted\">({n})</span>" in page
@@ -121,14 +119,14 @@ def test_the_page_costs_the_same_queries_however_much_was_made_from_it(client_in
     assert counts[0] == counts[1]
 
 
-def test_a_run_of_a_prompt_version_says_so(client_in, sandbox, team, user):
+def test_a_run_of_a_prompt_version_says_so(client_in, team, user):
     gen = factories.job(team, user, "kie", "seedream-v4", prompt="a windmill")
     Generation.objects.filter(pk=gen.pk).update(prompt_version_uuid=uuid.uuid4())
     page = client_in.get(gen.get_absolute_url()).content.decode()
     assert "Run of" in section(page, "came-from")
 
 
-def test_no_lineage_no_section(client_in, sandbox, team, user):
+def test_no_lineage_no_section(client_in, team, user):
     gen = factories.job(team, user, "kie", "seedream-v4", prompt="a barn")
     assert 'data-testid="lineage"' not in client_in.get(gen.get_absolute_url()).content.decode()
 
@@ -175,7 +173,7 @@ def test_the_reveal_script_is_loaded_and_inline_free(client_in, bobs_gen):
     assert re.search(r'<script src="/static/reveal\.js[^"]*" defer></script>', page)
 
 
-def test_a_remix_keeps_the_input_image_a_copy_for_a_teammate_made_once(client_in, sandbox, team, user, bob):
+def test_a_remix_keeps_the_input_image_a_copy_for_a_teammate_made_once(client_in, team, user, bob):
     """Remixing a job that took an input image opens with that image picked:
     one's own as it is; a teammate's as a copy the remixer owns (made once,
     however often the remix is opened), so the new job can send it."""
@@ -185,8 +183,7 @@ def test_a_remix_keeps_the_input_image_a_copy_for_a_teammate_made_once(client_in
     buf = io.BytesIO()
     Image.new("RGB", (96, 96), "olive").save(buf, "PNG")
     theirs = InputImage.from_bytes(team=team, owner=bob, data=buf.getvalue())
-    upscale = factories.job(team, bob, "kie", "recraft-upscale", image=str(theirs.uuid))
-    run_tasks(until=upscale)
+    upscale = factories.finished_job(team, bob, "kie", "recraft-upscale", image=str(theirs.uuid))
     url = reverse("playground") + f"?provider=kie&model=recraft-upscale&remix={upscale.uuid}"
     for _ in range(2):
         page = client_in.get(url).content.decode()

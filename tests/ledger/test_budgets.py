@@ -83,17 +83,15 @@ def test_n_images_reserve_n_times_the_per_image_price(team, user):
     assert held[three.pk] == 3 * held[one.pk] > 0
 
 
-def test_released_reservations_free_the_budget_and_captures_count(sandbox, team, user):
-    from tests.helpers import run_tasks
-
+def test_released_reservations_free_the_budget_and_captures_count(team, user):
     b = budget(team, provider="kie", unit="kie_credit", amount=Decimal("7"))
-    failed = factories.job(team, user, "kie", "seedream-v4", prompt="a stone arch [fail]")
-    done = factories.job(team, user, "kie", "seedream-v4", prompt="a stone arch")
-    assert status(b, Prices(team)).used.value == Decimal("7")  # both held
-    run_tasks(until=failed)
-    run_tasks(until=done)
+    factories.failed_job(team, user, "kie", "seedream-v4", prompt="a stone arch, failed")
+    factories.finished_job(team, user, "kie", "seedream-v4", prompt="a stone arch")
     assert status(b, Prices(team)).used.value == Decimal("3.5")  # the failure released, the success captured
-    factories.job(team, user, "kie", "seedream-v4", prompt="a stone bridge")  # fits again
+    factories.job(team, user, "kie", "seedream-v4", prompt="a stone bridge")  # fits again, and is held
+    assert status(b, Prices(team)).used.value == Decimal("7")
+    with pytest.raises(BudgetExceeded):
+        factories.job(team, user, "kie", "seedream-v4", prompt="a stone tower")
 
 
 def test_periods_start_at_midnight_in_the_team_time_zone():

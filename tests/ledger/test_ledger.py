@@ -21,9 +21,8 @@ def entries(gen):
     return {e.kind: e for e in Entry.objects.filter(generation_uuid=gen.uuid)}
 
 
-def test_a_successful_job_is_charged_once_with_the_basis_recorded(sandbox, team, user):
-    gen = jobs.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a maple leaf"})
-    run_tasks(until=gen)
+def test_a_successful_job_is_charged_once_with_the_basis_recorded(team, user):
+    gen = factories.finished_job(team, user, "kie", "seedream-v4", prompt="a maple leaf")  # KIE reports no cost
     e = entries(gen)
     assert set(e) == {"reserve", "capture"}
     assert (e["reserve"].amount, e["reserve"].unit) == (Decimal("3.5"), "kie_credit")
@@ -32,13 +31,13 @@ def test_a_successful_job_is_charged_once_with_the_basis_recorded(sandbox, team,
     assert (charge.estimate, charge.reported, charge.username) == (Decimal("3.5"), None, "alice")
 
 
-def test_reported_credits_win_over_the_estimate(sandbox, team, user):
-    gen = jobs.create(team=team, owner=user, provider="kwiki", model="generate",
-                      params={"prompt": "a maple leaf", "quality": "hires"})
-    run_tasks(until=gen)
+def test_reported_credits_win_over_the_estimate(team, user):
+    gen = factories.finished_job(team, user, "kwiki", "generate", prompt="a maple leaf", quality="hires",
+                                 credits=Decimal("2.5"))
     charge = entries(gen)["capture"]
-    assert (charge.amount, charge.basis, charge.unit) == (Decimal("2"), Entry.REPORTED, "kwiki_credit")
-    assert (charge.estimate, charge.reported, charge.difference) == (Decimal("2"), Decimal("2"), Decimal("0"))
+    assert (charge.amount, charge.basis, charge.unit) == (Decimal("2.5"), Entry.REPORTED, "kwiki_credit")
+    assert (charge.estimate, charge.reported, charge.difference) == (Decimal("2"), Decimal("2.5"), Decimal("0.5"))
+    assert gen.credits_used == Decimal("2.5")
 
 
 def test_failed_jobs_are_not_charged(sandbox, team, user):
@@ -49,9 +48,8 @@ def test_failed_jobs_are_not_charged(sandbox, team, user):
     assert set(e) == {"reserve", "release"} and e["release"].amount == e["reserve"].amount == Decimal("3.5")
 
 
-def test_a_second_charge_for_the_same_job_cannot_be_written(sandbox, team, user):
-    gen = jobs.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "an acorn"})
-    run_tasks(until=gen)
+def test_a_second_charge_for_the_same_job_cannot_be_written(team, user):
+    gen = factories.finished_job(team, user, "kie", "seedream-v4", prompt="an acorn")
     for write in (lambda: book.capture(gen, Decimal("3.5")), lambda: book.reserve(gen)):
         with pytest.raises(IntegrityError), transaction.atomic():
             write()
@@ -159,9 +157,8 @@ def test_a_reported_balance_is_kept_with_its_time(sandbox, team, user):
     assert balance.unit == "kwiki_credit" and balance.amount >= 0 and balance.seen_at
 
 
-def test_entries_outlive_the_user_and_the_generation(sandbox, team, user):
-    gen = factories.job(team, user, "kie", "seedream-v4", prompt="a stone wall")
-    run_tasks(until=gen)
+def test_entries_outlive_the_user_and_the_generation(team, user):
+    gen = factories.finished_job(team, user, "kie", "seedream-v4", prompt="a stone wall")
     uuid = gen.uuid
     gen.delete()
     user.delete()
@@ -170,7 +167,7 @@ def test_entries_outlive_the_user_and_the_generation(sandbox, team, user):
     assert kept.who == "alice"
 
 
-def test_entries_are_append_only(sandbox, team, user):
+def test_entries_are_append_only(team, user):
     gen = factories.job(team, user, "kie", "seedream-v4", prompt="a clay pot")
     entry = Entry.objects.get(generation=gen)
     entry.amount = Decimal("0")

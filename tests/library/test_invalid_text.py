@@ -16,7 +16,7 @@ from tests.library import util
 ERROR = "is not valid Unicode: it has a lone surrogate (U+D800) at character 2."
 
 
-def test_saving_a_prompt_with_a_lone_surrogate_is_refused_and_saves_nothing(client_in, sandbox, team, user):
+def test_saving_a_prompt_with_a_lone_surrogate_is_refused_and_saves_nothing(client_in, team, user):
     gen = factories.job(team, user, "kie", "seedream-v4", prompt="a lighthouse in fog")
     body, ctype = multipart({"step": "save", "from": str(gen.uuid), "title": "Lighthouse", "text": SURROGATE,
                              "tags": "sea", "notes": "", "visibility": "team"})
@@ -26,7 +26,7 @@ def test_saving_a_prompt_with_a_lone_surrogate_is_refused_and_saves_nothing(clie
     assert Prompt.objects.count() == 0 and PromptVersion.objects.count() == 0
 
 
-def test_a_title_or_tag_with_one_is_refused_naming_its_field(client_in, sandbox, team, user):
+def test_a_title_or_tag_with_one_is_refused_naming_its_field(client_in, team, user):
     gen = factories.job(team, user, "kie", "seedream-v4", prompt="a lighthouse in fog")
     body, ctype = multipart({"step": "save", "from": str(gen.uuid), "title": "Light\ud800house",
                              "text": "a lighthouse in fog", "tags": "sea", "visibility": "team"})
@@ -36,7 +36,7 @@ def test_a_title_or_tag_with_one_is_refused_naming_its_field(client_in, sandbox,
     assert Prompt.objects.count() == 0
 
 
-def test_a_new_version_with_one_is_refused(client_in, sandbox, team, user):
+def test_a_new_version_with_one_is_refused(client_in, team, user):
     prompt = util.prompt(team, user)
     body, ctype = multipart({"text": SURROGATE, "tags": "", "notes": "", "message": "shorter"})
     r = client_in.generic("POST", reverse("prompt_edit", args=[prompt.uuid]), body, content_type=ctype)
@@ -44,7 +44,7 @@ def test_a_new_version_with_one_is_refused(client_in, sandbox, team, user):
     assert prompt.versions.count() == 1
 
 
-def test_taking_a_playground_prompt_with_one_to_the_library_is_refused(client_in, sandbox):
+def test_taking_a_playground_prompt_with_one_to_the_library_is_refused(client_in):
     body, ctype = multipart({"provider": "kie", "prompt": SURROGATE})
     r = client_in.generic("POST", reverse("library_new") + "?provider=kie&model=seedream-v4",
                           body, content_type=ctype)

@@ -16,7 +16,6 @@ from playground.library.models import Prompt
 from playground.providers import registry
 
 from tests import factories
-from tests.helpers import run_tasks
 from tests.library import util
 
 PARAMS = {"image_size": "square", "image_resolution": "2K", "num_inference_steps": 20, "seed": 5}
@@ -39,8 +38,7 @@ def test_carry_keeps_what_the_target_takes_and_drops_the_rest():
     assert run.substitute("{a} and {b}", {"a": "{b}", "b": "x"}) == "{b} and x"
 
 
-def test_run_on_another_model_fills_the_form_lists_dropped_fields_and_the_job_links_back(client_in, sandbox, team,
-                                                                                        user):
+def test_run_on_another_model_fills_the_form_lists_dropped_fields_and_the_job_links_back(client_in, team, user):
     p = util.prompt(team, user, "Lighthouse", TEXT, params=PARAMS)
     v = p.current
     url = reverse("version_run", args=[v.uuid])
@@ -72,23 +70,21 @@ def test_a_prompt_too_long_for_the_target_after_substitution_is_refused(client_i
     assert "With these values the prompt has 1011 characters; " in r.content.decode()
 
 
-def _run(team, user, version, prompt, seconds):
-    gen = jobs.create(team=team, owner=user, provider="kie", model="seedream-v4",
-                      params={"prompt": prompt, "num_inference_steps": 4}, prompt_version_uuid=version.uuid)
-    run_tasks(until=gen)
-    if gen.finished_at:
-        Generation.objects.filter(pk=gen.pk).update(finished_at=gen.created_at + timedelta(seconds=seconds))
+def _run(team, user, version, prompt, seconds, *, failed=False):
+    make = factories.failed_job if failed else factories.finished_job
+    gen = make(team, user, "kie", "seedream-v4", prompt=prompt, num_inference_steps=4,
+               prompt_version_uuid=version.uuid)
+    Generation.objects.filter(pk=gen.pk).update(finished_at=gen.created_at + timedelta(seconds=seconds))
     return gen
 
 
-def test_the_version_page_counts_the_runs_the_viewer_may_see(client_in, sandbox, team, user, other_team,
-                                                             other_user):
+def test_the_version_page_counts_the_runs_the_viewer_may_see(client_in, team, user, other_team, other_user):
     p = util.prompt(team, user, "Kite", "a red kite")
     v = p.current
     first = _run(team, user, v, "a red kite", 10)
     second = _run(team, user, v, "a red kite, windy", 40)
     third = _run(team, user, v, "a red kite, calm", 20)
-    failed = _run(team, user, v, "a red kite [fail]", 5)
+    failed = _run(team, user, v, "a red kite, failed", 5, failed=True)
     assert [g.status for g in (first, second, third, failed)] == ["succeeded"] * 3 + ["failed"]
     # Not counted: another version's run, a teammate's private run, another team's.
     bob = util.teammate(team)

@@ -9,13 +9,11 @@ from playground.library.models import Label, LabelMove, Prompt
 
 from tests import factories
 from tests.library import util
-from tests.helpers import run_tasks
 
 
-def test_save_a_prompt_from_a_finished_generation(client_in, sandbox, team, user):
-    gen = factories.job(team, user, "kie", "seedream-v4", prompt="a red kite over dunes", num_inference_steps=12,
-                        image_size="portrait_4_3")
-    run_tasks(until=gen)
+def test_save_a_prompt_from_a_finished_generation(client_in, team, user):
+    gen = factories.finished_job(team, user, "kie", "seedream-v4", prompt="a red kite over dunes",
+                                 num_inference_steps=12, image_size="portrait_4_3")
     detail = client_in.get(gen.get_absolute_url()).content.decode()
     link = reverse("library_new") + f"?from={gen.uuid}"
     assert f'href="{link}"' in detail
@@ -35,7 +33,7 @@ def test_save_a_prompt_from_a_finished_generation(client_in, sandbox, team, user
     assert "prompt" not in v.params and "seed" in v.params
 
 
-def test_the_visibility_default_follows_the_members_preference(client_in, sandbox, team, user):
+def test_the_visibility_default_follows_the_members_preference(client_in, team, user):
     gen = factories.job(team, user, "kie", "seedream-v4", prompt="a tram in snow")
     Membership.objects.filter(team=team, user=user).update(share_by_default=False)
     page = client_in.get(reverse("library_new") + f"?from={gen.uuid}").content.decode()
@@ -43,7 +41,7 @@ def test_the_visibility_default_follows_the_members_preference(client_in, sandbo
     assert 'value="team" required id="id_visibility_0" checked' not in page
 
 
-def test_a_generation_of_someone_else_cannot_be_saved(client_in, sandbox, team, user, other_team, other_user):
+def test_a_generation_of_someone_else_cannot_be_saved(client_in, team, user, other_team, other_user):
     foreign = factories.job(other_team, other_user, "kie", "seedream-v4", prompt="someone else's")
     assert client_in.get(reverse("library_new") + f"?from={foreign.uuid}").status_code == 404
     assert client_in.post(reverse("library_new"), {"step": "save", "from": str(foreign.uuid), "title": "x",
