@@ -6,6 +6,7 @@ refuses creates nothing and names the cells."""
 from decimal import Decimal
 
 from django.urls import reverse
+from pytest_django.asserts import assertInHTML
 
 from playground.accounts.models import Endpoint
 from playground.compare import fanout
@@ -14,7 +15,7 @@ from playground.generations.models import Generation
 from playground.ledger.models import Budget
 
 from tests import factories
-from tests.compare.util import THREE, newest, post_new
+from tests.compare.util import THREE, elements, newest, post_new, text, texts, values
 from tests.helpers import run_tasks
 
 
@@ -82,7 +83,8 @@ def test_a_comparison_runs_every_cell_and_records_the_seed_sent(client_in, sandb
     assert set(Generation.objects.filter(compare_cells__row__comparison=comp).values_list("status", flat=True)) == {
         "succeeded"}
     page = client_in.get(reverse("compare_grid", args=[comp.uuid])).content.decode()
-    assert page.count('data-testid="cell"') == 6 and "not used: seed" in page
+    assert len(elements(page, "td", data_testid="cell")) == 6
+    assertInHTML('<small class="muted" data-testid="not-used">not used: seed</small>', page)
     assert "median time" in page and "failures 0 of 2" in page
     assert "KIE credits" in page and "kvid credits" in page
 
@@ -105,7 +107,8 @@ def test_one_failed_cell_is_shown_and_retried_alone(client_in, team):
     failed = list(Cell.objects.filter(row__comparison=comp, generation__status="failed"))
     assert sorted(c.row.index for c in failed) == [1, 1]
     page = client_in.get(reverse("compare_grid", args=[comp.uuid])).content.decode()
-    assert page.count("Retry this cell") == 2 and "The provider could not draw at night." in page
+    assertInHTML('<button type="submit" class="secondary">Retry this cell</button>', page, count=2)
+    assertInHTML('<p class="error" data-testid="cell-error">The provider could not draw at night.</p>', page, count=2)
     cell = failed[0]
     old = cell.generation
     r = client_in.post(reverse("compare_retry", args=[cell.uuid]))
@@ -128,7 +131,9 @@ def test_a_hard_budget_refusal_creates_nothing_and_names_the_cells(client_in, te
     r = post_new(client_in, seeds="1, 2", models=["kie:seedream-v4", "kawai:generations"])
     assert r.status_code == 400
     page = r.content.decode()
-    assert "nothing was created" in page and "row 2 KIE.ai - Seedream V4" in page
+    [refusal] = elements(page, data_testid="refusal")
+    assert text(refusal).startswith("Over budget: nothing was created. These cells could not run: "
+                                    "row 2 KIE.ai - Seedream V4.")
     assert "row 1 KIE.ai" not in page and "Kawai" in page
     assert Comparison.objects.count() == 0 and Generation.objects.count() == 0 and Cell.objects.count() == 0
 
@@ -136,9 +141,10 @@ def test_a_hard_budget_refusal_creates_nothing_and_names_the_cells(client_in, te
 def test_the_quote_covers_the_whole_grid(client_in):
     r = post_new(client_in, seeds="1, 2", models=["kie:seedream-v4", "kvid:text-to-image"], action="quote")
     page = r.content.decode()
-    assert r.status_code == 200 and "4 cells" in page
-    assert "7.00 KIE credits" in page or "7 KIE credits" in page
-    assert "16" in page and "kvid credits" in page
+    [quote] = elements(page, "div", id="compare-quote")
+    assert r.status_code == 200 and text(quote).startswith("Quote 4 cells: ")
+    [units] = texts(page, "quote-units")
+    assert "7 KIE credits" in units and "16 kvid credits" in units
     assert Comparison.objects.count() == 0
 
 
@@ -165,12 +171,14 @@ def test_a_cells_image_is_like_any_other_favorite_and_use_as_input(client_in, te
     factories.finish(cell.generation)
     grid_url = reverse("compare_grid", args=[comp.uuid])
     page = client_in.get(grid_url).content.decode()
-    assert ">Favorite</button>" in page and "Use as input" in page
+    assertInHTML('<button type="submit" class="linklike" aria-pressed="false">Favorite</button>', page)
+    assertInHTML('<button type="submit" class="linklike">Use as input</button>', page)
     cells_page = client_in.get(reverse("compare_cells", args=[comp.uuid])).content.decode()
-    assert f'name="next" value="{grid_url}"' in cells_page
+    assertInHTML(f'<input type="hidden" name="next" value="{grid_url}">', cells_page)
     r = client_in.post(reverse("toggle_favorite", args=[cell.generation.uuid]), {"next": grid_url})
     assert r["Location"] == grid_url and Favorite.objects.filter(user=user, generation=cell.generation).exists()
-    assert ">Unfavorite</button>" in client_in.get(grid_url).content.decode()
+    assertInHTML('<button type="submit" class="linklike" aria-pressed="true">Unfavorite</button>',
+                 client_in.get(grid_url).content.decode())
     image = cell.generation.images.get()
     r = client_in.post(reverse("use_as_input", args=[image.uuid]))
     assert r.status_code == 302 and InputImage.objects.filter(team=team, source=image).exists()
@@ -201,15 +209,14 @@ def test_the_live_quote_is_a_fragment_and_names_a_budget_it_would_break(client_i
                                                 "seeds": "1, 2", "visibility": "team", "action": "quote"},
                        HTTP_HX_REQUEST="true")
     body = r.content.decode()
-    assert r.status_code == 200 and "<html" not in body and 'id="compare-quote"' in body
-    assert "2 cells" in body and "7" in body and "Refused by budget" in body
+    assert r.status_code == 200 and "<html" not in body
+    [quote] = elements(body, "div", id="compare-quote")
+    assert text(quote).startswith("Quote 2 cells: 7 KIE credits")
+    assertInHTML('<p class="msg msg-error">Refused by budget: Team monthly budget for KIE.ai</p>', body)
 
 
 def test_a_double_submit_makes_one_comparison(client_in):
-    page = client_in.get(reverse("compare_new")).content.decode()
-    import re
-
-    token = re.search(r'name="client_token" value="([0-9a-f-]{36})"', page).group(1)
+    [token] = values(client_in.get(reverse("compare_new")).content.decode(), "client_token")
     first = post_new(client_in, client_token=token, models=["kie:seedream-v4"])
     second = post_new(client_in, client_token=token, models=["kie:seedream-v4"])
     assert first["Location"] == second["Location"]
@@ -224,8 +231,9 @@ def test_the_quote_adds_every_providers_cells_against_a_budget_for_all_providers
     settings.CREDIT_PRICES = {"kie": "0.005"}
     Budget.objects.create(team=team, provider="", unit="USD", amount=Decimal("0.10"), hard=True)
     models = ["kie:seedream-v4", "kawai:generations"]
+    refused = '<p class="msg msg-error">Refused by budget: Team monthly budget for all providers</p>'
     fits = post_new(client_in, seeds="1", models=models, action="quote").content.decode()
-    assert "Refused by budget" not in fits
+    assertInHTML(refused, fits, count=0)
     over = post_new(client_in, seeds="1, 2", models=models, action="quote").content.decode()
-    assert "Refused by budget" in over
+    assertInHTML(refused, over)
     assert Comparison.objects.count() == 0

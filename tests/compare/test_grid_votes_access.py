@@ -5,17 +5,17 @@ teammate's private comparison is a 404)."""
 
 from datetime import timedelta
 from pathlib import Path
-import re
 
 from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
+from pytest_django.asserts import assertInHTML
 
 from playground.compare import leaderboard
 from playground.compare.models import Cell, Comparison, Vote
 
 from tests import factories
-from tests.compare.util import newest, post_new
+from tests.compare.util import elements, newest, post_new, texts, values
 from tests.helpers import login
 
 
@@ -26,23 +26,23 @@ def test_one_polling_request_for_the_whole_grid(client_in):
     comp = newest()
     cells_url = reverse("compare_cells", args=[comp.uuid])
     page = client_in.get(reverse("compare_grid", args=[comp.uuid])).content.decode()
-    assert page.count(f'hx-get="{cells_url}"') == 1 and page.count("hx-trigger") == 1
-    assert 'hx-trigger="every 2s"' in page
+    [polling] = elements(page, **{"hx-trigger": "every 2s"})
+    assert dict(polling.attributes)["hx-get"] == cells_url and page.count("hx-trigger") == 1
     r = client_in.get(cells_url, HTTP_HX_REQUEST="true")
     assert r.status_code == 200
     body = r.content.decode()
-    assert body.count('data-testid="cell"') == 6 and "hx-trigger" not in body and "<html" not in body
+    assert len(elements(body, "td", data_testid="cell")) == 6 and "hx-trigger" not in body and "<html" not in body
     for cell in Cell.objects.filter(row__comparison=comp).select_related("generation"):
         factories.finish(cell.generation)
     r = client_in.get(cells_url, HTTP_HX_REQUEST="true")
     assert r.status_code == 286  # htmx stops polling
-    assert r.content.decode().count("<img") == 6
+    assert len(elements(r.content.decode(), "img")) == 6
     page = client_in.get(reverse("compare_grid", args=[comp.uuid])).content.decode()
     assert "hx-trigger" not in page
 
 
 def _names(html):
-    return re.findall(r'data-testid="cell-name">([^<]+)<', html)
+    return texts(html, "cell-name")
 
 
 def test_blind_voting_hides_names_until_the_viewer_votes(client_in, bob):
@@ -56,16 +56,17 @@ def test_blind_voting_hides_names_until_the_viewer_votes(client_in, bob):
     assert "Seedream" not in page and "Qwen" not in page and "KIE credits" not in page  # the unit names the provider
     row1, row2 = comp.rows.all()
     # Each hidden row has its own order for this viewer, the same on every load.
-    order = re.findall(r'name="choice" value="([0-9a-f-]{36})"', page)
+    order = [v for v in values(page, "choice") if v not in ("tie", "all_bad")]
     assert sorted(order) == sorted(str(c.uuid) for r in (row1, row2) for c in r.cells.all())
-    assert re.findall(r'name="choice" value="([0-9a-f-]{36})"', bob_client.get(url).content.decode()) == order
+    assert [v for v in values(bob_client.get(url).content.decode(), "choice") if v not in ("tie", "all_bad")] == order
     pick = row1.cells.get(column=1)
     r = bob_client.post(reverse("compare_vote", args=[row1.uuid]), {"choice": str(pick.uuid)})
     assert r.status_code == 302
     page = bob_client.get(url).content.decode()
     assert _names(page) == ["KIE.ai - Seedream V4", "KIE.ai - Qwen", "Model A", "Model B"]
     # Column headers and the per-model summary stay hidden until every row is voted on.
-    assert 'data-testid="column">Cell 1' in page and "Per-model summary shown once" in page
+    assertInHTML('<th scope="col" data-testid="column">Cell 1</th>', page)
+    assertInHTML('<td colspan="2" class="muted">Per-model summary shown once you have voted on every row.</td>', page)
     bob_client.post(reverse("compare_vote", args=[row2.uuid]), {"choice": "tie"})
     page = bob_client.get(url).content.decode()
     assert "Model A" not in page and "Cell 1" not in page and "median time" in page
@@ -106,14 +107,21 @@ def test_leaderboard_page_counts_the_teams_votes_filtered_by_member_and_date(cli
     url = reverse("compare_leaderboard")
     page = client_in.get(url).content.decode()
     # Two wins for Seedream: 1016, then 1016 + 32 * (1 - E) with E = 1/(1+10^(-32/400)) = 0.545922: 1030.5
-    assert re.search(r'data-model="kie:seedream-v4">.*?data-testid="elo">1030.5<', page, re.S)
-    assert re.search(r'data-model="kie:qwen">.*?data-testid="elo">969.5<', page, re.S)
+    assertInHTML(standing(1, "kie:seedream-v4", "KIE.ai - Seedream V4", "1030.5", wins=2, votes=2), page)
+    assertInHTML(standing(2, "kie:qwen", "KIE.ai - Qwen", "969.5", losses=2, votes=2), page)
     page = client_in.get(url, {"member": "bob"}).content.decode()
-    assert re.search(r'data-model="kie:seedream-v4">.*?data-testid="elo">1016.0<', page, re.S)
+    assertInHTML(standing(1, "kie:seedream-v4", "KIE.ai - Seedream V4", "1016.0", wins=1, votes=1), page)
     Vote.objects.filter(user=bob).update(created=timezone.now() - timedelta(days=10))
     since = (timezone.now() - timedelta(days=2)).date().isoformat()
     page = client_in.get(url, {"from": since}).content.decode()
-    assert re.search(r'data-model="kie:seedream-v4">.*?data-testid="elo">1016.0<', page, re.S)
+    assertInHTML(standing(1, "kie:seedream-v4", "KIE.ai - Seedream V4", "1016.0", wins=1, votes=1), page)
+
+
+def standing(rank, key, label, elo, wins=0, losses=0, ties=0, all_bad=0, votes=0) -> str:
+    """A leaderboard row as the page should have it."""
+    return (f'<tr data-testid="standing" data-model="{key}"><td>{rank}</td><td>{label}</td>'
+            f'<td data-testid="elo">{elo}</td><td>{wins}</td><td>{losses}</td><td>{ties}</td><td>{all_bad}</td>'
+            f'<td>{votes}</td></tr>')
 
 
 def test_rerun_makes_a_new_comparison_and_keeps_the_old(client_in):
