@@ -167,5 +167,5 @@
       try { sessionStorage.removeItem(draftKey(form)); } catch (err) { /* nothing kept */ }
     }
   });
-  // Jobs started elsewhere (another tab) come with the page's one job poll: static/jobpoll.js.
+  // Jobs started elsewhere (another tab) come with the page's one job poll (#job-poll, static/jobcards.js).
 })();

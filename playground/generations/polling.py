@@ -1,20 +1,28 @@
 """Job-card polling: one request per page for all its active cards.
 
-A page (the playground's job column, a job's detail page) sends the uuids of
-its active cards with the version stamp of each (the job's updated_at in
-microseconds, on the card as data-stamp), and on the playground the
-creation stamp of its newest card (for jobs of this user started elsewhere):
+A page (the playground's job column, a job's detail page) holds one poller,
+<div id="job-poll" hx-get="/jobs/poll" hx-trigger="every 1s">, while it shows
+an active card. static/jobcards.js adds to its request the uuid of each active
+card with its version stamp (the job's updated_at in microseconds, on the card
+as data-stamp), and on the playground the creation stamp of the newest card
+(for jobs of this user started elsewhere):
 
     GET /jobs/poll?c=<uuid>:<stamp>&c=...&since=<created stamp>
 
 The answer carries only what changed: each changed card with
 hx-swap-oob="true" (htmx swaps it in place of the card with its id), and new
-cards in a <div data-new-jobs> (static/jobpoll.js puts them on top of the
-job column). Nothing changed: 204, after one query reading (uuid, stamp,
-status) of the visible ids, no template rendered, no session written.
+cards in <div id="jobs" hx-swap-oob="afterbegin"> (htmx puts them on top of
+the job column). Nothing changed: 204, after one query reading (uuid, stamp)
+of the visible ids, no template rendered, no session written. When no card
+of the page is active any more (all finished, or none the user may see),
+the answer is 286 (HttpResponseStopPolling), with whatever changed: htmx
+stops the poller. A job started from the form swaps in a new poller; the
+form's request and the poll's wait for each other (hx-sync="#job-poll:queue"
+on the form), so a job started on the page never also comes back as new.
 Ids the user may not see (another team's, a teammate's private job) are
 ignored, as if unknown. A job finished on its own detail page answers
-HX-Refresh: the page shows a finished job's images above its card.
+HX-Refresh (HttpResponseClientRefresh): the page shows a finished job's
+images above its card.
 
 The countdown of a job waiting out a rate limit ("retrying in N s") and the
 elapsed time tick in the browser (data-due-in, data-elapsed), so an
@@ -27,13 +35,14 @@ from datetime import datetime, timedelta, timezone as dt_timezone
 
 from django.db import connection
 from django.http import HttpResponse
+from django_htmx.http import HttpResponseClientRefresh, HttpResponseStopPolling
 
 from playground.accounts.access import team_required
 from playground.accounts.visibility import SHARED
 
 from .models import Generation
 from .views_detail import GENERATION, card_context, on_detail_page
-from .views_playground import PLAYGROUND, recent_jobs
+from .views_playground import PLAYGROUND
 from .views_shared import render_page
 
 EPOCH = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
@@ -122,43 +131,40 @@ def _utc(value):
 def poll(request):
     wanted = _wanted(request.GET.getlist("c"))
     since = _since(request)
-    # A playground with no card yet asks for this user's newest jobs.
-    first = since is None and request.GET.get("new") == "1"
     # One query: (uuid, stamp) of the visible ids, and (on the playground)
     # of this user's jobs created after the newest card shown.
-    changed, new = [], []
+    changed, new, waiting = [], [], False
     if wanted or since is not None:
         for ref, updated_at, created_at in _versions(request.user, request.team, list(wanted), since):
-            if ref in wanted:
-                if stamp(updated_at) != wanted[ref]:
-                    changed.append(ref)
-            else:
+            if ref not in wanted:
                 new.append((created_at, ref))
-    if not changed and not new and not first:
-        return HttpResponse(status=204)
+            elif stamp(updated_at) != wanted[ref]:
+                changed.append(ref)
+            else:
+                waiting = True  # an active card, unchanged: still polled
+    if not changed and not new:
+        # Nothing changed; no card the user may see left to ask about: stop.
+        return HttpResponse(status=204) if waiting else HttpResponseStopPolling()
 
-    visible = Generation.objects.visible_to(request.user, request.team)
-    own = Generation.objects.owned_by(request.user, request.team)
-    parts = []
+    parts, active = [], waiting
     if changed:
-        gens = list(visible.filter(uuid__in=changed).select_related("team", "owner").prefetch_related("images"))
+        gens = list(Generation.objects.visible_to(request.user, request.team).filter(uuid__in=changed)
+                    .select_related("team", "owner").prefetch_related("images"))
         for gen in gens:
             if not gen.is_active and on_detail_page(request, gen):
                 # The detail page shows a finished job's images above its card: reload it.
-                response = HttpResponse(status=200)
-                response["HX-Refresh"] = "true"
-                return response
+                return HttpResponseClientRefresh()
         for gen in gens:
             parts.append(render_page(request, GENERATION, {**card_context(request, gen), "oob": True}, "card").content)
-    if new or first:
-        if first:
-            # A page with no card yet: this user's newest jobs, if any.
-            cards = recent_jobs(request)
-        else:
-            newest = [ref for _, ref in sorted(new, reverse=True)[:RECENT_JOBS]]
-            cards = list(own.filter(uuid__in=newest).prefetch_related("images"))
+            active = active or gen.is_active
+    if new:
+        newest = [ref for _, ref in sorted(new, reverse=True)[:RECENT_JOBS]]
+        cards = list(Generation.objects.owned_by(request.user, request.team).filter(uuid__in=newest)
+                     .prefetch_related("images"))
         if cards:
             parts.append(render_page(request, PLAYGROUND, {"jobs": cards}, "poll-new-jobs").content)
-    if not parts:
-        return HttpResponse(status=204)
-    return HttpResponse(b"".join(parts))
+            active = active or any(gen.is_active for gen in cards)
+    body = b"".join(parts)
+    if not active:
+        return HttpResponseStopPolling(body)
+    return HttpResponse(body) if body else HttpResponse(status=204)

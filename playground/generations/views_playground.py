@@ -99,10 +99,13 @@ def _playground_form(request, spec, picked):
 def _playground_context(request, provider_key, adapter, spec, form, picked) -> dict:
     """Everything the playground page shows; its partials (the form alone,
     the estimate) render from the same context."""
+    jobs_shown = lazy(recent_jobs, request)
     return {
         "form": form, "spec": spec, "provider_key": provider_key, "adapter": adapter,
         "providers": registry.adapter_classes(), "picked": picked,
-        "jobs": lazy(recent_jobs, request),
+        "jobs": jobs_shown,
+        # The page's job poll runs while the column shows an active card.
+        "polled": lazy(lambda: any(gen.is_active for gen in jobs_shown())),
         "remix_error": lazy(_remix_error, request),
         # A form sent back with its errors keeps its token: no job was made with it.
         "submit_token": (_client_token(request) if form.is_bound else None) or uuid_mod.uuid4(),

@@ -119,7 +119,7 @@ def test_the_owner_opens_every_url_and_sees_their_job_everywhere(client, user, f
     client.force_login(user)
     for url in every_url(finished, inp):
         assert client.get(url).status_code == 200, url
-    assert f'id="job-{finished.uuid}"' in client.get(reverse("poll_jobs") + "?new=1").content.decode()
+    assert f'id="job-{finished.uuid}"' in client.get(reverse("poll_jobs") + "?since=0").content.decode()  # as a new card
     assert "a pine forest" in client.get(reverse("playground") + f"?provider=kie&model=seedream-v4"
                                                                  f"&remix={finished.uuid}").content.decode()
     assert str(inp.uuid) in client.get(reverse("playground") + f"?input={inp.uuid}").content.decode()
@@ -140,9 +140,10 @@ def test_someone_else_gets_404_at_every_url_and_sees_the_job_nowhere(viewer, fin
     assert viewer.post(reverse("use_as_input", args=[img.uuid])).status_code == 404
     assert viewer.post(reverse("cancel", args=[finished.uuid])).status_code == 404
     assert InputImage.objects.count() == 1  # use_as_input made nothing
-    # The job poll: the job is unknown to them, and they have no job of their own.
-    assert viewer.get(reverse("poll_jobs") + f"?c={finished.uuid}:0").status_code == 204
-    assert viewer.get(reverse("poll_jobs") + "?new=1").status_code == 204
+    # The job poll: the job is unknown to them (nothing to poll: 286, empty), and they have no job of their own.
+    for query in (f"?c={finished.uuid}:0", "?since=0"):
+        response = viewer.get(reverse("poll_jobs") + query)
+        assert response.status_code == 286 and response.content == b"", query
     # Remix and "use as input" links of someone else's objects prefill nothing.
     page = viewer.get(reverse("playground") + f"?provider=kie&model=seedream-v4&remix={finished.uuid}")
     assert page.status_code == 200 and "a pine forest" not in page.content.decode()

@@ -1,8 +1,9 @@
-"""The page's one job poll in a real browser: a playground with several
-running jobs makes one polling request per second (not one per card), a
-changed card is swapped in, a finished one stops the polling on its detail
-page, a job started in another tab appears, and a rate-limit countdown ticks
-with no request for it."""
+"""The page's one job poll in a real browser (htmx: #job-poll, every 1s): a
+playground with several running jobs makes one polling request per second
+(not one per card), a changed card is swapped in, the poll stops once no card
+is active (286) and starts again with a job started from the form, a finished
+job reloads its detail page and stops the polling there, a job started in
+another tab appears, and a rate-limit countdown ticks with no request for it."""
 
 from datetime import timedelta
 import re
@@ -37,6 +38,14 @@ def polls(seen):
     return [u for u in seen if "/jobs/poll" in u or "poll=1" in u or "/jobs/new" in u]
 
 
+def assert_no_more_polls(page, seen):
+    """The page has stopped polling: once a request on its way is answered, none for 2.5 s."""
+    page.wait_for_timeout(500)
+    start = len(seen)
+    page.wait_for_timeout(2500)
+    assert polls(seen[start:]) == []
+
+
 def move(gen, **changes):
     Generation.objects.filter(pk=gen.pk).update(updated_at=timezone.now(), **changes)
 
@@ -66,6 +75,40 @@ def test_a_page_with_five_running_jobs_polls_once_a_second_and_swaps_only_the_ch
     start = len(seen)
     page.wait_for_timeout(1500)
     assert polls(seen[start:]) and all(u.count("c=") == 4 for u in polls(seen[start:]))
+
+    # The others finish: swapped too, and the page stops asking (286).
+    for gen in gens:
+        if gen is not done:
+            move(gen, status=Generation.SUCCEEDED, phase="")
+    expect(page.locator("article.job[data-status=succeeded]")).to_have_count(4)
+    expect(page.locator("article.job[data-stamp]")).to_have_count(0)
+    assert_no_more_polls(page, seen)
+    assert not page.problems, page.problems
+
+
+def test_the_poll_starts_with_a_job_from_the_form_and_stops_when_it_is_done(page, team, user):
+    log_in(page)
+    seen = count_polls(page)
+    page.goto("/?provider=kie&model=seedream-v4")
+    expect(page.locator("#jobs .empty")).to_be_visible()
+    page.wait_for_timeout(2500)
+    assert polls(seen) == []  # nothing active: no request at all
+    for round in range(2):  # and again once it has stopped
+        prompt = f"a lighthouse at dusk, take {round}"
+        page.get_by_role("textbox", name="Prompt", exact=True).fill(prompt)
+        page.get_by_role("button", name="Generate").click()
+        card = page.locator("#jobs > article.job").first
+        expect(card).to_contain_text(prompt)
+        expect(card).to_have_attribute("data-stamp", re.compile(r"^\d+$"))
+        gen = Generation.objects.get(params__prompt=prompt)  # no worker here: it stays queued until moved
+        start = len(seen)
+        page.wait_for_timeout(2200)
+        asked = polls(seen[start:])
+        assert 1 <= len(asked) <= 3 and all(f"c={gen.uuid}" in u for u in asked), asked
+        move(gen, status=Generation.FAILED, error_message="The provider said no.", phase="")
+        expect(card).to_have_attribute("data-status", "failed")
+        expect(page.locator("#jobs > article.job")).to_have_count(round + 1)  # updated in place, no copy
+        assert_no_more_polls(page, seen)
     assert not page.problems, page.problems
 
 
@@ -92,10 +135,7 @@ def test_a_finished_job_on_its_detail_page_stops_the_polling(page, team, user):
     # The detail page reloads (a finished job's page is laid out differently) and then asks no more.
     expect(page.locator("article.job")).to_have_attribute("data-status", "failed")
     expect(page.get_by_role("alert")).to_contain_text("The provider said no.")
-    page.wait_for_timeout(500)
-    start = len(seen)
-    page.wait_for_timeout(2500)
-    assert polls(seen[start:]) == []
+    assert_no_more_polls(page, seen)
     assert not page.problems, page.problems
 
 

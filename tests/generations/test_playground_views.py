@@ -30,7 +30,10 @@ def test_submitting_the_form_with_htmx_returns_a_polling_job_card(client_in, san
                           "num_inference_steps": 20, "seed": 4}
     html = response.content.decode()
     assert f'id="job-{gen.uuid}"' in html
-    assert "data-stamp=" in html and "every 1s" not in html  # polled by the page's one poll (jobpoll.js)
+    assert "data-stamp=" in html  # asked about by the page's one poll
+    # ... which this swaps in (out of band), polling again if it had stopped: one poller, not one per card.
+    assert html.count('id="job-poll"') == 1 and html.count("every 1s") == 1
+    assert f'<div id="job-poll" hidden hx-get="{reverse("poll_jobs")}" hx-trigger="every 1s" hx-swap="none" hx-swap-oob="true">' in html
     assert "queued" in html
     assert gen.owner == user
 

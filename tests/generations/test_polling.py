@@ -1,7 +1,10 @@
-"""The page's one job poll (jobs/poll): a page sends its active cards with
-their version stamps and gets back only the changed cards (swapped out of
-band), new jobs of this user on the playground, or 204 when nothing changed,
-cheaply and without leaking another team's or a private job."""
+"""The page's one job poll (jobs/poll): a page holds one htmx poller
+(#job-poll, every 1s) while it shows an active card, sends its active cards
+with their version stamps and gets back only the changed cards (swapped out
+of band), new jobs of this user on the playground (on top of the job column,
+out of band), 204 when nothing changed, or 286 (stop polling) when no card
+of the page is active any more: cheaply and without leaking another team's
+or a private job."""
 
 from datetime import timedelta
 import re
@@ -52,28 +55,48 @@ def cards_in(html):
     return re.findall(r'<article class="job[^"]*" id="job-([0-9a-f-]+)"', html)
 
 
+STOP = 286  # htmx stops the poller (django-htmx's HttpResponseStopPolling)
+POLLER = re.compile(r'<div id="job-poll"[^>]*>')
+
+
+def pollers(html):
+    return POLLER.findall(html)
+
+
 # --- what the page carries -----------------------------------------------------------------------
 
 
-def test_an_active_card_carries_its_stamp_and_no_per_card_trigger(client_in, team, user):
-    gen = job(team, user)
-    gen.refresh_from_db()
+def test_a_page_with_active_cards_has_one_poller_and_each_card_its_stamp(client_in, team, user):
+    gens = [job(team, user, f"a calm sea {i}") for i in range(3)]
     html = client_in.get(reverse("playground")).content.decode()
-    assert f'data-stamp="{stamp(gen.updated_at)}"' in html
-    assert f'data-poll-url="{POLL}"' in html
-    assert "every 1s" not in html and "hx-trigger=\"every" not in html
-    assert "jobpoll.js" in html
-    detail = client_in.get(gen.get_absolute_url()).content.decode()
-    assert f'data-stamp="{stamp(gen.updated_at)}"' in detail and "jobpoll.js" in detail
-    assert "every 1s" not in detail
+    for gen in gens:
+        gen.refresh_from_db()
+        assert f'data-stamp="{stamp(gen.updated_at)}"' in html
+    # One request a second for the whole page, whatever the number of cards; its answer is swapped out of band.
+    assert pollers(html) == [f'<div id="job-poll" hidden hx-get="{POLL}" hx-trigger="every 1s" hx-swap="none">']
+    assert html.count("hx-trigger=\"every") == 1
+    assert "jobcards.js" in html and "jobpoll.js" not in html  # the stamps and the clock; no hand-rolled poll
+    detail = client_in.get(gens[0].get_absolute_url()).content.decode()
+    assert pollers(detail) == [f'<div id="job-poll" hidden hx-get="{POLL}" hx-trigger="every 1s" hx-swap="none">']
+    assert "jobcards.js" in detail
 
 
-def test_a_finished_card_carries_no_stamp_so_the_page_stops_polling(client_in, sandbox, team, user):
+def test_a_playground_with_no_active_card_does_not_poll(client_in, sandbox, team, user):
+    html = client_in.get(reverse("playground")).content.decode()
+    # The poller is there for a job started from the form to swap in, without a request of its own.
+    assert pollers(html) == ['<div id="job-poll" hidden>'] and "every 1s" not in html
+    gen = job(team, user)
+    run_tasks(until=gen)
+    html = client_in.get(reverse("playground")).content.decode()
+    assert f'id="job-{gen.uuid}"' in html and pollers(html) == ['<div id="job-poll" hidden>']
+
+
+def test_a_finished_job_s_detail_page_does_not_poll(client_in, sandbox, team, user):
     gen = job(team, user)
     run_tasks(until=gen)
     assert gen.status == Generation.SUCCEEDED, gen.error_message
     detail = client_in.get(gen.get_absolute_url()).content.decode()
-    assert "data-stamp" not in detail and "data-poll-url" not in detail  # jobpoll.js finds nothing to ask about
+    assert "data-stamp" not in detail and pollers(detail) == [] and "hx-trigger" not in detail
 
 
 # --- unchanged: 204, cheap -----------------------------------------------------------------------
@@ -122,14 +145,34 @@ def test_only_the_changed_card_comes_back_swapped_out_of_band(client_in, team, u
     assert poll(client_in, shown(a), shown(b)).status_code == 204
 
 
-def test_a_finished_job_comes_back_final_without_a_stamp(client_in, sandbox, team, user):
+def test_the_last_active_card_finishing_comes_back_final_and_stops_the_poll(client_in, sandbox, team, user):
     gen = job(team, user)
     page = shown(gen)
     run_tasks(until=gen)
-    html = poll(client_in, page, current=reverse("playground")).content.decode()
-    assert cards_in(html) == [str(gen.uuid)]
-    assert 'data-status="succeeded"' in html and "data-stamp" not in html  # the page stops polling it
+    response = poll(client_in, page, current=reverse("playground"))
+    assert response.status_code == STOP  # htmx swaps the card, then stops polling
+    html = response.content.decode()
+    assert cards_in(html) == [str(gen.uuid)] and 'hx-swap-oob="true"' in html
+    assert 'data-status="succeeded"' in html and "data-stamp" not in html
     assert reverse("image_thumb", args=[gen.images.get().uuid]) in html
+
+
+def test_a_finished_card_among_active_ones_keeps_the_poll_going(client_in, sandbox, team, user):
+    done, running = job(team, user, "a calm sea"), job(team, user, "a quiet lake")
+    page = [shown(done), shown(running)]
+    touch(done, status=Generation.FAILED, error_message="The provider said no.", phase="")
+    response = poll(client_in, *page, current=reverse("playground"))
+    assert response.status_code == 200 and cards_in(response.content.decode()) == [str(done.uuid)]
+    assert poll(client_in, shown(running), current=reverse("playground")).status_code == 204  # the next poll: one card
+
+
+def test_a_page_whose_cards_are_gone_is_told_to_stop(client_in, team, user):
+    gen = job(team, user)
+    page = shown(gen)
+    gen.delete()  # deleted in another tab
+    response = poll(client_in, page)
+    assert response.status_code == STOP and response.content == b""
+    assert poll(client_in).status_code == STOP  # nothing to ask about at all
 
 
 def test_a_job_finished_on_its_own_detail_page_reloads_the_page(client_in, sandbox, team, user):
@@ -137,7 +180,8 @@ def test_a_job_finished_on_its_own_detail_page_reloads_the_page(client_in, sandb
     page = shown(gen)
     run_tasks(until=gen)
     response = poll(client_in, page, current=gen.get_absolute_url())
-    assert response.status_code == 200 and response["HX-Refresh"] == "true"  # images are shown above the card
+    # django-htmx's HttpResponseClientRefresh: the images are shown above the card.
+    assert response.status_code == 200 and response["HX-Refresh"] == "true" and response.content == b""
     # Without JS the detail page itself shows the state on reload.
     assert 'data-status="succeeded"' in client_in.get(gen.get_absolute_url()).content.decode()
 
@@ -162,23 +206,32 @@ def test_new_jobs_of_this_user_ride_on_the_same_poll(client_in, team, user):
     since = stamp(old.created_at)
     assert poll(client_in, shown(old), since=since).status_code == 204
     new = job(team, user, "a quiet lake")  # started in another tab
-    html = poll(client_in, shown(old), since=since).content.decode()
+    response = poll(client_in, shown(old), since=since)
+    assert response.status_code == 200
+    html = response.content.decode()
     assert cards_in(html) == [str(new.uuid)]
-    assert "data-new-jobs" in html and 'hx-swap-oob' not in html
+    # On top of the job column (htmx, out of band); the card itself replaces nothing.
+    assert html.startswith('<div id="jobs" hx-swap-oob="afterbegin">') and html.count("hx-swap-oob") == 1
 
 
-def test_an_empty_playground_gets_this_users_newest_jobs(client_in, team, user):
-    assert client_in.get(POLL, {"new": "1"}, **HTMX).status_code == 204
-    gen = job(team, user)
-    html = client_in.get(POLL, {"new": "1"}, **HTMX).content.decode()
-    assert cards_in(html) == [str(gen.uuid)]
+def test_a_new_job_already_finished_rides_along_with_the_stop(client_in, sandbox, team, user):
+    old = job(team, user, "a calm sea")
+    old.refresh_from_db()
+    page, since = shown(old), stamp(old.created_at)
+    run_tasks(until=old)
+    new = job(team, user, "a quiet lake")
+    run_tasks(until=new)
+    response = poll(client_in, page, since=since, current=reverse("playground"))
+    assert response.status_code == STOP  # nothing active left on the page
+    assert sorted(cards_in(response.content.decode())) == sorted([str(old.uuid), str(new.uuid)])
 
 
 def test_a_teammates_new_job_is_not_a_new_card_of_mine(client_in, team, user, bob):
     mine = job(team, user)
     mine.refresh_from_db()
     factories.job(team, bob, "kie", "seedream-v4", prompt="a shared lake")
-    assert poll(client_in, since=stamp(mine.created_at)).status_code == 204
+    assert poll(client_in, shown(mine), since=stamp(mine.created_at)).status_code == 204
+    assert poll(client_in, since=stamp(mine.created_at)).content == b""  # (no active card: 286, nothing in it)
 
 
 # --- access --------------------------------------------------------------------------------------
@@ -199,12 +252,14 @@ def test_another_teams_or_a_private_job_in_the_poll_is_ignored(client_in, team, 
     Generation.objects.filter(pk=private.pk).update(visibility="private")
     mine = job(team, user)
     stale = [f"{theirs.uuid}:0", f"{private.uuid}:0"]  # a stamp that differs from theirs
-    assert poll(client_in, *stale).status_code == 204
+    response = poll(client_in, *stale)
+    assert response.status_code == STOP and response.content == b""  # as if unknown: nothing to poll
     response = poll(client_in, *stale, f"{mine.uuid}:0")
     assert cards_in(response.content.decode()) == [str(mine.uuid)]
     assert "a far island" not in response.content.decode() and "a private lake" not in response.content.decode()
     # And another team's member sees nothing of ours.
-    assert poll(login(other_user), f"{mine.uuid}:0").status_code == 204
+    response = poll(login(other_user), f"{mine.uuid}:0")
+    assert response.status_code == STOP and response.content == b""
 
 
 def test_malformed_entries_are_ignored(client_in, team, user):

@@ -56,7 +56,7 @@ def test_every_page_shows_a_removed_provider_and_model_by_their_stored_names(cli
     img, retired_img = done.images.get(), retired.images.get()
     pages = {
         "playground": reverse("playground"),
-        "new jobs": reverse("poll_jobs") + "?new=1",
+        "new jobs": reverse("poll_jobs") + "?since=0",  # all of them as new cards (one still running)
         "gallery": reverse("gallery"),
         "credits": reverse("credits"),
         "team": reverse("team"),
