@@ -1,7 +1,7 @@
 """A 3-model comparison in a real browser, from the form to a vote: the
 live quote, the grid filling in by its one polling request, the lightbox
-(left/right keys), the slider overlay, and a vote that counts on the
-leaderboard."""
+(the gallery's: left/right keys), the slider overlay, and a vote that counts
+on the leaderboard."""
 
 import pytest
 from playwright.sync_api import expect
@@ -41,18 +41,36 @@ def test_a_three_model_comparison_from_start_to_vote(page, worker, team, user, s
     assert len({u for u in polls}) == 1  # one URL polled for the whole grid
     expect(page.get_by_test_id("not-used")).to_contain_text("not used: seed")
     expect(page.get_by_test_id("summary")).to_contain_text("failures 0 of 1")
-    # Enlarge, then step with the arrow keys.
-    page.locator("#compare-grid .compare-enlarge").first.click()
-    caption = page.locator("#compare-lightbox-caption")
-    expect(caption).to_contain_text(MODELS[0])
+    # Enlarge, then step with the arrow keys (and the buttons).
+    first = page.locator("#compare-grid .compare-enlarge").first
+    first.click()
+    box = page.get_by_test_id("lightbox")
+    expect(box).to_be_visible()
+    assert box.evaluate("d => d.tagName === 'DIALOG' && d.matches(':modal')")
+    caption = box.locator(".lb-caption")
+    expect(caption).to_have_text(f"Row 1, {MODELS[0]}")
+    expect(box.locator(".lb-pos")).to_have_text("1 of 3")
+    expect(box.locator(".lb-detail")).to_be_visible()  # not blind: the job's page
     page.keyboard.press("ArrowRight")
-    expect(caption).to_contain_text(MODELS[1])
+    expect(caption).to_have_text(f"Row 1, {MODELS[1]}")
+    box.get_by_role("button", name="Next").click()
+    expect(caption).to_have_text(f"Row 1, {MODELS[2]}")
+    expect(box.get_by_role("button", name="Next")).to_be_disabled()  # the last
+    page.keyboard.press("ArrowRight")
+    expect(caption).to_have_text(f"Row 1, {MODELS[2]}")
     page.keyboard.press("ArrowLeft")
-    page.keyboard.press("ArrowLeft")
-    expect(caption).to_contain_text(MODELS[2])
+    expect(caption).to_have_text(f"Row 1, {MODELS[1]}")
+    src = page.locator("#compare-grid .compare-enlarge").nth(1).get_attribute("href")
+    img = box.locator(".lb-img")
+    expect(img).to_have_attribute("src", src)
+    expect(img).to_have_js_property("complete", True)
+    shown, close = img.bounding_box(), box.get_by_role("button", name="Close").bounding_box()
+    for b in (shown, close):
+        assert b["x"] >= 0 and b["y"] >= 0 and b["x"] + b["width"] <= size["width"] and b["y"] + b["height"] <= size["height"], b
     shot(page, f"compare-lightbox-{size['width']}", full_page=False)
     page.keyboard.press("Escape")
-    expect(page.locator("#compare-lightbox")).not_to_be_visible()
+    expect(box).not_to_be_visible()
+    expect(first).to_be_focused()
     # Slide two cells against each other.
     picks = page.locator(".compare-slide-pick")
     picks.nth(0).click()

@@ -1,7 +1,7 @@
 """The team gallery in a real browser, with two people: bob shares one of
 his images; alice finds it in the team scope under bob's name, filters,
-scrolls to load older cards, walks through them in the lightbox with the
-arrow keys, and stars one."""
+scrolls to load older cards, walks through them in the lightbox (the one the
+compare grid uses too: a modal <dialog>) with the arrow keys, and stars one."""
 
 from datetime import timedelta
 
@@ -16,6 +16,12 @@ from tests.browser.helpers import log_in, shot
 from tests.generations.test_gallery import finished
 
 pytestmark = pytest.mark.browser
+
+
+def within(box, viewport) -> bool:
+    """Whether an element's box is wholly on the screen."""
+    return (box is not None and box["x"] >= 0 and box["y"] >= 0 and box["width"] > 0
+            and box["x"] + box["width"] <= viewport["width"] and box["y"] + box["height"] <= viewport["height"])
 
 
 @pytest.mark.parametrize("viewport", [{"width": 1366, "height": 900}, {"width": 390, "height": 844}],
@@ -77,20 +83,31 @@ def test_two_teammates_share_filter_scroll_and_browse_the_lightbox(page, browser
     box = page.get_by_test_id("lightbox")
     page.get_by_test_id("card").first.locator("a.thumb").click()
     expect(box).to_be_visible()
-    expect(box.locator(".lb-prompt")).to_have_text("a paper crane on a windowsill")
-    expect(box.locator(".lb-owner")).to_have_text("by bob")
-    expect(box.locator(".lb-model")).to_have_text("KIE.ai · Seedream V4")
-    expect(box.locator(".lb-cost")).to_contain_text("KIE credit")
+    assert box.evaluate("d => d.tagName === 'DIALOG' && d.matches(':modal')")
+    caption = box.locator(".lb-caption")
+    expect(caption).to_have_text("a paper crane on a windowsill")
+    expect(box.locator(".lb-meta")).to_contain_text("KIE.ai · Seedream V4 · by bob · ")
+    expect(box.locator(".lb-meta")).to_contain_text("KIE credit")
+    expect(box.locator(".lb-detail")).to_have_attribute("href", bobs.get_absolute_url())
+    expect(box.locator(".lb-pos")).to_have_text("1 of 31")  # all loaded by the scroll above
     expect(box.locator(".lb-close")).to_be_focused()
-    page.keyboard.press("ArrowRight")
-    expect(box.locator(".lb-prompt")).to_have_text("alice's study of a pebble number 29")
-    page.keyboard.press("ArrowRight")
-    expect(box.locator(".lb-prompt")).to_have_text("alice's study of a pebble number 28")
+    expect(box.get_by_role("button", name="Previous")).to_be_disabled()  # the first: nowhere back to go
     page.keyboard.press("ArrowLeft")
-    expect(box.locator(".lb-prompt")).to_have_text("alice's study of a pebble number 29")
+    expect(caption).to_have_text("a paper crane on a windowsill")
+    page.keyboard.press("ArrowRight")
+    expect(caption).to_have_text("alice's study of a pebble number 29")
+    page.keyboard.press("ArrowRight")
+    expect(caption).to_have_text("alice's study of a pebble number 28")
+    page.keyboard.press("ArrowLeft")
+    expect(caption).to_have_text("alice's study of a pebble number 29")
     shown = Generation.objects.get(params__prompt="alice's study of a pebble number 29").images.get()
-    expect(box.locator(".lb-img")).to_have_attribute("src", shown.get_absolute_url())  # the full image
-    shot(page, f"gallery-lightbox-{viewport['width']}")
+    img = box.locator(".lb-img")
+    expect(img).to_have_attribute("src", shown.get_absolute_url())  # the full image
+    expect(img).to_have_js_property("complete", True)
+    assert within(img.bounding_box(), viewport), img.bounding_box()
+    for name in ("Close", "Previous", "Next"):
+        assert within(box.get_by_role("button", name=name).bounding_box(), viewport), name
+    shot(page, f"gallery-lightbox-{viewport['width']}", full_page=False)
     page.keyboard.press("Escape")
     expect(box).to_be_hidden()
     expect(page.get_by_test_id("card").first.locator("a.thumb")).to_be_focused()
@@ -98,10 +115,11 @@ def test_two_teammates_share_filter_scroll_and_browse_the_lightbox(page, browser
     # At the last loaded card, the right arrow loads the older ones and goes on.
     page.goto("/generations/?scope=team")
     page.get_by_test_id("card").nth(23).locator("a.thumb").click()
-    expect(box.locator(".lb-prompt")).to_have_text("alice's study of a pebble number 7")
+    expect(caption).to_have_text("alice's study of a pebble number 7")
     page.keyboard.press("ArrowRight")
-    expect(box.locator(".lb-prompt")).to_have_text("alice's study of a pebble number 6")
+    expect(caption).to_have_text("alice's study of a pebble number 6")
     expect(page.get_by_test_id("card")).to_have_count(31)
+    expect(box.locator(".lb-pos")).to_have_text("25 of 31")
     page.get_by_role("button", name="Close").click()
     expect(box).to_be_hidden()
 
@@ -116,14 +134,35 @@ def test_two_teammates_share_filter_scroll_and_browse_the_lightbox(page, browser
     assert not page.problems, page.problems
 
 
-def test_someone_elses_adult_card_is_blurred_until_revealed(page, team, user):
+def bobs_adult_result_in_the_team_gallery(page, team):
+    """A teammate's adult result, and the team gallery open (as alice) on it."""
     bob = factories.user("bob")
     team.memberships.create(user=bob, role="member")
     gen = finished(team, bob, "a figure drawing", is_adult=True)
     log_in(page)
     page.goto("/generations/?scope=team")
+    return gen
+
+
+def test_someone_elses_adult_card_is_blurred_until_revealed(page, team, user):
+    gen = bobs_adult_result_in_the_team_gallery(page, team)
     img = page.locator(f"#gen-{gen.uuid} img")
     assert img.evaluate("img => getComputedStyle(img).filter").startswith("blur")
     page.locator(f"#gen-{gen.uuid}").get_by_test_id("reveal").click()
     expect(img).to_have_css("filter", "none")
+    assert not page.problems, page.problems
+
+
+def test_the_lightbox_blurs_an_adult_image_until_revealed_there(page, team, user):
+    gen = bobs_adult_result_in_the_team_gallery(page, team)
+    thumb = page.locator(f"#gen-{gen.uuid} a.thumb")
+    thumb.click(position={"x": 10, "y": thumb.bounding_box()["height"] - 10})  # beside the card's own Reveal
+    box = page.get_by_test_id("lightbox")
+    img = box.locator(".lb-img")
+    expect(img).to_have_css("filter", "blur(18px)")
+    box.get_by_role("button", name="Reveal").click()
+    expect(img).to_have_css("filter", "none")
+    expect(box.get_by_role("button", name="Reveal")).to_be_hidden()
+    page.keyboard.press("Escape")
+    expect(page.locator(f"#gen-{gen.uuid} img")).to_have_css("filter", "none")  # its card is revealed too
     assert not page.problems, page.problems
