@@ -95,7 +95,7 @@ def main():
                                        params={"prompt": "bench active"}, status=Generation.RUNNING, phase="generating")
     client = Client()
     client.force_login(user)
-    card_url = f"/g/{active.uuid}/?poll=1"
+    card_url = f"/g/{active.uuid}/"
     with CaptureQueriesContext(connection) as q:
         client.get(card_url, HTTP_HX_REQUEST="true")
     card_queries = len(q.captured_queries)

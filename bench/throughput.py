@@ -56,7 +56,7 @@ merged into the file if it exists; --quick writes bench/results-quick.json):
                       --page-jobs running jobs, counted in chromium over 6 s
                       (Playwright; the app under gunicorn); without a browser
                       (--no-browser, or it fails) from the page's hx-trigger
-                      "every" attributes plus static/playground.js's new-jobs poll
+                      "every" attributes (its one job poller)
   worker_rss_growth   task-worker RSS after the N jobs, once the workers are
                       idle (RSS steady for 2 s), / at start (the largest);
                       the RSS as the last job ended is printed beside it
@@ -494,7 +494,7 @@ def browser_polls(session_cookie: str, env: dict, tmp: Path, seconds: float = 6.
             page.wait_for_timeout(1500)  # htmx starts its timers
             start = time.monotonic()
             page.wait_for_timeout(seconds * 1000)
-            polls = [u for t, u in seen if t >= start and ("poll=1" in u or "/jobs/new" in u or "/jobs/poll" in u)]
+            polls = [u for t, u in seen if t >= start and "/jobs/poll" in u]
             browser.close()
         return len(polls) / seconds
     finally:
@@ -556,18 +556,6 @@ def web_figures(page_jobs: int, requests: int, browser_env: dict | None = None, 
                 seconds = float(every.group(1)) / (1000 if every.group(2) == "ms" else 1)
                 per_second += 1 / seconds
                 pollers += 1
-        js = ROOT / "static" / "playground.js"
-        js_ms = re.search(r"POLL_MS\s*=\s*(\d+)", js.read_text()) if js.exists() else None
-        if js_ms and "data-new-jobs-url" in html:
-            per_second += 1000 / int(js_ms.group(1))
-            pollers += 1
-        # static/jobpoll.js: one request per page for all its active cards
-        # (data-stamp), every ACTIVE_MS.
-        poll_js = ROOT / "static" / "jobpoll.js"
-        active_ms = re.search(r"ACTIVE_MS\s*=\s*(\d+)", poll_js.read_text()) if poll_js.exists() else None
-        if active_ms and "data-stamp=" in html:
-            per_second += 1000 / int(active_ms.group(1))
-            pollers += 1
         browser = None
         if browser_env is not None:
             try:
