@@ -341,12 +341,9 @@ TASK_WORKER_INTERVAL = env.float("TASK_WORKER_INTERVAL", default=0.5)
 # A task worker exits after this many tasks (db_worker --max-tasks, as serve starts
 # it) and serve starts a fresh one: what its memory grew by goes with it. 0: never.
 TASK_WORKER_MAX_TASKS = env.int("TASK_WORKER_MAX_TASKS", default=1000)
-# Pillow allocates an image's pixels in blocks of PILLOW_BLOCK_SIZE (its
-# documented setting, read when PIL is first imported, which is after this).
-# Its default, 16 MiB, makes a 1024 px image one 4 MiB allocation, which the
-# C allocator keeps once freed: a worker's RSS grew by 1.12x over 1,000 jobs
-# (bench worker_rss_growth), 1.66x over 600 images checked on 8 threads.
-# In 64 KiB blocks: 1.01x, and no slower (docs/benchmarks.md).
+# Pillow's pixel blocks (its documented setting, read when PIL is first imported,
+# after this): with its 16 MiB a 1024 px image is one 4 MiB allocation that the
+# C allocator keeps once freed; in 64 KiB blocks worker RSS stays flat, no slower.
 os.environ.setdefault("PILLOW_BLOCK_SIZE", env.str("PILLOW_BLOCK_SIZE", default="64k"))
 # A task that advances a job also takes up to JOB_BATCH_SIZE - 1 more due
 # steps like it (same team, provider, state and priority) and runs them in
