@@ -78,7 +78,7 @@ def main():
     Membership.objects.create(team=team, user=user, role="owner")
 
     # --- 1. the polled job card and the gallery, on a gallery of N images -----
-    from playground.generations import jobs
+    from playground.generations.pipeline import create
 
     gens = [
         Generation(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": f"bench {i}"},
@@ -126,7 +126,7 @@ def main():
     settings.SANDBOX_URL = sb_url
     t0 = time.perf_counter()
     for i in range(args.jobs):
-        jobs.create(team=team, owner=user, provider="kie", model="seedream-v4",
+        create.create(team=team, owner=user, provider="kie", model="seedream-v4",
                     params={"prompt": f"throughput {i}", "seed": i})
     enqueue_ms = (time.perf_counter() - t0) * 1000 / args.jobs
     procs = [
@@ -351,7 +351,7 @@ def recovery(team, user, env):
     from django.conf import settings
     from django_tasks_db.models import DBTaskResult
 
-    from playground.generations import jobs
+    from playground.generations.pipeline import create
     from playground.generations.models import Generation
     from playground.sandbox.app import Config, Sandbox
 
@@ -367,7 +367,7 @@ def recovery(team, user, env):
            "JOB_SWEEP_EVERY_SECONDS": str(every)}
     settings.SANDBOX_URL = sb_url
     worker = [sys.executable, "manage.py", "db_worker", "--interval", "0.2", "--no-startup-delay", "--no-reload"]
-    gen = jobs.create(team=team, owner=user, provider="kwiki", model="generate",
+    gen = create.create(team=team, owner=user, provider="kwiki", model="generate",
                       params={"prompt": "recovery bench", "quality": "hires"})
     procs = [subprocess.Popen(worker + ["--worker-id", "bench-doomed"], cwd=ROOT, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]

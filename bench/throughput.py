@@ -17,7 +17,7 @@ What runs:
 - the reference: a plain asyncio + httpx script doing the work of the app for
   N KIE seedream-v4 jobs (submit, poll record-info every 5 s, download the
   image), with a concurrency cap (--script-concurrency);
-- the app: N jobs created with playground.generations.jobs.create in a
+- the app: N jobs created with playground.generations.pipeline.create.create in a
   throw-away data directory, worked by the processes `manage.py serve` starts
   (TASK_WORKERS db_worker processes with its arguments, and `sweep --loop`).
 
@@ -400,14 +400,14 @@ def app_run(team, user, n: int, timeout: float) -> dict:
     from django.utils import timezone
     from django_tasks_db.models import DBTaskResult
 
-    from playground.generations import jobs
+    from playground.generations.pipeline import create
     from playground.generations.models import Generation, GenerationImage
 
     since = timezone.now()
     t0 = time.perf_counter()
     created = []
     for i in range(n):
-        created.append(jobs.create(team=team, owner=user, provider="kie", model="seedream-v4",
+        created.append(create.create(team=team, owner=user, provider="kie", model="seedream-v4",
                                    params={"prompt": f"{PROMPT} {i}", "image_size": "square",
                                            "image_resolution": "1K", "num_inference_steps": 30, "seed": i}).pk)
     create_s = time.perf_counter() - t0
@@ -440,10 +440,10 @@ def app_run(team, user, n: int, timeout: float) -> dict:
 
 
 def single_job(team, user, provider: str, model: str, params: dict, timeout: float) -> dict:
-    from playground.generations import jobs
+    from playground.generations.pipeline import create
     from playground.generations.models import Generation
 
-    gen = jobs.create(team=team, owner=user, provider=provider, model=model, params=params)
+    gen = create.create(team=team, owner=user, provider=provider, model=model, params=params)
     wait_done(Generation.objects.filter(pk=gen.pk), timeout)
     gen.refresh_from_db()
     out = {"status": gen.status, "error": gen.error_message, "images": gen.images.count()}

@@ -12,28 +12,29 @@ from django.utils import timezone
 from PIL import Image
 
 from playground.accounts.models import Membership, Team, endpoint_source
-from playground.generations import jobs
+from playground.generations.pipeline import results
+from playground.generations.pipeline.create import create as create_job
 from playground.generations.models import Generation
 from playground.lib.images import check_image
 from playground.providers.errors import ProviderError
 from playground.providers.exchange import Outcome
 
 
-# Keyword arguments of the job factories that go to jobs.create, not to the model.
+# Keyword arguments of the job factories that go to pipeline.create, not to the model.
 JOB_FIELDS = ("visibility", "remix_of", "prompt_version_uuid", "api_token")
 
 
 def job(team, user, provider: str = "kie", model: str = "seedream-v4", /, prompt: str | None = None,
         **params) -> Generation:
-    """A generation queued as the playground form queues one (jobs.create:
+    """A generation queued as the playground form queues one (pipeline.create:
     estimate, row, reservation and task). Provider and model are positional:
     a model may have a parameter called "model" (Flux Kontext's Pro/Max).
     visibility, remix_of, prompt_version_uuid and api_token go to
-    jobs.create; any other keyword is a parameter of the model."""
+    pipeline.create; any other keyword is a parameter of the model."""
     create = {k: params.pop(k) for k in JOB_FIELDS if k in params}
     if prompt is not None:
         params = {"prompt": prompt, **params}
-    return jobs.create(team=team, owner=user, provider=provider, model=model, params=params, **create)
+    return create_job(team=team, owner=user, provider=provider, model=model, params=params, **create)
 
 
 def finished_job(team, user, provider: str = "kie", model: str = "seedream-v4", /, prompt: str | None = None, *,
@@ -53,27 +54,27 @@ def failed_job(team, user, provider: str = "kie", model: str = "seedream-v4", /,
 
 def finish(gen: Generation, *, images: int = 1, credits: Decimal | None = None,
            size: tuple[int, int] = (64, 48)) -> Generation:
-    """A queued job (made by jobs.create: the form, a compare grid, the API)
+    """A queued job (made by pipeline.create: the form, a compare grid, the API)
     brought to success without a provider or a worker, as the pipeline
     stores one: moved as a provider's answer moves it (send, accepted), then
-    jobs.finish with `images` real PNGs (size: width, height) through the
+    results.finish with `images` real PNGs (size: width, height) through the
     app's image check (files and thumbnails in storage, GenerationImage
     rows), the charge captured in the same transaction. credits: what the
     provider reported (the capture's basis "reported"); None charges the
-    estimate. Its first task, queued by jobs.create, stays queued: run, it
+    estimate. Its first task, queued by pipeline.create, stays queued: run, it
     finds the job no longer active and does nothing."""
     _accepted(gen, credits)
     checked = [check_image(png(f"{gen.uuid}-{i}", size)) for i in range(images)]
-    done = jobs.finish(gen, checked, Outcome("succeeded", job_id=gen.provider_job_id, credits_used=credits))
+    done = results.finish(gen, checked, Outcome("succeeded", job_id=gen.provider_job_id, credits_used=credits))
     assert done == "succeeded", done
     return gen
 
 
 def fail(gen: Generation, *, kind: str = "failed", message: str = "The provider reports failure.") -> Generation:
     """A queued job the provider accepted, then failed, as the pipeline
-    fails one (jobs.fail: the reservation released in the same transaction)."""
+    fails one (results.fail: the reservation released in the same transaction)."""
     _accepted(gen)
-    done = jobs.fail(gen, Generation.RUNNING, ProviderError(kind, message))
+    done = results.fail(gen, Generation.RUNNING, ProviderError(kind, message))
     assert done == f"failed: {kind}", done
     return gen
 

@@ -44,10 +44,10 @@ def test_the_check_sees_an_import_of_the_app(tmp_path, monkeypatch):
     """The check itself: each spelling of an app import is caught."""
     fake = SANDBOX / "_probe_for_test.py"
     monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: (
-        "import playground.generations.jobs\nfrom playground.accounts import models\n"
+        "import playground.generations.pipeline.steps\nfrom playground.accounts import models\n"
         "from playground import lib\nfrom .. import providers\nfrom . import kie\nfrom .app import Sandbox\n"))
     assert app_imports(fake) == [
-        "_probe_for_test.py:1 imports playground.generations.jobs",
+        "_probe_for_test.py:1 imports playground.generations.pipeline.steps",
         "_probe_for_test.py:2 imports playground.accounts",
         "_probe_for_test.py:2 imports playground.accounts.models",
         "_probe_for_test.py:3 imports playground",

@@ -2,7 +2,7 @@
 
 Every request authenticates with its bearer token (accounts.apitokens), is
 counted against the token's rate limit, and becomes normal generations
-(jobs.create: owner, team, visibility, ledger, budgets, lineage). The image
+(pipeline.create: owner, team, visibility, ledger, budgets, lineage). The image
 endpoints then wait for the task workers to store the images, up to
 API_WAIT_SECONDS, as coroutines: while a request waits, it holds no thread
 (api/waiting.py: one status read per tick for all the waiting requests;
@@ -28,7 +28,7 @@ from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 
 from playground.accounts.apitokens import TokenRejected, authenticate
-from playground.generations import jobs
+from playground.generations.pipeline import create
 from playground.generations.models import Generation, GenerationImage, InputImage
 from playground.generations.views_media import file_response
 from playground.ledger.budgets import BudgetExceeded
@@ -168,7 +168,7 @@ def _start(request, endpoint: str) -> tuple[int, list[int]]:
         params[name] = str(inputs[-1].uuid)
     try:
         with transaction.atomic():
-            gens = [jobs.create(team=token.team, owner=token.user, provider=resolved.provider, model=resolved.model,
+            gens = [create.create(team=token.team, owner=token.user, provider=resolved.provider, model=resolved.model,
                                 params=params, api_token=token) for _ in range(plan.jobs)]
             req = ApiRequest.objects.create(token=token, team=token.team, response_format=plan.response_format)
             req.generations.set(gens)

@@ -12,7 +12,7 @@ import secrets
 
 from django.db import IntegrityError, transaction
 
-from playground.generations import jobs
+from playground.generations.pipeline.create import create as create_job
 from playground.generations.models import Generation
 from playground.ledger.budgets import BudgetExceeded, check as budget_check
 from playground.ledger.prices import Prices
@@ -342,7 +342,7 @@ def _create(plan: Plan, *, team, owner, name, visibility, blind, rerun_of, clien
             row = Row.objects.create(comparison=comp, index=i, prompt=prompt, seed=seed)
             for col, m in enumerate(mapped):
                 try:
-                    gen = jobs.create(team=team, owner=owner, provider=m.provider, model=m.model,
+                    gen = create_job(team=team, owner=owner, provider=m.provider, model=m.model,
                                       params=m.params, visibility=visibility)
                 except BudgetExceeded as e:
                     refused.append(f"row {i + 1} {label(m.provider, m.model)}")
@@ -362,7 +362,7 @@ def retry(cell: Cell) -> Generation:
     """A new job for one cell (same parameters, same seed)."""
     comp = cell.row.comparison
     with transaction.atomic():
-        gen = jobs.create(team=comp.team, owner=comp.owner, provider=cell.provider, model=cell.model,
+        gen = create_job(team=comp.team, owner=comp.owner, provider=cell.provider, model=cell.model,
                           params=cell.params, visibility=comp.visibility, remix_of=cell.generation)
         cell.generation, cell.generation_uuid = gen, gen.uuid
         cell.save(update_fields=["generation", "generation_uuid"])

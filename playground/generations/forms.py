@@ -152,7 +152,7 @@ class ModelForm(forms.Form):
         return data
 
     def check_declarations(self, data):
-        """jobs.create refuses what the declarations forbid (spec.validate):
+        """pipeline.create refuses what the declarations forbid (spec.validate):
         when the fields found nothing, a value they let through that the
         declarations refuse is shown on its field, never as a server error."""
         from playground.providers.errors import ProviderError
@@ -197,7 +197,7 @@ class ModelForm(forms.Form):
             if p.kind == "bool" and value is False and p.default in (None, False):
                 continue
             out[p.name] = value
-        # An empty seed stays empty: jobs.create draws it, for every caller.
+        # An empty seed stays empty: pipeline.create draws it, for every caller.
         return {k: v for k, v in out.items() if self.spec.param(k).applies(out)}
 
 

@@ -64,7 +64,7 @@ class Generation(models.Model):
     error_field = models.CharField(max_length=60, blank=True)
     # Adult content (an adult style was chosen): blurred in shared views.
     is_adult = models.BooleanField(default=False)
-    # Took an input image (set by jobs.create): the gallery's has-input filter.
+    # Took an input image (set by pipeline.create): the gallery's has-input filter.
     has_input = models.BooleanField(default=False)
     cost_estimate = models.DecimalField(max_digits=12, decimal_places=4, default=Decimal("0"))
     credits_used = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)

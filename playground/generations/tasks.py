@@ -20,17 +20,17 @@ log = logging.getLogger("playground.jobs")
 
 @task(takes_context=True)
 def advance_generation(context, generation_id: int) -> str:
-    from . import jobs
+    from .pipeline import steps
 
     # The task result's id names this run in the job's lease.
-    return jobs.advance(generation_id, holder=str(context.task_result.id), batch=Batch.of(context.task_result))
+    return steps.advance(generation_id, holder=str(context.task_result.id), batch=Batch.of(context.task_result))
 
 
 @task(takes_context=True)
 def adopt_claimed_job(context, generation_id: int) -> str:
-    from . import jobs
+    from .pipeline import callbacks
 
-    return jobs.adopt(generation_id, holder=str(context.task_result.id))
+    return callbacks.adopt(generation_id, holder=str(context.task_result.id))
 
 
 @task()
@@ -50,9 +50,9 @@ def thumbnail_task():
 
 @task()
 def sweep_generations() -> int:
-    from . import jobs
+    from .pipeline import sweep
 
-    return jobs.sweep()
+    return sweep.sweep()
 
 
 def queue_in_database(backend) -> bool:
@@ -130,7 +130,7 @@ def reap_dead_task_rows() -> int:
     """Mark as failed the task rows a dead worker left RUNNING (django-tasks-db
     never does: they would stay RUNNING forever). A row is dead when it has
     run longer than a lease and no job is held under its id: a live worker
-    renews the lease of the job it works on (jobs.Heartbeat)."""
+    renews the lease of the job it works on (pipeline.lease.Heartbeat)."""
     try:
         from django_tasks_db.backend import DatabaseBackend
         from django_tasks_db.compat import TaskResultStatus

@@ -1,7 +1,7 @@
 """Thumbnails of results an earlier version saved without one.
 
 A result's thumbnail is made with it, from the same decoded pixels
-(jobs.conclude, lib/images.check_image). Earlier versions left it to a task
+(pipeline.results.conclude, lib/images.check_image). Earlier versions left it to a task
 of low priority (TASK_PRIORITY_BACKGROUND) when other jobs' steps waited:
 that task (tasks.make_thumbnails) still runs for the rows an upgrade finds
 queued, and the recovery sweep queues it again for an image of the last day

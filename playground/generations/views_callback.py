@@ -7,7 +7,7 @@ from django.http import Http404, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from . import jobs
+from .pipeline import callbacks
 from .models import Generation
 
 
@@ -27,7 +27,7 @@ def provider_callback(request, provider, token):
             body = json.loads(request.body)
         except ValueError:
             pass
-    jobs.nudge(gen, body)
+    callbacks.nudge(gen, body)
     return JsonResponse({"ok": True})
 
 

@@ -17,7 +17,8 @@ from playground.ledger import book
 from playground.ledger.budgets import BudgetExceeded
 from playground.providers import registry
 
-from . import jobs, origin
+from . import origin
+from .pipeline import create
 from .forms import field_for, form_for
 from .models import Generation, InputImage
 from .views_detail import card_context
@@ -56,7 +57,7 @@ def playground(request):
     gen = None
     if form.is_bound and form.is_valid():
         try:
-            gen = jobs.create(team=request.team, owner=request.user, provider=provider_key,
+            gen = create.create(team=request.team, owner=request.user, provider=provider_key,
                               model=spec.key, params=form.params(), client_token=_client_token(request),
                               visibility=_posted_visibility(request), **_posted_origin(request))
         except BudgetExceeded as e:
@@ -121,7 +122,7 @@ def _playground_context(request, provider_key, adapter, spec, form, picked) -> d
 def _posted_visibility(request) -> str | None:
     """The form's "Share with the team" checkbox: a hidden "private" always
     travels and the checked box adds "team". Neither (another client that
-    leaves the field out): None, the member's default (jobs.create)."""
+    leaves the field out): None, the member's default (pipeline.create)."""
     sent = request.POST.getlist("visibility")
     if Generation.SHARED in sent:
         return Generation.SHARED
@@ -151,7 +152,7 @@ def _origin_field(request, provider_key, spec) -> str:
 
 
 def _posted_origin(request) -> dict:
-    """jobs.create's lineage arguments from the form's signed origin field;
+    """pipeline.create's lineage arguments from the form's signed origin field;
     a remix of a generation this user cannot see records nothing."""
     data = origin.read(request.POST.get("origin", "")[:1000])
     out = {}

@@ -36,7 +36,8 @@ def warm_up() -> None:
     from playground.providers import registry
     from playground.providers.client import process_client
 
-    from . import jobs, tasks  # noqa: F401  (what every task runs)
+    from . import tasks  # noqa: F401
+    from .pipeline import callbacks, steps, sweep  # noqa: F401  (what every task runs)
 
     Image.init()  # every format plugin, as the first decode of an unusual file would
     guard.ssl_context()  # the download clients' one SSL context

@@ -50,7 +50,7 @@ def applicable(team, user, provider: str | None = None, api_token=None, *, lock:
     """The one rule of which budgets a run touches; every caller asks here:
     the quote (the playground form's estimate, book.quote), the compare
     grid's quote (check), and the hold when a job is made (book.reserve: the
-    form, the compare grid and the API all make jobs through jobs.create).
+    form, the compare grid and the API all make jobs through pipeline.create).
 
     A run of this user touches the team's budgets and this member's; on a
     provider (None: every provider), the budgets for all providers and those

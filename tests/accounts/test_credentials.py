@@ -6,7 +6,7 @@ from cryptography.fernet import Fernet
 from django.urls import reverse
 import pytest
 
-from playground.generations import jobs
+from playground.generations.pipeline import create
 from playground.lib import crypto
 from playground.accounts.models import Endpoint, Membership, ProviderCredential
 from playground.generations.models import Generation
@@ -73,7 +73,7 @@ def test_a_wrong_encryption_key_fails_closed_and_no_call_is_made(sandbox, saved,
     ProviderCredential.objects.filter(pk=saved.pk).update(base_url=sandbox.url + "/kie")
     settings.FIELD_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
     caplog.set_level(logging.DEBUG)
-    gen = jobs.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a violin"})
+    gen = create.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a violin"})
     run_tasks(until=gen)
     assert (gen.status, gen.error_kind) == (Generation.FAILED, "config")
     assert "enter it again" in gen.error_message
@@ -86,7 +86,7 @@ def test_the_key_never_reaches_logs_or_task_arguments(sandbox, saved, team, user
 
     ProviderCredential.objects.filter(pk=saved.pk).update(base_url=sandbox.url + "/kie")
     caplog.set_level(logging.DEBUG)
-    gen = jobs.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a violin"})
+    gen = create.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a violin"})
     args = list(DBTaskResult.objects.values_list("args_kwargs", flat=True))
     run_tasks(until=gen)
     assert gen.error_kind == "auth"  # the sandbox does not know this key
@@ -102,7 +102,7 @@ def test_a_base_url_pointing_inside_our_network_is_refused(client_in, team):
 def test_a_base_url_that_turns_private_later_stops_jobs_before_any_call(sandbox, saved, team, user):
     # Saved while public, it now resolves inside: the job fails closed.
     ProviderCredential.objects.filter(pk=saved.pk).update(base_url="http://127.0.0.1:9/internal")
-    gen = jobs.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a fig"})
+    gen = create.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a fig"})
     run_tasks(until=gen)
     assert (gen.status, gen.error_kind) == (Generation.FAILED, "config")
     assert "refused" in gen.error_message

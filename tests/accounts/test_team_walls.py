@@ -3,7 +3,7 @@
 from django.urls import reverse
 import pytest
 
-from playground.generations import jobs
+from playground.generations.pipeline import create
 from playground.accounts.models import Membership
 from playground.generations.models import InputImage
 
@@ -12,7 +12,7 @@ from tests.helpers import run_tasks
 
 @pytest.fixture
 def finished(sandbox, team, user):
-    gen = jobs.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a pine forest"})
+    gen = create.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a pine forest"})
     run_tasks(until=gen)
     return gen
 

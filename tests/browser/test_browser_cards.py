@@ -9,7 +9,7 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from playground.generations import jobs
+from playground.generations.pipeline import create
 from playground.generations.models import Generation
 
 from tests.browser.helpers import log_in, shot  # noqa: F401
@@ -36,7 +36,7 @@ def wait_finished(*gens, timeout=30.0):
 
 
 def finished_jobs(team, user, n, model="seedream-v4", **params):
-    gens = [jobs.create(team=team, owner=user, provider="kie", model=model,
+    gens = [create.create(team=team, owner=user, provider="kie", model=model,
                         params={"prompt": f"a quiet harbour, view {i}", **params}) for i in range(n)]
     wait_finished(*gens)
     return gens
@@ -86,7 +86,7 @@ def no_sideways_scroll(page):
 def test_the_card_shows_a_large_result_with_download_and_use_as_input(page, worker, team, user, size):
     page.set_viewport_size(size)
     done, = finished_jobs(team, user, 1)
-    failed = jobs.create(team=team, owner=user, provider="kie", model="seedream-v4",
+    failed = create.create(team=team, owner=user, provider="kie", model="seedream-v4",
                          params={"prompt": "a pear on a plate [402]"})
     wait_finished(failed)
     log_in(page)
@@ -158,7 +158,7 @@ def test_the_detail_page_shows_the_image_first_then_labelled_parameters_then_cod
 def test_a_detail_page_left_open_shows_the_image_first_when_the_job_finishes(page, worker, team, user):
     page.set_viewport_size(LAPTOP)
     log_in(page)
-    gen = jobs.create(team=team, owner=user, provider="kie", model="seedream-v4",
+    gen = create.create(team=team, owner=user, provider="kie", model="seedream-v4",
                       params={"prompt": "a kettle on a stove [slow]"})
     page.goto(gen.get_absolute_url())
     expect(page.locator("article.job")).to_have_attribute("data-stamp", re.compile(r"^\d+$"))  # still running, polled
@@ -190,7 +190,7 @@ def test_the_credits_page_never_scrolls_sideways_and_every_row_links_to_its_job(
     buf = BytesIO()
     Image.new("RGB", (64, 64), (200, 120, 40)).save(buf, "PNG")
     inp = InputImage.from_bytes(team=team, owner=user, data=buf.getvalue())
-    upscale = jobs.create(team=team, owner=user, provider="kie", model="recraft-upscale", params={"image": str(inp.uuid)})
+    upscale = create.create(team=team, owner=user, provider="kie", model="recraft-upscale", params={"image": str(inp.uuid)})
     wait_finished(upscale)
     assert upscale.status == Generation.SUCCEEDED, upscale.error_message
     log_in(page)
@@ -226,7 +226,7 @@ def test_a_transparent_result_shows_a_checkerboard_behind_it(page, worker, team,
     buf = BytesIO()
     source.save(buf, "PNG")
     inp = InputImage.from_bytes(team=team, owner=user, data=buf.getvalue())
-    gen = jobs.create(team=team, owner=user, provider="kie", model="recraft-remove-background",
+    gen = create.create(team=team, owner=user, provider="kie", model="recraft-remove-background",
                       params={"image": str(inp.uuid)})
     wait_finished(gen)
     assert gen.status == Generation.SUCCEEDED, gen.error_message

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from playwright.sync_api import expect
 
-from playground.generations import jobs
+from playground.generations.pipeline import create
 from playground.generations.models import Generation
 from playground.ledger.models import Entry
 
@@ -190,10 +190,10 @@ def test_a_job_started_in_another_tab_appears_in_the_job_column(page, team, user
     log_in(page)
     page.clock.install()  # the page's timers, moved on below instead of waited for
     page.goto("/?provider=kie&model=seedream-v4")
-    mine = jobs.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a tin robot"})
+    mine = create.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a tin robot"})
     page.reload()
     expect(page.locator("#jobs article.job")).to_have_count(1)
-    elsewhere = jobs.create(team=team, owner=user, provider="kie", model="seedream-v4",
+    elsewhere = create.create(team=team, owner=user, provider="kie", model="seedream-v4",
                             params={"prompt": "a green kite"})
     card = page.locator(f"#job-{elsewhere.uuid}")
     expect(card).to_have_count(0)

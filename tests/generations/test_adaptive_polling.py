@@ -9,7 +9,7 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 import pytest
 
-from playground.generations import jobs
+from playground.generations.pipeline import timing
 from playground.generations.models import Generation
 from playground.providers.kie import KieAdapter
 
@@ -47,14 +47,14 @@ def cadence(settings):
 @pytest.mark.django_db
 def test_without_history_the_first_poll_is_at_the_provider_cadence(team, user, cadence):
     gen = submitted_job(team, user)
-    assert jobs.poll_delay(gen, KieAdapter) == pytest.approx(KIE_CADENCE)
+    assert timing.poll_delay(gen, KieAdapter) == pytest.approx(KIE_CADENCE)
 
 
 @pytest.mark.django_db
 def test_the_first_poll_is_when_the_model_usually_finishes(team, user, cadence):
     finished_before(team, user, [10.0, 11.0, 11.0, 12.0, 30.0])  # median 11 s (one slow outlier)
     gen = submitted_job(team, user)
-    delay = jobs.poll_delay(gen, KieAdapter)
+    delay = timing.poll_delay(gen, KieAdapter)
     assert 11.0 < delay <= 12.0  # just after the median, not at 5, 10, 15
 
 
@@ -62,15 +62,15 @@ def test_the_first_poll_is_when_the_model_usually_finishes(team, user, cadence):
 def test_the_median_is_kept_per_model(team, user, cadence):
     finished_before(team, user, 20.0, model="seedream-v4")
     finished_before(team, user, 8.0, model="nano-banana")
-    assert 20.0 < jobs.poll_delay(submitted_job(team, user, model="seedream-v4"), KieAdapter) <= 21.5
-    assert 8.0 < jobs.poll_delay(submitted_job(team, user, model="nano-banana"), KieAdapter) <= 9.0
+    assert 20.0 < timing.poll_delay(submitted_job(team, user, model="seedream-v4"), KieAdapter) <= 21.5
+    assert 8.0 < timing.poll_delay(submitted_job(team, user, model="nano-banana"), KieAdapter) <= 9.0
 
 
 @pytest.mark.django_db
 def test_a_fast_model_is_never_polled_before_the_cadence(team, user, cadence):
     finished_before(team, user, 1.0)  # the provider takes 1 s, its cadence is 5 s
     gen = submitted_job(team, user)
-    assert jobs.poll_delay(gen, KieAdapter) == pytest.approx(KIE_CADENCE)
+    assert timing.poll_delay(gen, KieAdapter) == pytest.approx(KIE_CADENCE)
 
 
 @pytest.mark.django_db
@@ -82,7 +82,7 @@ def test_after_a_miss_it_polls_briefly_at_short_intervals_then_the_cadence_then_
 
     def delay_at(elapsed):
         gen.submitted_at = timezone.now() - timedelta(seconds=elapsed)
-        return jobs.poll_delay(gen, KieAdapter)
+        return timing.poll_delay(gen, KieAdapter)
 
     assert delay_at(12) == pytest.approx(settings.POLL_FAST_SECONDS)  # just missed: again in 1 s
     assert delay_at(14) == pytest.approx(settings.POLL_FAST_SECONDS)  # ...briefly (30 % of 11.55 s)
@@ -102,7 +102,7 @@ def test_an_early_answer_waits_for_the_usual_time_not_the_cadence(team, user, ca
     gen = submitted_job(team, user)
     gen.submitted_at = timezone.now() - timedelta(seconds=6)
     gen.pending_seen_at = timezone.now()
-    assert 14.5 < jobs.poll_delay(gen, KieAdapter) <= 15.5  # at 21 s, not 5 s later
+    assert 14.5 < timing.poll_delay(gen, KieAdapter) <= 15.5  # at 21 s, not 5 s later
 
 
 @pytest.mark.django_db
@@ -121,11 +121,11 @@ def test_short_polls_are_held_to_each_keys_budget_across_all_its_jobs(team, user
         gen.pending_seen_at = timezone.now()
         return gen
 
-    delays = [jobs.poll_delay(just_missed(), one) for _ in range(5)]
+    delays = [timing.poll_delay(just_missed(), one) for _ in range(5)]
     assert delays == [settings.POLL_FAST_SECONDS] * 3 + [KIE_CADENCE] * 2
-    assert jobs.poll_delay(just_missed(), two) == settings.POLL_FAST_SECONDS
+    assert timing.poll_delay(just_missed(), two) == settings.POLL_FAST_SECONDS
     settings.POLL_FAST_BUDGET = 0  # short polls off
-    assert jobs.poll_delay(just_missed(), two) == KIE_CADENCE
+    assert timing.poll_delay(just_missed(), two) == KIE_CADENCE
 
 
 @pytest.mark.django_db
@@ -135,17 +135,17 @@ def test_a_finished_job_records_the_provider_time_that_kie_reports(team, user, s
     gen.refresh_from_db()
     assert gen.status == Generation.SUCCEEDED
     assert gen.provider_seconds is not None and 0 <= gen.provider_seconds < 5
-    assert jobs.expected_seconds("kie", "seedream-v4") == pytest.approx(gen.provider_seconds + 0.5)
+    assert timing.expected_seconds("kie", "seedream-v4") == pytest.approx(gen.provider_seconds + 0.5)
 
 
 def test_reported_times_in_epoch_milliseconds_and_iso():
-    assert jobs.reported_seconds({"code": 200, "data": {"createTime": 1700000000000,
+    assert timing.reported_seconds({"code": 200, "data": {"createTime": 1700000000000,
                                                         "completeTime": 1700000011500}}) == pytest.approx(11.5)
-    assert jobs.reported_seconds({"createTime": "2026-11-26T10:00:00Z",
+    assert timing.reported_seconds({"createTime": "2026-11-26T10:00:00Z",
                                   "completeTime": "2026-11-26T10:00:11Z"}) == pytest.approx(11.0)
-    assert jobs.reported_seconds({"createTime": "2026-11-26T10:00:00Z"}) is None
-    assert jobs.reported_seconds({"createTime": 5, "completeTime": 1}) is None  # backwards: ignored
-    assert jobs.reported_seconds(None) is None
+    assert timing.reported_seconds({"createTime": "2026-11-26T10:00:00Z"}) is None
+    assert timing.reported_seconds({"createTime": 5, "completeTime": 1}) is None  # backwards: ignored
+    assert timing.reported_seconds(None) is None
 
 
 @pytest.mark.django_db
@@ -156,7 +156,7 @@ def test_without_reported_times_the_polls_bracket_the_provider_time(team, user):
     now = timezone.now()
     gen.submitted_at = now - timedelta(seconds=15)
     gen.pending_seen_at = now - timedelta(seconds=5)  # still generating at 10 s, done at 15 s
-    assert jobs.provider_seconds(gen, Outcome("succeeded", image_urls=["x"])) == pytest.approx(12.5, abs=0.2)
+    assert timing.provider_seconds(gen, Outcome("succeeded", image_urls=["x"])) == pytest.approx(12.5, abs=0.2)
 
 
 @pytest.mark.django_db
@@ -181,7 +181,7 @@ def test_without_reported_times_a_first_ask_hit_does_not_creep_the_median_up(tea
 
     gen = submitted_job(team, user)
     gen.submitted_at = timezone.now() - timedelta(seconds=10.5)  # asked at median 10 + 0.5 margin: done
-    assert jobs.provider_seconds(gen, Outcome("succeeded", image_urls=["x"])) == pytest.approx(10.0, abs=0.2)
+    assert timing.provider_seconds(gen, Outcome("succeeded", image_urls=["x"])) == pytest.approx(10.0, abs=0.2)
 
 
 @pytest.mark.django_db
@@ -194,13 +194,13 @@ def test_a_job_with_the_providers_estimate_is_looked_at_mid_way_then_at_the_esti
     finished_before(team, user, 30.0, model="text-to-image", provider="kvid")
     gen = submitted_job(team, user, provider="kvid", model="text-to-image")
     gen.estimated_seconds = 10.0
-    assert jobs.poll_delay(gen, KvidAdapter) == pytest.approx(4.0, abs=0.1)  # mid-way
+    assert timing.poll_delay(gen, KvidAdapter) == pytest.approx(4.0, abs=0.1)  # mid-way
     gen.submitted_at = timezone.now() - timedelta(seconds=4)
     gen.pending_seen_at = timezone.now()
-    assert jobs.poll_delay(gen, KvidAdapter) == pytest.approx(6.0, abs=0.1)  # at the estimate
+    assert timing.poll_delay(gen, KvidAdapter) == pytest.approx(6.0, abs=0.1)  # at the estimate
     gen.estimated_seconds = 5.0  # mid-way would come before kvid's 3 s cadence: no look mid-way
     gen.submitted_at, gen.pending_seen_at = timezone.now(), None
-    assert jobs.poll_delay(gen, KvidAdapter) == pytest.approx(5.0, abs=0.1)
+    assert timing.poll_delay(gen, KvidAdapter) == pytest.approx(5.0, abs=0.1)
 
 
 @pytest.mark.django_db
@@ -251,7 +251,7 @@ def test_a_look_mid_way_does_not_halve_the_recorded_provider_time(team, user):
     gen.estimated_seconds = 10.0
     gen.submitted_at = now - timedelta(seconds=10.2)
     gen.pending_seen_at = now - timedelta(seconds=6.2)
-    assert jobs.provider_seconds(gen, Outcome("succeeded", image_urls=["x"])) == pytest.approx(9.7, abs=0.2)
+    assert timing.provider_seconds(gen, Outcome("succeeded", image_urls=["x"])) == pytest.approx(9.7, abs=0.2)
 
 
 

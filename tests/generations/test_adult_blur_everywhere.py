@@ -2,7 +2,7 @@
 not only in the gallery and on its page: the prompt library's image strip and
 the owner's Credits page (costliest generations) too. Its owner sees it plain."""
 
-from playground.generations import jobs
+from playground.generations.pipeline import create
 from playground.generations.models import Generation
 
 from tests.helpers import run_tasks
@@ -14,7 +14,7 @@ def test_a_teammates_adult_result_is_blurred_in_the_library_strip_and_on_the_cre
     settings.CREDIT_PRICES = {"kie": "0.005"}
     bob = util.teammate(team)
     version = util.prompt(team, user, "Portrait study", "a portrait in soft light").current
-    gen = jobs.create(team=team, owner=bob, provider="kie", model="seedream-v4",
+    gen = create.create(team=team, owner=bob, provider="kie", model="seedream-v4",
                       params={"prompt": "a portrait in soft light"}, prompt_version_uuid=version.uuid)
     run_tasks(until=gen)
     assert gen.status == Generation.SUCCEEDED

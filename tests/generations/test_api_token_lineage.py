@@ -5,20 +5,20 @@ other teams see neither the page nor the token."""
 from django.urls import reverse
 
 from playground.accounts.models import ApiToken
-from playground.generations import jobs
+from playground.generations.pipeline import create
 
 from tests.helpers import login
 
 
 def via_token(team, user, token, prompt="a quiet harbour"):
-    return jobs.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": prompt},
+    return create.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": prompt},
                        api_token=token)
 
 
 def test_the_detail_page_and_the_gallery_name_the_token_a_run_came_through(client_in, team, user, bob):
     token, _ = ApiToken.issue(user, team, "nightly")
     gen = via_token(team, user, token)
-    plain = jobs.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a pier"})
+    plain = create.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a pier"})
     page = client_in.get(gen.get_absolute_url()).content.decode()
     assert 'data-testid="via-api-token"' in page and "via API token <strong>nightly</strong>" in page
     assert f"(...{token.last4})" in page

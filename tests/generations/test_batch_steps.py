@@ -9,7 +9,7 @@ import signal
 from django_tasks_db.models import DBTaskResult
 import pytest
 
-from playground.generations import jobs
+from playground.generations.pipeline import calls, create, sweep
 from playground.generations.models import Generation
 
 from tests import factories
@@ -122,7 +122,7 @@ def test_a_worker_killed_mid_batch_loses_no_job_and_sends_nothing_twice(team, us
     settings.JOB_LEASE_SECONDS = 2
     settings.JOB_SWEEP_GRACE_SECONDS = 600  # only the leases can free the jobs
     settings.MEDIA_ROOT = str(tmp_path / "media")
-    gens = [jobs.create(team=team, owner=user, provider="kwiki", model="generate",
+    gens = [create.create(team=team, owner=user, provider="kwiki", model="generate",
                         params={"prompt": f"a slow sunrise, number {i}", "quality": "hires"}) for i in range(3)]
     first = start_worker(sb, settings.MEDIA_ROOT, JOB_BATCH_SIZE="8")
     second = None
@@ -141,14 +141,14 @@ def test_a_worker_killed_mid_batch_loses_no_job_and_sends_nothing_twice(team, us
         second = start_worker(sb, settings.MEDIA_ROOT, JOB_BATCH_SIZE="8")
 
         def all_done():
-            jobs.sweep()
+            sweep.sweep()
             return not Generation.objects.filter(pk__in=[g.pk for g in gens], status__in=Generation.ACTIVE).exists()
 
         wait_for(all_done, 60, "the jobs to end after the crash")
         dead_rows = DBTaskResult.objects.filter(id__in=list(held.values()))
 
         def rows_reaped():
-            jobs.sweep()
+            sweep.sweep()
             return not dead_rows.filter(status="RUNNING").exists()
 
         wait_for(rows_reaped, 30, "the dead worker's rows to be marked failed")
@@ -172,22 +172,22 @@ def test_a_first_poll_that_cannot_be_queued_keeps_the_provider_job_and_the_sweep
 
     from tests.helpers import run_tasks
 
-    from playground.generations import jobs
+    from playground.generations.pipeline import calls, sweep
 
     gen = factories.job(team, user, prompt="a lighthouse in fog")
-    real = jobs.enqueue_now_or_on_commit
+    real = calls.enqueue_now_or_on_commit
 
     def broken_insert(task, *args):  # the first poll's row, after the submit
         DBTaskResult.objects.filter(pk__in=[]).update(status="READY")  # a write inside the savepoint...
         raise DatabaseError("disk I/O error")  # ...then the insert fails
 
-    monkeypatch.setattr(jobs, "enqueue_now_or_on_commit", broken_insert)
+    monkeypatch.setattr(calls, "enqueue_now_or_on_commit", broken_insert)
     sent = Counting(sandbox)
     try:
         run_one_task()
     finally:
         sandbox.server.set_app(sent.app)
-    monkeypatch.setattr(jobs, "enqueue_now_or_on_commit", real)
+    monkeypatch.setattr(calls, "enqueue_now_or_on_commit", real)
 
     gen.refresh_from_db()
     assert sent.count("/generate") == 1
@@ -197,7 +197,7 @@ def test_a_first_poll_that_cannot_be_queued_keeps_the_provider_job_and_the_sweep
     # Overdue past the grace: the sweep queues it again, and it finishes without a second send.
     Generation.objects.filter(pk=gen.pk).update(
         due_at=timezone.now() - timedelta(seconds=settings.JOB_SWEEP_GRACE_SECONDS + 1))
-    assert jobs.sweep() == 1
+    assert sweep.sweep() == 1
     sent = Counting(sandbox)
     try:
         run_tasks(until=gen)

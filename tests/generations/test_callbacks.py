@@ -7,7 +7,7 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 import pytest
 
-from playground.generations import jobs
+from playground.generations.pipeline import callbacks, calls, results, steps, sweep
 from playground.generations.models import Generation
 
 from tests.factories import job
@@ -20,7 +20,7 @@ def test_the_callback_url_sent_to_the_provider_carries_an_unguessable_token(sand
 
     settings.PUBLIC_BASE_URL = "https://playground.example.com"
     gen = job(team, user, prompt="a field of sunflowers")
-    jobs.advance(gen.pk)
+    steps.advance(gen.pk)
     gen.refresh_from_db()
     with sqlite3.connect(sandbox.app.config.db_path) as c:
         (params,) = c.execute("SELECT params FROM tasks WHERE id=?", (gen.provider_job_id,)).fetchone()
@@ -30,7 +30,7 @@ def test_the_callback_url_sent_to_the_provider_carries_an_unguessable_token(sand
 
 def test_a_callback_makes_the_job_check_with_the_provider_and_changes_nothing_else(client, sandbox, team, user):
     gen = job(team, user, prompt="a field of sunflowers")
-    jobs.advance(gen.pk)
+    steps.advance(gen.pk)
     DBTaskResult.objects.all().delete()
     gen.refresh_from_db()
     before = (gen.status, gen.provider_job_id, gen.error_kind)
@@ -75,7 +75,7 @@ def test_the_sandbox_delivers_the_callback_to_the_running_app(live_server, team,
         settings.PUBLIC_BASE_URL = live_server.url
         settings.POLL_SECONDS = 300  # no polling: only the callback can wake the job
         gen = job(team, user, prompt="a sailing ship")
-        jobs.advance(gen.pk)
+        steps.advance(gen.pk)
         DBTaskResult.objects.all().delete()
         sb.finish_now()  # the provider has finished (no waiting for its latency): it calls back
         deadline = time.monotonic() + 10
@@ -127,7 +127,7 @@ def test_a_callback_replayed_50_times_makes_at_most_one_status_call_per_poll_int
     sb, requests = counted(latency=3600)  # the job stays "generating"
     settings.POLL_SECONDS = 300
     gen = job(team, user, prompt="a field of sunflowers")
-    jobs.advance(gen.pk)  # submitted; next poll in 300 s
+    steps.advance(gen.pk)  # submitted; next poll in 300 s
     DBTaskResult.objects.all().delete()
     gen.refresh_from_db()
     before = (gen.status, gen.provider_job_id, gen.attempts)
@@ -148,7 +148,7 @@ def test_a_callback_replayed_50_times_makes_at_most_one_status_call_per_poll_int
 
 def test_a_replayed_callback_does_not_cut_a_backoff_short(client, sandbox, team, user):
     gen = job(team, user, prompt="a field of sunflowers")
-    jobs.advance(gen.pk)
+    steps.advance(gen.pk)
     DBTaskResult.objects.all().delete()
     later = timezone.now() + timedelta(seconds=120)
     Generation.objects.filter(pk=gen.pk).update(phase="Server error, retrying in 120 s", wait_reason="backoff",
@@ -167,10 +167,10 @@ def killed_while_submitting(gen, sb, *, failed: bool):
     DBTaskResult.objects.all().delete()
     Generation.objects.filter(pk=gen.pk).update(status=Generation.SUBMITTING, phase="submitting")
     sent = KieAdapter(base_url=sb.url + "/kie", api_key="sandbox-key").submit(
-        gen.model, gen.params, callback_url=jobs.callback_url(gen))
+        gen.model, gen.params, callback_url=calls.callback_url(gen))
     if failed:
         gen.refresh_from_db()
-        jobs.fail(gen, Generation.SUBMITTING, jobs.ProviderError("unknown_outcome", "The worker stopped."))
+        results.fail(gen, Generation.SUBMITTING, results.ProviderError("unknown_outcome", "The worker stopped."))
     gen.refresh_from_db()
     assert gen.provider_job_id == ""
     return sent.job_id
@@ -240,7 +240,7 @@ def test_a_live_worker_that_saves_its_answer_after_an_adoption_changes_nothing(c
     # The submitting worker was only slow: its answer arrives now.
     now = timezone.now()
     assert not late.transition(Generation.SUBMITTING, status=Generation.RUNNING, provider_job_id=task_id)
-    assert not jobs.rescue_after_lost_lease(late, jobs.Outcome("pending", job_id=task_id), now)
+    assert not calls.rescue_after_lost_lease(late, calls.Outcome("pending", job_id=task_id), now)
     gen.refresh_from_db()
     assert gen.status == Generation.SUCCEEDED and Entry.objects.filter(generation=gen, kind=Entry.CAPTURE).count() == 1
 
@@ -282,7 +282,7 @@ def test_concurrent_replays_cannot_both_win(team, user, settings, tmp_path):
         use_sandbox(settings, sb)
         settings.POLL_SECONDS = 300
         gen = job(team, user, prompt="a quiet library")
-        jobs.advance(gen.pk)
+        steps.advance(gen.pk)
         DBTaskResult.objects.all().delete()
         gen.refresh_from_db()
         barrier, wins = threading.Barrier(20), []
@@ -290,7 +290,7 @@ def test_concurrent_replays_cannot_both_win(team, user, settings, tmp_path):
         def replay():
             try:
                 barrier.wait()
-                wins.append(jobs.nudge(Generation.objects.get(pk=gen.pk), {"data": {"taskId": gen.provider_job_id}}))
+                wins.append(callbacks.nudge(Generation.objects.get(pk=gen.pk), {"data": {"taskId": gen.provider_job_id}}))
             finally:
                 connection.close()
 
@@ -328,9 +328,9 @@ def test_a_claim_the_provider_cannot_confirm_yet_is_asked_about_again(client, co
     run_due()
     gen.refresh_from_db()
     assert refused and gen.claimed_job_id == task_id and gen.status == Generation.FAILED
-    assert jobs.sweep() == 0 and not DBTaskResult.objects.filter(status="READY").exists()  # not before a lease
+    assert sweep.sweep() == 0 and not DBTaskResult.objects.filter(status="READY").exists()  # not before a lease
     Generation.objects.filter(pk=gen.pk).update(nudged_at=timezone.now() - timedelta(seconds=settings.JOB_LEASE_SECONDS + 1))
-    jobs.sweep()
+    sweep.sweep()
     run_tasks()
     gen.refresh_from_db()
     assert gen.status == Generation.SUCCEEDED and gen.provider_job_id == task_id

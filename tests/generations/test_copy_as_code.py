@@ -9,7 +9,7 @@ import sys
 from django.urls import reverse
 import pytest
 
-from playground.generations import jobs
+from playground.generations.pipeline import create
 from playground.accounts.models import ProviderCredential
 from playground.generations.snippets import snippets
 
@@ -18,7 +18,7 @@ PARAMS = {"prompt": "a hot air balloon", "image_size": "landscape_4_3", "num_inf
 
 @pytest.fixture
 def gen(sandbox, team, user):
-    return jobs.create(team=team, owner=user, provider="kie", model="seedream-v4", params=PARAMS)
+    return create.create(team=team, owner=user, provider="kie", model="seedream-v4", params=PARAMS)
 
 
 def test_the_snippets_hold_the_exact_request_and_no_key(gen, team, sandbox):

@@ -49,9 +49,9 @@ def test_generate_then_upscale_then_remove_background(client, user, team, sandbo
 
 
 def test_use_as_input_without_a_target_opens_the_first_model_that_takes_an_image(client_in, team, user, sandbox):
-    from playground.generations import jobs
+    from playground.generations.pipeline import create
 
-    gen = jobs.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a fern"})
+    gen = create.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a fern"})
     run_tasks(until=gen)
     response = client_in.post(reverse("use_as_input", args=[gen.images.get().uuid]))
     page = client_in.get(response["Location"]).content.decode()

@@ -1,5 +1,5 @@
 """Text that is not valid Unicode (RELIABILITY 11) at the playground: a
-form post is refused (400, naming the field) and makes nothing; jobs.create refuses
+form post is refused (400, naming the field) and makes nothing; pipeline.create refuses
 it for any caller; a job that holds it anyway (a row from before) fails as
 a refused request, sent to nobody, never as "may have reached the provider"."""
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 from django.urls import reverse
 import pytest
 
-from playground.generations import jobs
+from playground.generations.pipeline import create
 from playground.generations.models import Generation
 from playground.ledger.models import Entry
 from playground.providers.errors import ProviderError
@@ -41,7 +41,7 @@ def test_a_nul_is_refused_in_the_same_words(client_in, sandbox):
 @pytest.mark.parametrize("prompt", [SURROGATE, NUL_TEXT])
 def test_jobs_create_refuses_it_for_any_caller(sandbox, team, user, prompt):
     with pytest.raises(ProviderError) as e:
-        jobs.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": prompt})
+        create.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": prompt})
     assert (e.value.kind, e.value.field, e.value.maybe_sent) == ("validation", "prompt", False)
     assert e.value.message.startswith("Prompt ")
     assert Generation.objects.count() == 0 and Entry.objects.count() == 0
@@ -62,7 +62,7 @@ def test_a_stored_job_with_a_lone_surrogate_fails_as_refused_and_sends_nothing(c
 
     if connection.vendor != "sqlite":
         pytest.skip("PostgreSQL's jsonb refuses a lone surrogate: no such row can exist there")
-    gen = jobs.create(team=team, owner=user, provider=provider, model=model, params={"prompt": "a paper boat"})
+    gen = create.create(team=team, owner=user, provider=provider, model=model, params={"prompt": "a paper boat"})
     # A row written before the rule (SQLite keeps the escape in its JSON).
     Generation.objects.filter(pk=gen.pk).update(params={**gen.params, "prompt": SURROGATE})
     run_tasks(until=gen)

@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 import pytest
 
-from playground.generations import jobs
+from playground.generations.pipeline import create, results, steps
 from playground.generations.models import Generation
 
 from tests.helpers import run_tasks
@@ -45,7 +45,7 @@ def test_an_amount_reads_with_its_unit_singular_only_for_exactly_one(value, show
 
 
 def test_the_card_says_est_1_credit_and_the_credits_page_1_credit(client_in, sandbox, team, user):
-    gen = jobs.create(team=team, owner=user, provider="kwiki", model="generate",
+    gen = create.create(team=team, owner=user, provider="kwiki", model="generate",
                       params={"prompt": "a small boat", "quality": "fast", "style": "realistic"})
     assert "est. 1 Kwiki credit " in text(card(client_in, gen)) and "1 Kwiki credits" not in card(client_in, gen)
     run_tasks(until=gen)
@@ -59,8 +59,8 @@ def test_the_card_says_est_1_credit_and_the_credits_page_1_credit(client_in, san
 
 
 def test_the_retry_countdown_ends_with_retrying_now_never_0_s(client_in, sandbox, team, user):
-    gen = jobs.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a gate [500]"})
-    jobs.advance(gen.pk)  # the provider answers 500: retried later
+    gen = create.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a gate [500]"})
+    steps.advance(gen.pk)  # the provider answers 500: retried later
     gen.refresh_from_db()
     assert gen.status == Generation.QUEUED and gen.attempts == 1
     assert re.search(r"retrying in [1-9]\d* s", card(client_in, gen))
@@ -78,12 +78,12 @@ def test_the_retry_countdown_ends_with_retrying_now_never_0_s(client_in, sandbox
 def refuse(gen, times):
     for _ in range(times):
         make_due(gen)
-        jobs.advance(gen.pk)
+        steps.advance(gen.pk)
     gen.refresh_from_db()
 
 
 def test_a_job_canceled_after_eight_refused_attempts_does_not_say_before_it_was_sent(client_in, sandbox, team, user):
-    gen = jobs.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a gate [500]"})
+    gen = create.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a gate [500]"})
     refuse(gen, 8)
     assert gen.status == Generation.QUEUED and gen.attempts == 8  # the provider said 500 eight times
     html = client_in.post(reverse("cancel", args=[gen.uuid]), **HTMX).content.decode()
@@ -94,14 +94,14 @@ def test_a_job_canceled_after_eight_refused_attempts_does_not_say_before_it_was_
 
 
 def test_one_refused_attempt_reads_singular(client_in, sandbox, team, user):
-    gen = jobs.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a gate [500]"})
+    gen = create.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a gate [500]"})
     refuse(gen, 1)
     html = client_in.post(reverse("cancel", args=[gen.uuid]), **HTMX).content.decode()
     assert "Canceled after 1 refused attempt to send it: nothing was charged." in html
 
 
 def test_a_job_canceled_while_waiting_out_the_providers_rate_limit_says_so(client_in, sandbox, team, user):
-    gen = jobs.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a gate [429]"})
+    gen = create.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a gate [429]"})
     refuse(gen, 1)
     assert gen.status == Generation.QUEUED and gen.attempts == 0  # a provider's wait is not a failure
     html = client_in.post(reverse("cancel", args=[gen.uuid]), **HTMX).content.decode()
@@ -109,7 +109,7 @@ def test_a_job_canceled_while_waiting_out_the_providers_rate_limit_says_so(clien
 
 
 def test_a_job_never_sent_says_canceled_before_it_was_sent(client_in, sandbox, team, user):
-    gen = jobs.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a gate"})
+    gen = create.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a gate"})
     html = client_in.post(reverse("cancel", args=[gen.uuid]), **HTMX).content.decode()
     assert "Canceled before it was sent: nothing was charged." in html
 
@@ -117,11 +117,11 @@ def test_a_job_never_sent_says_canceled_before_it_was_sent(client_in, sandbox, t
 def test_a_job_canceled_while_being_sent_and_then_refused_is_not_sent_again(client_in, sandbox, team, user):
     from playground.providers.errors import ProviderError
 
-    gen = jobs.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a gate"})
+    gen = create.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a gate"})
     assert gen.transition(Generation.QUEUED, status=Generation.SUBMITTING, endpoint_source="sandbox")
     assert gen.cancel() == "tracking"  # the request is on its way
     # ... and the provider refuses it with a 500: it goes back to the queue.
-    jobs.retry_later(gen, Generation.SUBMITTING, ProviderError("server_error", "Server error"),
+    results.retry_later(gen, Generation.SUBMITTING, ProviderError("server_error", "Server error"),
                      back_to=Generation.QUEUED)
     make_due(gen)
     run_tasks(until=gen)
@@ -139,7 +139,7 @@ def states(gen):
 
 
 def test_a_job_refused_when_sent_is_marked_failed_at_submitted(client_in, sandbox, team, user):
-    gen = jobs.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a kite [402]"})
+    gen = create.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a kite [402]"})
     run_tasks(until=gen)
     assert states(gen) == [("queued", "done"), ("submitted", "failed"), ("generating", "todo"), ("done", "todo")]
     html = card(client_in, gen)
@@ -148,7 +148,7 @@ def test_a_job_refused_when_sent_is_marked_failed_at_submitted(client_in, sandbo
 
 
 def test_a_job_the_provider_failed_is_marked_failed_at_generating(client_in, sandbox, team, user):
-    gen = jobs.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a kite [fail]"})
+    gen = create.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a kite [fail]"})
     run_tasks(until=gen)
     assert gen.status == Generation.FAILED
     assert states(gen) == [("queued", "done"), ("submitted", "done"), ("generating", "failed"), ("done", "todo")]
@@ -164,7 +164,7 @@ def test_a_job_whose_image_could_not_be_fetched_is_marked_failed_at_done(team, u
 
 
 def test_the_detail_page_lists_parameters_by_their_labels(client_in, sandbox, team, user):
-    gen = jobs.create(team=team, owner=user, provider="kvid", model="text-to-image", params={
+    gen = create.create(team=team, owner=user, provider="kvid", model="text-to-image", params={
         "prompt": "a red kite", "size_mode": "aspect_ratio", "aspect_ratio": "1:1", "guidance_scale": 7.5,
         "output_format": "png", "enable_safety_checker": False, "num_images": 1, "an_old_key": "kept"})
     html = client_in.get(gen.get_absolute_url()).content.decode()
@@ -175,7 +175,7 @@ def test_the_detail_page_lists_parameters_by_their_labels(client_in, sandbox, te
 
 
 def test_the_detail_page_has_no_details_link_to_itself_but_the_playground_card_has(client_in, sandbox, team, user):
-    gen = jobs.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a cup"})
+    gen = create.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a cup"})
     details = f'href="{gen.get_absolute_url()}">Details<'
     assert details not in client_in.get(gen.get_absolute_url()).content.decode()
     assert details in client_in.get(reverse("playground")).content.decode()
@@ -191,7 +191,7 @@ def test_the_detail_page_has_no_details_link_to_itself_but_the_playground_card_h
 
 
 def test_the_finished_card_offers_download_and_use_as_input_and_stops_polling(client_in, sandbox, team, user):
-    gen = jobs.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a fern"})
+    gen = create.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a fern"})
     run_tasks(until=gen)
     img = gen.images.get()
     html = card(client_in, gen)

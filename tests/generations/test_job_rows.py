@@ -8,7 +8,8 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 import pytest
 
-from playground.generations import jobs, tasks
+from playground.generations import tasks
+from playground.generations.pipeline import create, results
 from playground.generations.models import Generation
 from playground.ledger import book
 from playground.ledger.budgets import BudgetExceeded
@@ -25,7 +26,7 @@ def concrete(obj, skip=()):
 
 
 def new_job(team, user, **extra):
-    return jobs.create(team=team, owner=user, provider="kie", model="seedream-v4", params={**PARAMS, **extra})
+    return create.create(team=team, owner=user, provider="kie", model="seedream-v4", params={**PARAMS, **extra})
 
 
 @pytest.mark.django_db
@@ -56,7 +57,7 @@ def test_the_reservation_is_written_once_and_names_the_job(team, user):
 def test_the_first_task_row_is_an_urgent_step_of_the_job(team, user):
     gen = new_job(team, user)
     [row] = DBTaskResult.objects.filter(args_kwargs__args=[gen.pk])
-    assert row.status == "READY" and row.priority == jobs.urgent_priority(jobs.next_step(gen))
+    assert row.status == "READY" and row.priority == create.urgent_priority(create.next_step(gen))
     assert row.task.module_path == tasks.advance_generation.module_path
     assert row.task_result.args == [gen.pk]
 
@@ -64,7 +65,7 @@ def test_the_first_task_row_is_an_urgent_step_of_the_job(team, user):
 @pytest.mark.django_db
 def test_a_delayed_step_keeps_its_time(team, user):
     gen = new_job(team, user)
-    step = jobs.next_step(gen, delay=30, urgent=False)
+    step = create.next_step(gen, delay=30, urgent=False)
     with transaction.atomic():
         tasks.enqueue_now_or_on_commit(step, gen.pk)
     row = DBTaskResult.objects.filter(args_kwargs__args=[gen.pk]).order_by("-enqueued_at").first()
@@ -136,7 +137,7 @@ def running_job(team, user):
 def test_a_poll_scheduled_writes_its_move_and_its_task_and_nothing_else(team, user):
     gen = running_job(team, user)
     with CaptureQueriesContext(connection) as queries:
-        assert jobs.schedule_poll(gen, delay=12, pending=True) == "poll in 12s"
+        assert results.schedule_poll(gen, delay=12, pending=True) == "poll in 12s"
     sql = [q["sql"].split()[0] for q in queries.captured_queries]
     assert sql[sql.index("BEGIN") + 1:] == ["UPDATE", "INSERT", "COMMIT"]
     gen.refresh_from_db()

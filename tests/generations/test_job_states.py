@@ -1,7 +1,7 @@
 """One table of job states: transition() is the only writer of status and
 refuses a move the table does not name; why a job waits is a field
 (wait_reason), never read out of the phase text; one retry policy; and
-jobs.create checks params and draws the seed for every caller."""
+pipeline.create checks params and draws the seed for every caller."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 import pytest
 
-from playground.generations import jobs, states
+from playground.generations import states
+from playground.generations.pipeline import callbacks, create, steps
 from playground.generations.models import Generation
 from playground.generations.retry import DOWNLOAD, POLL, RUNNING, SUBMIT, GiveUp, Retry, RetryPolicy
 from playground.lib.net.download import DownloadError
@@ -131,7 +132,7 @@ def test_only_transition_writes_a_generations_status():
 
 def test_a_rate_limit_wait_is_a_wait_reason(client_in, sandbox, team, user):
     gen = job(team, user, prompt="a yellow wheelbarrow [429-once]")
-    jobs.advance(gen.pk)
+    steps.advance(gen.pk)
     gen.refresh_from_db()
     assert (gen.status, gen.wait_reason) == (Generation.QUEUED, states.WAIT_RATE_LIMIT)
     assert gen.stage == "waiting" and gen.note.startswith("waiting for rate limit, retrying in ")
@@ -140,7 +141,7 @@ def test_a_rate_limit_wait_is_a_wait_reason(client_in, sandbox, team, user):
 
 def test_an_error_backoff_is_a_wait_reason(client_in, sandbox, team, user):
     gen = job(team, user, prompt="a gate [500]")
-    jobs.advance(gen.pk)
+    steps.advance(gen.pk)
     gen.refresh_from_db()
     assert (gen.status, gen.wait_reason, gen.attempts) == (Generation.QUEUED, states.WAIT_BACKOFF, 1)
     assert gen.stage == "retrying" and "retrying in" in gen.note
@@ -149,19 +150,19 @@ def test_an_error_backoff_is_a_wait_reason(client_in, sandbox, team, user):
 
 def test_a_poll_is_a_wait_reason_and_a_callback_may_cut_it_short(sandbox, team, user):
     gen = job(team, user, prompt="a field of tulips")
-    jobs.advance(gen.pk)
+    steps.advance(gen.pk)
     gen.refresh_from_db()
     assert (gen.status, gen.wait_reason) == (Generation.RUNNING, states.WAIT_POLLING)
     assert gen.note == "" and gen.stage == gen.phase
     DBTaskResult.objects.all().delete()
-    assert jobs.nudge(gen) is True
+    assert callbacks.nudge(gen) is True
 
 
 def test_the_phase_text_alone_does_not_make_a_job_wait(client_in, sandbox, team, user):
     """Card, note and callbacks read wait_reason: a phase that merely says
     "retrying in" is not a wait, and a wait whose phase says otherwise is."""
     gen = job(team, user, prompt="a small lighthouse")
-    jobs.advance(gen.pk)
+    steps.advance(gen.pk)
     later = timezone.now() + timedelta(seconds=120)
     Generation.objects.filter(pk=gen.pk).update(phase="Server error, retrying in 120 s", wait_reason="",
                                                 due_at=later)
@@ -169,14 +170,14 @@ def test_the_phase_text_alone_does_not_make_a_job_wait(client_in, sandbox, team,
     assert gen.note == "" and gen.stage != "retrying"
     assert 'data-testid="note"' not in card(client_in, gen)
     DBTaskResult.objects.all().delete()
-    assert jobs.nudge(gen) is True  # not a backoff: the callback makes it check now
+    assert callbacks.nudge(gen) is True  # not a backoff: the callback makes it check now
 
     Generation.objects.filter(pk=gen.pk).update(phase="Server error", wait_reason=states.WAIT_BACKOFF,
                                                 due_at=later, nudged_at=None)
     gen.refresh_from_db()
     assert gen.stage == "retrying" and gen.note.startswith("Server error, retrying in ")
     assert 'data-testid="note">Server error, retrying in' in card(client_in, gen)
-    assert jobs.nudge(gen) is False  # a backoff is not cut short
+    assert callbacks.nudge(gen) is False  # a backoff is not cut short
     gen.refresh_from_db()
     assert gen.due_at == later
 
@@ -262,25 +263,25 @@ def test_download_failures(policy):
     assert isinstance(policy.decide(DownloadError("not an image"), 0, 10, DOWNLOAD, refetchable=True), GiveUp)
 
 
-# --- jobs.create: checked params, a drawn seed ---------------------------------------------------
+# --- pipeline.create: checked params, a drawn seed ---------------------------------------------------
 
 
 def test_create_refuses_bad_params_at_once_naming_the_field(team, user):
     with pytest.raises(ProviderError) as refused:
-        jobs.create(team=team, owner=user, provider="kie", model="seedream-v4",
+        create.create(team=team, owner=user, provider="kie", model="seedream-v4",
                     params={"prompt": "a teapot", "image_size": "enormous"})
     assert (refused.value.kind, refused.value.field) == ("validation", "image_size")
     with pytest.raises(ProviderError) as missing:
-        jobs.create(team=team, owner=user, provider="kie", model="seedream-v4", params={})
+        create.create(team=team, owner=user, provider="kie", model="seedream-v4", params={})
     assert (missing.value.kind, missing.value.field) == ("validation", "prompt")
     assert not Generation.objects.exists() and not DBTaskResult.objects.exists()
 
 
 def test_create_draws_an_empty_seed_for_any_caller_and_keeps_a_given_one(team, user):
-    drawn = jobs.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a teapot"})
+    drawn = create.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a teapot"})
     assert isinstance(drawn.params["seed"], int) and 1 <= drawn.params["seed"] <= 2**31 - 1
     drawn.refresh_from_db()
     assert isinstance(drawn.params["seed"], int)  # recorded, so it is sent and shown
-    kept = jobs.create(team=team, owner=user, provider="kie", model="seedream-v4",
+    kept = create.create(team=team, owner=user, provider="kie", model="seedream-v4",
                        params={"prompt": "a teapot", "seed": 42})
     assert kept.params["seed"] == 42

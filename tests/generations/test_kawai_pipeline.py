@@ -6,7 +6,7 @@ import io
 from PIL import Image
 
 
-from playground.generations import jobs
+from playground.generations.pipeline import create
 from playground.generations.models import Generation, InputImage
 
 from tests.helpers import run_tasks
@@ -27,7 +27,7 @@ def left_keep_mask(width, height) -> bytes:
 
 
 def test_it_keeps_every_base64_image_of_a_job(sandbox, team, user):
-    gen = jobs.create(team=team, owner=user, provider="kawai", model="generations", params={
+    gen = create.create(team=team, owner=user, provider="kawai", model="generations", params={
         "prompt": "two sailboats on a calm bay", "n": 2, "size": "512x512", "response_format": "b64_json",
     })
     run_tasks(until=gen)
@@ -42,7 +42,7 @@ def test_it_keeps_every_base64_image_of_a_job(sandbox, team, user):
 def test_it_edits_an_uploaded_image_inside_the_mask_only(sandbox, team, user):
     source = InputImage.from_bytes(team=team, owner=user, data=png(96, 64, (200, 60, 40)))
     mask = InputImage.from_bytes(team=team, owner=user, data=left_keep_mask(96, 64))
-    gen = jobs.create(team=team, owner=user, provider="kawai", model="edits", params={
+    gen = create.create(team=team, owner=user, provider="kawai", model="edits", params={
         "prompt": "add a hot air balloon", "image": str(source.uuid), "mask": str(mask.uuid), "n": 1,
     })
     run_tasks(until=gen)
@@ -56,7 +56,7 @@ def test_it_edits_an_uploaded_image_inside_the_mask_only(sandbox, team, user):
 
 def test_a_failed_job_keeps_its_params_and_the_providers_reason(sandbox, team, user):
     params = {"prompt": "a meadow at noon", "n": 1, "size": "5000x5000"}
-    gen = jobs.create(team=team, owner=user, provider="kawai", model="generations", params=params)
+    gen = create.create(team=team, owner=user, provider="kawai", model="generations", params=params)
     run_tasks(until=gen)
     assert gen.status == Generation.FAILED
     assert gen.params == params
@@ -66,7 +66,7 @@ def test_a_failed_job_keeps_its_params_and_the_providers_reason(sandbox, team, u
 
 
 def test_a_blocked_prompt_fails_without_retrying(sandbox, team, user):
-    gen = jobs.create(team=team, owner=user, provider="kawai", model="generations",
+    gen = create.create(team=team, owner=user, provider="kawai", model="generations",
                       params={"prompt": "a quiet harbour [blocked]"})
     run_tasks(until=gen)
     assert gen.status == Generation.FAILED

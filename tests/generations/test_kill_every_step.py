@@ -19,7 +19,7 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 import pytest
 
-from playground.generations import jobs
+from playground.generations.pipeline import create, sweep
 from playground.generations.models import Generation
 from playground.ledger.models import Entry
 
@@ -100,7 +100,7 @@ def test_a_kie_job_killed_at_any_step_keeps_its_paid_result(live_server, team, u
     settings.JOB_LEASE_SECONDS = 2
     settings.JOB_SWEEP_GRACE_SECONDS = 0
     settings.MEDIA_ROOT = str(tmp_path / "media")
-    gen = jobs.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a clock tower"})
+    gen = create.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a clock tower"})
     env = {"PUBLIC_BASE_URL": live_server.url}
     procs = []
     try:
@@ -115,11 +115,11 @@ def test_a_kie_job_killed_at_any_step_keeps_its_paid_result(live_server, team, u
                 # The provider has the job and says so by callback: a claim, to confirm.
                 wait_for(lambda: Generation.objects.get(pk=gen.pk).claimed_job_id, 30, "the callback")
             clock_jumps()
-            jobs.sweep()
+            sweep.sweep()
         procs.append(start_worker(sb, settings.MEDIA_ROOT, **env))
 
         def done():
-            jobs.sweep()
+            sweep.sweep()
             return finished(gen)
 
         wait_for(done, 60, "the job to end")

@@ -6,7 +6,6 @@ import io
 
 from PIL import Image, ImageStat
 
-from playground.generations import jobs
 from playground.generations.models import Generation, InputImage
 
 from tests.factories import job

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from playground.generations import jobs
+from playground.generations.pipeline import steps
 from playground.generations.forms import form_for
 from playground.generations.models import Generation
 from playground.providers.errors import ProviderError
@@ -107,7 +107,7 @@ def test_the_sandbox_rate_limit_becomes_a_visible_wait(tmp_path, settings, team,
         assert 50 <= info.value.retry_after <= 61
 
         gen = job(team, user, "kwiki", "generate", prompt="a blue field")
-        jobs.advance(gen.pk)
+        steps.advance(gen.pk)
         gen.refresh_from_db()
         assert gen.status == Generation.QUEUED  # waits instead of failing
         assert gen.phase.startswith("waiting for rate limit")

@@ -18,7 +18,7 @@ import pytest
 from django.db import connection
 from django.db.models import Count
 
-from playground.generations import jobs
+from playground.generations.pipeline import create
 from playground.generations.models import Generation, GenerationImage
 from playground.ledger.models import Entry
 
@@ -72,7 +72,7 @@ def test_two_worker_groups_sharing_postgres_and_object_storage_finish_300_jobs(
     settings.PROVIDER_ENV = {k: {"api_key": "", "base_url": ""} for k in settings.PROVIDERS}
     user = factories.user("alice")
     team = factories.team("Alpha", owner=user)
-    gens = [jobs.create(team=team, owner=user, provider="kie", model="seedream-v4",
+    gens = [create.create(team=team, owner=user, provider="kie", model="seedream-v4",
                         params={"prompt": f"a lantern on a jetty, study {i}"}) for i in range(JOBS)]
     procs = []
     try:

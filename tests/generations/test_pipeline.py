@@ -8,7 +8,7 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 import pytest
 
-from playground.generations import jobs
+from playground.generations.pipeline import callbacks, calls, create, lease, results, steps, sweep
 from playground.generations.models import Generation, GenerationImage
 from playground.providers.exchange import Outcome
 
@@ -42,7 +42,7 @@ def test_it_fails_with_insufficient_credits_without_retrying(sandbox, team, user
 
 def test_it_waits_for_the_rate_limit_hint_then_succeeds(sandbox, team, user):
     gen = job(team, user, prompt="a green tractor [429-once]")
-    jobs.advance(gen.pk)
+    steps.advance(gen.pk)
     gen.refresh_from_db()
     assert gen.status == Generation.QUEUED
     assert gen.phase.startswith("waiting for rate limit, retrying in")
@@ -83,11 +83,11 @@ def test_it_asks_again_when_result_urls_expired_and_fails_clearly(team, user, se
 
 def test_it_gets_a_fresh_url_when_the_first_one_expired(sandbox, team, user):
     gen = job(team, user, prompt="a stone bridge")
-    jobs.advance(gen.pk)  # submit
+    steps.advance(gen.pk)  # submit
     gen.refresh_from_db()
     expired = Outcome("succeeded", image_urls=[f"{sandbox.url}/kie/files/{gen.provider_job_id}/0.png?expires=1&sig=x"])
     Generation.objects.filter(pk=gen.pk).update(lease_until=None)
-    assert "retry" in jobs.conclude(gen, expired)
+    assert "retry" in results.conclude(gen, expired)
     run_tasks(until=gen)
     assert gen.status == Generation.SUCCEEDED
 
@@ -97,7 +97,7 @@ def test_a_job_whose_worker_died_while_submitting_is_not_sent_twice(sandbox, tea
     DBTaskResult.objects.all().delete()  # the worker took the task and died
     past = timezone.now() - timedelta(seconds=settings.JOB_SWEEP_GRACE_SECONDS + 5)
     Generation.objects.filter(pk=gen.pk).update(status=Generation.SUBMITTING, due_at=past, lease_until=past)
-    assert jobs.sweep() == 1
+    assert sweep.sweep() == 1
     run_tasks(until=gen)
     assert gen.status == Generation.FAILED
     assert gen.error_kind == "unknown_outcome"
@@ -107,12 +107,12 @@ def test_a_job_whose_worker_died_while_submitting_is_not_sent_twice(sandbox, tea
 
 def test_a_job_whose_worker_died_after_submitting_is_resumed_by_the_sweep(sandbox, team, user, settings):
     gen = job(team, user, prompt="a snowy cabin")
-    jobs.advance(gen.pk)  # submitted; the provider job id is saved
+    steps.advance(gen.pk)  # submitted; the provider job id is saved
     DBTaskResult.objects.all().delete()  # ...and the scheduled poll is lost
     past = timezone.now() - timedelta(seconds=settings.JOB_SWEEP_GRACE_SECONDS + 5)
     Generation.objects.filter(pk=gen.pk).update(due_at=past, lease_until=past)
-    assert jobs.sweep() == 1
-    assert jobs.sweep() == 0  # enqueued once, not on every sweep
+    assert sweep.sweep() == 1
+    assert sweep.sweep() == 0  # enqueued once, not on every sweep
     run_tasks(until=gen)
     assert gen.status == Generation.SUCCEEDED
     assert sandbox_tasks(sandbox, "a snowy cabin") == 1  # submitted exactly once
@@ -124,12 +124,12 @@ def test_the_sweep_leaves_jobs_alone_while_their_worker_holds_them(sandbox, team
         status=Generation.SUBMITTING, due_at=timezone.now() - timedelta(hours=1),
         lease_until=timezone.now() + timedelta(minutes=5),
     )
-    assert jobs.sweep() == 0
+    assert sweep.sweep() == 0
 
 
 def test_two_workers_finishing_the_same_job_store_one_set_of_images(sandbox, team, user, settings, tmp_path):
     gen = job(team, user, prompt="a yellow tram")
-    jobs.advance(gen.pk)
+    steps.advance(gen.pk)
     DBTaskResult.objects.all().delete()
     first = Generation.objects.get(pk=gen.pk)
     second = Generation.objects.get(pk=gen.pk)
@@ -137,8 +137,8 @@ def test_two_workers_finishing_the_same_job_store_one_set_of_images(sandbox, tea
     sandbox.finish_now()  # the provider has finished generating
     result = outcome.check("seedream-v4", first.provider_job_id)
     assert result.state == "succeeded"
-    assert jobs.conclude(first, result) == "succeeded"
-    assert jobs.conclude(second, result) in ("another worker finished it", "job changed")
+    assert results.conclude(first, result) == "succeeded"
+    assert results.conclude(second, result) in ("another worker finished it", "job changed")
     assert GenerationImage.objects.filter(generation=gen).count() == 1
     files = list((tmp_path / "media" / "generations").rglob("*.png"))
     assert len(files) == 1  # the loser's download was deleted
@@ -148,7 +148,7 @@ def test_a_succeeded_job_is_not_touched_by_a_late_step(sandbox, team, user):
     gen = job(team, user, prompt="a teapot")
     run_tasks(until=gen)
     finished_at = gen.finished_at
-    assert jobs.advance(gen.pk) == "nothing to do"
+    assert steps.advance(gen.pk) == "nothing to do"
     gen.refresh_from_db()
     assert gen.finished_at == finished_at
 
@@ -182,25 +182,25 @@ class WorkerDied(BaseException):
 def test_inline_images_survive_a_worker_dying_before_the_download_step(sandbox, team, user, settings, monkeypatch):
     settings.JOB_LEASE_SECONDS = 1
     settings.JOB_SWEEP_GRACE_SECONDS = 0
-    gen = jobs.create(team=team, owner=user, provider="kawai", model="generations",
+    gen = create.create(team=team, owner=user, provider="kawai", model="generations",
                       params={"prompt": "two lemons", "n": 2, "response_format": "b64_json"})
-    real_conclude = jobs.conclude
+    real_conclude = results.conclude
 
     def die(*args, **kwargs):
         raise WorkerDied()
 
-    monkeypatch.setattr(jobs, "conclude", die)
+    monkeypatch.setattr(calls, "conclude", die)
     with pytest.raises(WorkerDied):
-        jobs.advance(gen.pk)
+        steps.advance(gen.pk)
     gen.refresh_from_db()
     assert gen.status == Generation.RUNNING
     assert [u.split("/")[0] for u in gen.result_urls] == ["staged:staging"] * 2  # the bytes are already stored
-    monkeypatch.setattr(jobs, "conclude", real_conclude)
+    monkeypatch.setattr(calls, "conclude", real_conclude)
     # A second later the dead worker's lease has run out (no sleeping: the clock is moved).
     Generation.objects.filter(pk=gen.pk).update(lease_until=F("lease_until") - timedelta(seconds=1.1),
                                                 due_at=F("due_at") - timedelta(seconds=1.1))
     DBTaskResult.objects.all().delete()
-    assert jobs.sweep() == 1
+    assert sweep.sweep() == 1
     run_tasks(until=gen)
     assert gen.status == Generation.SUCCEEDED
     assert gen.images.count() == 2
@@ -208,11 +208,11 @@ def test_inline_images_survive_a_worker_dying_before_the_download_step(sandbox, 
 
 def test_a_provider_cannot_point_a_staged_image_at_another_job(sandbox, team, user):
     gen = job(team, user, prompt="a plum")
-    jobs.advance(gen.pk)
+    steps.advance(gen.pk)
     gen.refresh_from_db()
     Generation.objects.filter(pk=gen.pk).update(lease_until=None)
     outcome = Outcome("succeeded", image_urls=["staged:generations/other-team/secret.png"])
-    jobs.conclude(gen, outcome)
+    results.conclude(gen, outcome)
     gen.refresh_from_db()
     assert (gen.status, gen.error_kind) == (Generation.FAILED, "download")
 
@@ -222,7 +222,7 @@ def test_a_dropped_connection_during_a_status_check_is_retried(sandbox, team, us
 
     settings.JOB_BACKOFF_BASE_SECONDS = 0.05
     gen = job(team, user, prompt="a copper kettle")
-    jobs.advance(gen.pk)
+    steps.advance(gen.pk)
     calls = {"n": 0}
     real = httpx.Client.request
 
@@ -260,14 +260,14 @@ def test_a_storage_failure_after_the_provider_finished_is_retried_not_failed(san
 def test_an_internal_error_before_sending_fails_as_not_sent(sandbox, team, user, monkeypatch):
     """Nothing reached the provider: the job says so, never "may have reached
     the provider" (RELIABILITY 11), and it is not sent again by itself."""
-    from playground.generations import jobs as jobs_module
+    from playground.generations.pipeline import calls
 
     gen = job(team, user, prompt="a glass marble")
 
     def broken(*a, **kw):
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(jobs_module, "callback_url", broken)
+    monkeypatch.setattr(calls, "callback_url", broken)
     run_tasks(until=gen)
     assert (gen.status, gen.error_kind) == (Generation.FAILED, "not_sent")
     assert "Nothing was sent" in gen.error_message
@@ -293,13 +293,13 @@ def test_an_internal_error_after_sending_is_never_resent(sandbox, team, user, mo
 
 def test_a_replayed_callback_does_not_cut_a_rate_limit_wait_short(sandbox, team, user):
     gen = job(team, user, prompt="a silver spoon")
-    jobs.advance(gen.pk)
+    steps.advance(gen.pk)
     gen.refresh_from_db()
     wait_until = timezone.now() + timedelta(seconds=60)
     Generation.objects.filter(pk=gen.pk).update(phase="waiting for rate limit, retrying in 60 s",
                                                  wait_reason="rate_limit", due_at=wait_until)
     gen.refresh_from_db()
-    assert jobs.nudge(gen) is False
+    assert callbacks.nudge(gen) is False
     gen.refresh_from_db()
     assert gen.due_at == wait_until
 
@@ -334,11 +334,11 @@ def test_a_transient_download_failure_is_retried_not_fatal(sandbox, team, user, 
     host = f"127.0.0.1:{server.server_port}"
     settings.DOWNLOAD_ALLOWED_PRIVATE_HOSTS = [sandbox.host, host]
     try:
-        gen = jobs.create(team=team, owner=user, provider="kwiki", model="generate", params={"prompt": "an olive"})
+        gen = create.create(team=team, owner=user, provider="kwiki", model="generate", params={"prompt": "an olive"})
         DBTaskResult.objects.all().delete()
         Generation.objects.filter(pk=gen.pk).update(status=Generation.RUNNING, result_urls=[f"http://{host}/x.png"])
         gen.refresh_from_db()
-        assert "retry" in jobs.poll(gen)
+        assert "retry" in calls.poll(gen)
         run_tasks(until=gen)
     finally:
         server.shutdown()
@@ -361,7 +361,7 @@ def test_a_result_arriving_after_the_lease_ran_out_is_taken_back(sandbox, team, 
         return outcome
 
     monkeypatch.setattr(KieAdapter, "submit", slow_submit)
-    jobs.advance(gen.pk)
+    steps.advance(gen.pk)
     monkeypatch.setattr(KieAdapter, "submit", real_submit)
     run_tasks(until=gen)
     assert gen.status == Generation.SUCCEEDED and gen.error_kind == ""
@@ -370,10 +370,10 @@ def test_a_result_arriving_after_the_lease_ran_out_is_taken_back(sandbox, team, 
 
 def test_a_good_status_answer_resets_the_retry_budget(sandbox, team, user, settings):
     gen = job(team, user, prompt="a lighthouse keeper's cat")
-    jobs.advance(gen.pk)
+    steps.advance(gen.pk)
     Generation.objects.filter(pk=gen.pk).update(attempts=5, lease_until=None)
     gen.refresh_from_db()
-    assert jobs.poll(gen).startswith("poll in")
+    assert calls.poll(gen).startswith("poll in")
     gen.refresh_from_db()
     assert gen.attempts == 0
 
@@ -385,7 +385,7 @@ def test_a_rate_limit_hint_longer_than_the_backoff_cap_is_honoured(sandbox, team
     gen = job(team, user, prompt="an hourglass")
     Generation.objects.filter(pk=gen.pk).update(status=Generation.SUBMITTING)
     gen.refresh_from_db()
-    jobs.retry_later(gen, Generation.SUBMITTING, ProviderError("rate_limited", "hourly limit", retry_after=3000),
+    results.retry_later(gen, Generation.SUBMITTING, ProviderError("rate_limited", "hourly limit", retry_after=3000),
                      back_to=Generation.QUEUED)
     gen.refresh_from_db()
     assert gen.status == Generation.QUEUED and gen.attempts == 0
@@ -393,7 +393,7 @@ def test_a_rate_limit_hint_longer_than_the_backoff_cap_is_honoured(sandbox, team
     settings.JOB_RATE_LIMIT_MAX_WAIT_SECONDS = 600  # beyond the allowed total wait: fail clearly
     Generation.objects.filter(pk=gen.pk).update(status=Generation.SUBMITTING)
     gen.refresh_from_db()
-    jobs.retry_later(gen, Generation.SUBMITTING, ProviderError("rate_limited", "hourly limit", retry_after=3000))
+    results.retry_later(gen, Generation.SUBMITTING, ProviderError("rate_limited", "hourly limit", retry_after=3000))
     gen.refresh_from_db()
     assert (gen.status, gen.error_kind) == (Generation.FAILED, "rate_limited")
 
@@ -408,16 +408,16 @@ def test_the_default_lease_lets_a_dead_workers_job_continue_within_a_minute(sett
 
 def test_a_worker_that_dies_mid_step_is_resumed_once_its_short_lease_passes(sandbox, team, user, settings):
     gen = job(team, user, prompt="a foggy pier")
-    jobs.advance(gen.pk)  # submitted
+    steps.advance(gen.pk)  # submitted
     DBTaskResult.objects.all().delete()
     Generation.objects.filter(pk=gen.pk).update(due_at=timezone.now())
     gen.refresh_from_db()
     assert gen.claim(holder="worker-that-dies")  # it takes the poll step, then dies: no heartbeat
-    assert jobs.sweep() == 0  # held: its lease has not run out
+    assert sweep.sweep() == 0  # held: its lease has not run out
     # The lease runs out (JOB_LEASE_SECONDS later, well within the sweep's grace for a late step).
     Generation.objects.filter(pk=gen.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
-    assert jobs.sweep() == 1
-    assert jobs.sweep() == 0  # once
+    assert sweep.sweep() == 1
+    assert sweep.sweep() == 0  # once
     run_tasks(until=gen)
     assert gen.status == Generation.SUCCEEDED
     assert sandbox_tasks(sandbox, "a foggy pier") == 1
@@ -429,14 +429,14 @@ def test_a_live_workers_heartbeat_keeps_its_job_held(sandbox, team, user, settin
     assert gen.claim(holder="live-worker")
     for _ in range(5):  # each beat comes before the lease runs out
         Generation.objects.filter(pk=gen.pk).update(lease_until=timezone.now() + timedelta(seconds=1))
-        assert jobs.renew_lease(gen.pk, "live-worker")
+        assert lease.renew_lease(gen.pk, "live-worker")
         gen.refresh_from_db()
         assert gen.lease_until > timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS - 5)
-        assert jobs.sweep() == 0
+        assert sweep.sweep() == 0
     # Once another run has taken the job over, the old heartbeat stops holding it.
     Generation.objects.filter(pk=gen.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
-    assert jobs.sweep() == 1
-    assert not jobs.renew_lease(gen.pk, "live-worker")
+    assert sweep.sweep() == 1
+    assert not lease.renew_lease(gen.pk, "live-worker")
 
 
 def test_the_sweep_fails_task_rows_left_running_by_dead_workers(sandbox, team, user, settings):
@@ -453,7 +453,7 @@ def test_the_sweep_fails_task_rows_left_running_by_dead_workers(sandbox, team, u
     # The killed worker's lease ran out; the busy one's heartbeat keeps renewing it.
     Generation.objects.filter(pk=dead_job.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
     Generation.objects.filter(pk=live_job.pk).update(lease_until=timezone.now() + timedelta(seconds=20))
-    jobs.sweep()
+    sweep.sweep()
     dead, live = Row.objects.get(pk=rows["killed-worker"]), Row.objects.get(pk=rows["busy-worker"])
     assert dead.status == "FAILED" and dead.finished_at is not None
     assert "stopped" in dead.traceback

@@ -12,7 +12,7 @@ import sqlite3
 import pytest
 from django.urls import reverse
 
-from playground.generations import jobs
+from playground.generations.pipeline import create
 from playground.generations.models import Generation
 from playground.ledger.models import Entry
 from playground.providers import registry
@@ -105,7 +105,7 @@ def test_the_estimate_shown_is_what_the_job_is_charged(client_in, sandbox, provi
 
 
 def test_the_page_shows_the_estimate_for_the_values_in_the_form_not_the_defaults(client_in, sandbox, team, user):
-    gen = jobs.create(team=team, owner=user, provider="kie", model="flux-kontext",
+    gen = create.create(team=team, owner=user, provider="kie", model="flux-kontext",
                       params={"prompt": "a red kite", "model": "flux-kontext-max"})
     remix = client_in.get(page_url("kie", "flux-kontext") + f"&remix={gen.uuid}").content.decode()
     assert shown_estimate(remix) == "12 KIE credits"
@@ -148,7 +148,7 @@ def test_a_line_break_counts_once_as_in_the_browser(client_in, sandbox):
 def test_nothing_over_a_limit_reaches_a_provider_whoever_created_the_job(sandbox, team, user):
     # A caller that is not the form is refused at once, naming the field: no job, nothing sent.
     with pytest.raises(ProviderError) as refused:
-        jobs.create(team=team, owner=user, provider="kvid", model="text-to-image",
+        create.create(team=team, owner=user, provider="kvid", model="text-to-image",
                     params={"prompt": "a calm lake " * 16_667})
     assert (refused.value.kind, refused.value.field) == ("validation", "prompt")
     assert "longer than 4000 characters" in refused.value.message

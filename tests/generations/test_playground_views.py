@@ -2,7 +2,7 @@
 
 from django.urls import reverse
 
-from playground.generations import jobs
+from playground.generations.pipeline import create, steps
 from playground.generations.models import Generation
 
 from tests.helpers import run_tasks
@@ -59,7 +59,7 @@ def test_bad_input_shows_an_error_on_its_field_and_creates_no_job(client_in, san
 
 
 def test_the_card_polls_while_active_and_stops_when_done(client_in, sandbox, team, user):
-    gen = jobs.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a calm sea"})
+    gen = create.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a calm sea"})
     url = reverse("generation", args=[gen.uuid])
     active = client_in.get(url, **HTMX)
     assert active.status_code == 200
@@ -74,7 +74,7 @@ def test_the_card_polls_while_active_and_stops_when_done(client_in, sandbox, tea
 
 
 def test_a_failed_card_shows_the_message_and_what_to_do(client_in, sandbox, team, user):
-    gen = jobs.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a kite [402]"})
+    gen = create.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a kite [402]"})
     run_tasks(until=gen)
     html = client_in.get(reverse("generation", args=[gen.uuid]), **HTMX).content.decode()
     assert "Insufficient Credits" in html
@@ -83,7 +83,7 @@ def test_a_failed_card_shows_the_message_and_what_to_do(client_in, sandbox, team
 
 
 def test_the_image_survives_and_opens_full_size(client_in, sandbox, team, user):
-    gen = jobs.create(team=team, owner=user, provider="kie", model="seedream-v4",
+    gen = create.create(team=team, owner=user, provider="kie", model="seedream-v4",
                       params={"prompt": "a red barn", "image_size": "portrait_4_3"})
     run_tasks(until=gen)
     img = gen.images.get()
@@ -100,7 +100,7 @@ def test_the_image_survives_and_opens_full_size(client_in, sandbox, team, user):
 
 
 def test_remix_prefills_the_form_with_the_same_parameters(client_in, sandbox, team, user):
-    gen = jobs.create(team=team, owner=user, provider="kie", model="seedream-v4",
+    gen = create.create(team=team, owner=user, provider="kie", model="seedream-v4",
                       params={"prompt": "a lighthouse", "num_inference_steps": 12, "seed": 77})
     html = client_in.get(URL + f"&remix={gen.uuid}").content.decode()
     assert "a lighthouse</textarea>" in html
@@ -108,7 +108,7 @@ def test_remix_prefills_the_form_with_the_same_parameters(client_in, sandbox, te
 
 
 def test_cancel_a_queued_job_sends_nothing(client_in, sandbox, team, user):
-    gen = jobs.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "an owl"})
+    gen = create.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "an owl"})
     html = client_in.post(reverse("cancel", args=[gen.uuid]), **HTMX).content.decode()
     gen.refresh_from_db()
     assert gen.status == Generation.CANCELED
@@ -119,8 +119,8 @@ def test_cancel_a_queued_job_sends_nothing(client_in, sandbox, team, user):
 
 
 def test_a_canceled_running_job_is_still_tracked_and_shown_as_finished_anyway(client_in, sandbox, team, user):
-    gen = jobs.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "an owl"})
-    jobs.advance(gen.pk)
+    gen = create.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "an owl"})
+    steps.advance(gen.pk)
     client_in.post(reverse("cancel", args=[gen.uuid]))
     gen.refresh_from_db()
     assert gen.stage == "canceled (still tracking)"
@@ -131,8 +131,8 @@ def test_a_canceled_running_job_is_still_tracked_and_shown_as_finished_anyway(cl
 
 
 def test_credits_page_totals_successful_generations_only(client_in, sandbox, team, user):
-    ok = jobs.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a cup"})
-    bad = jobs.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a cup [402]"})
+    ok = create.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a cup"})
+    bad = create.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a cup [402]"})
     run_tasks(until=ok)
     run_tasks(until=bad)
     html = client_in.get(reverse("credits")).content.decode()

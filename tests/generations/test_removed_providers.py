@@ -8,7 +8,7 @@ from django.test import override_settings
 from django.urls import reverse
 import pytest
 
-from playground.generations import jobs
+from playground.generations.pipeline import steps
 from playground.generations.models import Generation
 from playground.ledger import book
 from playground.ledger.models import Entry
@@ -111,7 +111,7 @@ def test_an_active_job_of_a_removed_provider_fails_with_a_config_error(history, 
     queued, running = history["queued"], history["running"]
     for gen in (queued, running):
         Generation.objects.filter(pk=gen.pk).update(due_at=gen.created_at)
-        jobs.advance(gen.pk)
+        steps.advance(gen.pk)
         gen.refresh_from_db()
         assert gen.status == Generation.FAILED
         assert gen.error_kind == "config"

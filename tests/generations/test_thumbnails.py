@@ -17,7 +17,8 @@ from django_tasks_db.models import DBTaskResult
 from PIL import Image
 import pytest
 
-from playground.generations import jobs, thumbnails
+from playground.generations import thumbnails
+from playground.generations.pipeline import sweep
 from playground.generations.models import Generation, GenerationImage
 from playground.generations.tasks import enqueue_now_or_on_commit, thumbnail_task
 
@@ -101,12 +102,12 @@ def test_an_image_saved_without_its_thumbnail_serves_itself_until_its_queued_tas
 def test_a_lost_thumbnail_task_is_queued_again_by_the_sweep(team, user, sandbox):
     gen = finish_without_thumbnails(team, user)
     thumbnail_rows(gen).delete()  # lost (a worker killed while running it, say)
-    jobs.sweep()
+    sweep.sweep()
     assert not thumbnail_rows(gen).exists()  # not overdue yet
     gen.images.update(created_at=timezone.now() - timedelta(seconds=settings.JOB_SWEEP_GRACE_SECONDS + 1))
-    jobs.sweep()
+    sweep.sweep()
     assert thumbnail_rows(gen).get().status == "READY"
-    jobs.sweep()  # queued already: not twice
+    sweep.sweep()  # queued already: not twice
     assert thumbnail_rows(gen).count() == 1
     run_tasks()
     assert gen.images.get().thumbnail.name.endswith("-thumb.jpg")
@@ -117,7 +118,7 @@ def test_a_thumbnail_task_left_running_by_a_dead_worker_is_marked_failed(team, u
     gen = finish_without_thumbnails(team, user)
     long_ago = timezone.now() - timedelta(seconds=11 * settings.JOB_LEASE_SECONDS)
     thumbnail_rows(gen).update(status="RUNNING", started_at=long_ago)
-    jobs.sweep()
+    sweep.sweep()
     assert thumbnail_rows(gen).get().status == "FAILED"
 
 
@@ -160,5 +161,5 @@ def test_a_result_whose_file_is_gone_gets_no_thumbnail_and_no_error(team, user, 
     # Its task ran to its end: the sweep does not queue it again and again.
     run_tasks()
     gen.images.update(created_at=timezone.now() - timedelta(seconds=settings.JOB_SWEEP_GRACE_SECONDS + 1))
-    jobs.sweep()
+    sweep.sweep()
     assert thumbnail_rows(gen).get().status == "SUCCESSFUL"

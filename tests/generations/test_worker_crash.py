@@ -12,7 +12,7 @@ from django.conf import settings as django_settings
 from django.db import connection
 import pytest
 
-from playground.generations import jobs
+from playground.generations.pipeline import create, sweep
 from playground.generations.models import Generation
 
 from tests.helpers import Counting, start_sandbox, use_sandbox
@@ -60,7 +60,7 @@ def test_a_killed_worker_loses_no_job_and_submits_nothing_twice(team, user, sett
     settings.JOB_LEASE_SECONDS = 2
     settings.JOB_SWEEP_GRACE_SECONDS = 0
     settings.MEDIA_ROOT = str(tmp_path / "media")
-    gen = jobs.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a clock tower"})
+    gen = create.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a clock tower"})
     first = start_worker(sb, settings.MEDIA_ROOT)
     second = None
     try:
@@ -73,7 +73,7 @@ def test_a_killed_worker_loses_no_job_and_submits_nothing_twice(team, user, sett
         second = start_worker(sb, settings.MEDIA_ROOT)
 
         def finished():
-            jobs.sweep()
+            sweep.sweep()
             return not Generation.objects.get(pk=gen.pk).is_active
 
         wait_for(finished, 60, "the job to finish after the crash")
@@ -98,7 +98,7 @@ def test_a_worker_killed_while_holding_a_job_is_replaced_once_its_lease_runs_out
     settings.JOB_LEASE_SECONDS = 2
     settings.JOB_SWEEP_GRACE_SECONDS = 600  # only the lease can free the job
     settings.MEDIA_ROOT = str(tmp_path / "media")
-    gen = jobs.create(team=team, owner=user, provider="kwiki", model="generate",
+    gen = create.create(team=team, owner=user, provider="kwiki", model="generate",
                       params={"prompt": "a slow sunrise", "quality": "hires"})
     first = start_worker(sb, settings.MEDIA_ROOT)
     second = None
@@ -112,7 +112,7 @@ def test_a_worker_killed_while_holding_a_job_is_replaced_once_its_lease_runs_out
         second = start_worker(sb, settings.MEDIA_ROOT)
 
         def resumed():
-            jobs.sweep()
+            sweep.sweep()
             return not Generation.objects.get(pk=gen.pk).is_active
 
         wait_for(resumed, 30, "the job to be resumed")
@@ -136,14 +136,14 @@ def test_a_live_workers_heartbeat_keeps_a_slow_call_held(team, user, settings, t
     settings.JOB_LEASE_SECONDS = 1
     settings.JOB_SWEEP_GRACE_SECONDS = 600  # only a lapsed lease can make the sweep step in
     settings.MEDIA_ROOT = str(tmp_path / "media")
-    gen = jobs.create(team=team, owner=user, provider="kwiki", model="generate",
+    gen = create.create(team=team, owner=user, provider="kwiki", model="generate",
                       params={"prompt": "a slow sunset", "quality": "hires"})
     worker = start_worker(sb, settings.MEDIA_ROOT, JOB_LEASE_SECONDS="1", JOB_HEARTBEAT_SECONDS="0.2")
     swept = 0
     try:
         def done():
             nonlocal swept
-            swept += jobs.sweep()
+            swept += sweep.sweep()
             return not Generation.objects.get(pk=gen.pk).is_active
 
         wait_for(done, 60, "the job to finish")

@@ -23,7 +23,8 @@ import django
 django.setup()
 from playground.generations import warmup
 warmup.warm_up()
-print(json.dumps(sorted(m for m in ("playground.generations.jobs", "playground.providers.kie",
+PIPELINE = [f"playground.generations.pipeline.{m}" for m in ["callbacks", "calls", "create", "lease", "results", "steps", "sweep", "timing"]]
+print(json.dumps(sorted(m for m in (*PIPELINE, "playground.providers.kie",
                                     "playground.providers.kvid") if m in sys.modules)))
 """
 
@@ -68,7 +69,8 @@ def test_only_task_worker_commands_warm_up():
 
 def test_a_worker_loads_its_job_code_at_start(tmp_path):
     assert json.loads(run(WARM_UP, own_env(tmp_path))) == [
-        "playground.generations.jobs", "playground.providers.kie", "playground.providers.kvid"]
+        *(f"playground.generations.pipeline.{m}" for m in ["callbacks", "calls", "create", "lease", "results", "steps", "sweep", "timing"]),
+        "playground.providers.kie", "playground.providers.kvid"]
 
 
 def test_serve_runs_each_worker_with_max_tasks(settings):

@@ -9,7 +9,7 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 import pytest
 
-from playground.generations import jobs
+from playground.generations.pipeline import callbacks, sweep
 from playground.generations.models import Generation
 
 from tests import factories
@@ -69,7 +69,7 @@ def test_a_callback_nudge_is_taken_before_due_polls(team, user, sandbox):
     ready_tasks_of(nudged).update(run_after=later)
     nudged.refresh_from_db()
     sandbox.finish_now()
-    assert jobs.nudge(nudged)
+    assert callbacks.nudge(nudged)
 
     run_one_task()
 
@@ -86,7 +86,7 @@ def test_the_sweep_leaves_a_backlogged_job_alone_but_resumes_a_lost_one(team, us
     backlogged, lost = running_jobs_with_overdue_polls(team, user, 2)
     ready_tasks_of(lost).delete()  # its task is gone (a queue that lost it)
 
-    assert jobs.sweep() == 1
+    assert sweep.sweep() == 1
 
     assert ready_tasks_of(backlogged).count() == 1  # still one task: not queued twice
     assert ready_tasks_of(lost).count() == 1
@@ -101,7 +101,7 @@ def test_a_resumed_job_takes_its_turn_among_due_polls(team, user, sandbox, setti
     settings.JOB_SWEEP_GRACE_SECONDS = 5
     backlogged, lost = running_jobs_with_overdue_polls(team, user, 2)
     ready_tasks_of(lost).delete()
-    jobs.sweep()
+    sweep.sweep()
     task = ready_tasks_of(lost).get()
     assert task.run_after <= timezone.now()
     assert task.priority == ready_tasks_of(backlogged).get().priority

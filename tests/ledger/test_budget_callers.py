@@ -15,7 +15,7 @@ import pytest
 
 from playground.accounts.models import ApiToken
 from playground.compare import fanout
-from playground.generations import jobs
+from playground.generations.pipeline import create
 from playground.generations.models import Generation
 from playground.ledger import book
 from playground.ledger.budgets import BudgetExceeded, applicable
@@ -117,8 +117,8 @@ def test_soft_budgets_warn_every_caller_with_the_same_budgets(client_in, team, u
     assert names(s.budget for s in plan.quote(team, user)["budgets"]) == case["form"]
     made = client_in.post(reverse("playground") + "?provider=kie&model=seedream-v4", RUN, follow=True)
     assert named_in(made.content.decode(), case) == case["form"] and Generation.objects.count() == 1
-    # The API's path: jobs.create through the token holds and warns the same way.
-    gen = jobs.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": PROMPT},
+    # The API's path: pipeline.create through the token holds and warns the same way.
+    gen = create.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": PROMPT},
                       api_token=case["ci"])
     assert names(s.budget for s in gen.budget_warnings) == case["api"]
 
@@ -147,5 +147,5 @@ def test_a_grid_adds_each_providers_cells_only_in_a_budgets_own_unit(team, user,
 
 def test_a_hard_budget_still_refuses_inside_the_job_transaction(team, user, case):
     with pytest.raises(BudgetExceeded) as refused:
-        jobs.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": PROMPT})
+        create.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": PROMPT})
     assert names(s.budget for s in refused.value.refused) == case["form"]

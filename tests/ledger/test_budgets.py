@@ -12,7 +12,7 @@ import zoneinfo
 from django.db import connection, connections
 import pytest
 
-from playground.generations import jobs
+from playground.generations.pipeline import create
 from playground.generations.models import Generation
 from playground.ledger import book
 from playground.ledger.budgets import BudgetExceeded, period_bounds, status
@@ -144,7 +144,7 @@ def test_a_hundred_simultaneous_submissions_make_exactly_ten_jobs(monkeypatch):
             if i < threads:
                 barrier.wait(timeout=60)
             try:
-                jobs.create(team=team, owner=owner, provider="kie", model="seedream-v4",
+                create.create(team=team, owner=owner, provider="kie", model="seedream-v4",
                             params={"prompt": f"a small boat number {i}"})
                 return "made"
             except BudgetExceeded as e:

@@ -8,7 +8,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Sum
 import pytest
 
-from playground.generations import jobs
+from playground.generations.pipeline import create, results, steps
 from playground.generations.models import Generation
 from playground.ledger import book
 from playground.ledger.models import Entry, ProviderBalance
@@ -41,7 +41,7 @@ def test_reported_credits_win_over_the_estimate(team, user):
 
 
 def test_failed_jobs_are_not_charged(sandbox, team, user):
-    gen = jobs.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a leaf [fail]"})
+    gen = create.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a leaf [fail]"})
     run_tasks(until=gen)
     assert gen.status == Generation.FAILED
     e = entries(gen)
@@ -58,14 +58,14 @@ def test_a_second_charge_for_the_same_job_cannot_be_written(team, user):
 
 
 def test_two_finishers_write_one_charge(sandbox, team, user):
-    gen = jobs.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a pinecone"})
-    jobs.advance(gen.pk)
+    gen = create.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a pinecone"})
+    steps.advance(gen.pk)
     a, b = Generation.objects.get(pk=gen.pk), Generation.objects.get(pk=gen.pk)
     sandbox.finish_now()  # the provider has finished generating
     adapter = a.adapter_class(base_url=sandbox.url + "/kie", api_key="sandbox-key")
     outcome = adapter.check("seedream-v4", a.provider_job_id)
-    results = {jobs.conclude(a, outcome), jobs.conclude(b, outcome)}
-    assert "succeeded" in results
+    said = {results.conclude(a, outcome), results.conclude(b, outcome)}
+    assert "succeeded" in said
     assert Entry.objects.filter(generation=gen, kind=Entry.CAPTURE).count() == 1
 
 
@@ -79,7 +79,7 @@ def test_an_expired_result_link_fails_readably_and_records_paid_no_image(client_
     try:
         use_sandbox(settings, sb)
         settings.JOB_BACKOFF_BASE_SECONDS = 0.05
-        gen = jobs.create(team=team, owner=user, provider="kie", model="seedream-v4",
+        gen = create.create(team=team, owner=user, provider="kie", model="seedream-v4",
                           params={"prompt": "a harbour crane"})
         run_tasks(until=gen)
     finally:
@@ -98,7 +98,7 @@ def test_an_expired_result_link_fails_readably_and_records_paid_no_image(client_
 
 def test_an_image_that_cannot_be_saved_records_what_the_provider_reported(sandbox, team, user, settings):
     settings.IMAGE_MAX_PIXELS = 100  # any result is over the limit
-    gen = jobs.create(team=team, owner=user, provider="kwiki", model="generate",
+    gen = create.create(team=team, owner=user, provider="kwiki", model="generate",
                       params={"prompt": "a maple leaf", "quality": "hires"})
     run_tasks(until=gen)
     assert gen.status == Generation.FAILED and gen.error_kind == "download"
@@ -117,7 +117,7 @@ def test_a_job_canceled_before_it_was_sent_releases_its_reservation(team, user):
 
 def test_a_job_canceled_after_it_was_sent_that_finished_anyway_is_captured(sandbox, team, user):
     gen = factories.job(team, user, "kie", "seedream-v4", prompt="a long bridge")
-    jobs.advance(gen.pk)  # sent
+    steps.advance(gen.pk)  # sent
     gen.refresh_from_db()
     assert gen.cancel() == "tracking"
     run_tasks(until=gen)

@@ -10,7 +10,7 @@ from django.db import connections
 import pytest
 
 from playground.accounts.models import ApiToken
-from playground.generations import jobs
+from playground.generations.pipeline import create
 from playground.generations.models import Generation
 from playground.ledger import book
 from playground.ledger.budgets import BudgetExceeded, status
@@ -21,7 +21,7 @@ from tests import factories
 
 
 def run(team, user, prompt, token=None):
-    return jobs.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": prompt},
+    return create.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": prompt},
                        api_token=token)
 
 

@@ -9,7 +9,7 @@ from django.urls import reverse
 import httpx
 import pytest
 
-from playground.generations import jobs
+from playground.generations.pipeline import create
 from playground.lib.net.guard import guarded_client, is_sandbox_url
 from playground.accounts.models import Endpoint, ProviderCredential
 from playground.generations.models import Generation
@@ -37,7 +37,7 @@ def team_cred(team, base_url):
 
 
 def new_job(team, user):
-    return jobs.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a pine cone"})
+    return create.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a pine cone"})
 
 
 @pytest.mark.parametrize("trick", ["{sandbox}@{other}/kie", "{sandbox}@{other}", "http://@{other}/kie",

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from playground.generations import jobs
+from playground.generations.pipeline import create, steps
 from playground.lib.scrub import KEY_REMOVED, PROVIDER_MESSAGE_MAX, scrub
 from playground.accounts.models import Endpoint, ProviderCredential
 from playground.generations.models import Generation
@@ -52,7 +52,7 @@ def use_server(team, server):
 
 
 def new_job(team, user):
-    return jobs.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a pine cone"})
+    return create.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a pine cone"})
 
 
 @pytest.mark.parametrize("spelling", list(ECHOES))
@@ -77,7 +77,7 @@ def test_a_key_echoed_in_a_retried_error_stays_out_of_the_phase_text(team, user,
     echo_server.answer = lambda h: (503, {"code": 503, "msg": f"Overloaded for {dashed(KEY.upper(), 2)}"})
     use_server(team, echo_server)
     gen = new_job(team, user)
-    jobs.advance(gen.pk)
+    steps.advance(gen.pk)
     gen.refresh_from_db()
     assert gen.status == Generation.QUEUED and "retrying in" in gen.phase
     assert not leaks(gen.phase)

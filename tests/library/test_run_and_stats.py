@@ -9,7 +9,7 @@ import re
 
 from django.urls import reverse
 
-from playground.generations import jobs
+from playground.generations.pipeline import create
 from playground.generations.models import Favorite, Generation
 from playground.library import run
 from playground.library.models import Prompt
@@ -90,9 +90,9 @@ def test_the_version_page_counts_the_runs_the_viewer_may_see(client_in, team, us
     bob = util.teammate(team)
     util.prompt(team, user, "Other")
     factories.job(team, user, "kie", "seedream-v4", prompt="unrelated")
-    hidden = jobs.create(team=team, owner=bob, provider="kie", model="seedream-v4", params={"prompt": "bob's"},
+    hidden = create.create(team=team, owner=bob, provider="kie", model="seedream-v4", params={"prompt": "bob's"},
                          prompt_version_uuid=v.uuid, visibility=Generation.PRIVATE)
-    foreign = jobs.create(team=other_team, owner=other_user, provider="kie", model="seedream-v4",
+    foreign = create.create(team=other_team, owner=other_user, provider="kie", model="seedream-v4",
                           params={"prompt": "theirs"}, prompt_version_uuid=v.uuid)
     Favorite.objects.create(user=user, generation=second)
     page = client_in.get(v.get_absolute_url()).content.decode()

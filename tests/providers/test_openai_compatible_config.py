@@ -14,7 +14,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 
-from playground.generations import jobs
+from playground.generations.pipeline import create
 from playground.accounts.models import Endpoint
 from playground.generations.models import Generation, InputImage
 from playground.providers import registry
@@ -65,7 +65,7 @@ def test_it_runs_a_multipart_edit_job_against_the_sandbox(gateway, sandbox, team
                                            images={"image": source.as_input()})
     assert req.files and req.files[0][1][1] == source.file.open("rb").read()
 
-    gen = jobs.create(team=team, owner=user, provider="gateway", model="edits",
+    gen = create.create(team=team, owner=user, provider="gateway", model="edits",
                       params={"prompt": "add a kite", "image": str(source.uuid), "n": 2, "size": "128x128"})
     run_tasks(until=gen)
     assert gen.status == Generation.SUCCEEDED, gen.error_message

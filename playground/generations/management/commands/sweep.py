@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
-from playground.generations import jobs
+from playground.generations.pipeline import sweep
 
 
 class Command(BaseCommand):
@@ -20,7 +20,7 @@ class Command(BaseCommand):
         every = every if every is not None else settings.JOB_SWEEP_EVERY_SECONDS
         while True:
             close_old_connections()
-            n = jobs.sweep()
+            n = sweep.sweep()
             if not loop:
                 self.stdout.write(f"re-enqueued {n} generation(s)")
                 return
