@@ -92,7 +92,7 @@ def _versions(user, team, ids, since):
     on every poll, three times the rest of an unchanged poll's own work
     (docs/benchmarks.md, poll_cpu_vs_login). It states the rule of
     VisibleQuerySet.visible_to (own rows, and rows shared with the team);
-    tests/generations/test_poll_query.py holds the two to the same answers."""
+    tests/accounts/test_plain_sql_reads.py holds the two to the same answers."""
     if user is None or team is None or not user.is_authenticated or not (ids or since is not None):
         return []
     meta, quote = Generation._meta, connection.ops.quote_name
