@@ -183,24 +183,16 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Django's Tasks framework (django.tasks): the database backend of
-# django-tasks-db by default, whose db_worker runs the tasks.
+# Django's Tasks framework (django.tasks) runs side work only (thumbnails of
+# images saved before an upgrade), on django-tasks-db's database backend
+# (`manage.py db_worker`). A job's steps are not tasks: the Generation row is
+# their queue, run by `manage.py run_jobs` (docs/decisions/0001-job-queue.md).
 TASKS = {
     "default": {
         "BACKEND": env.str("TASKS_BACKEND", default="django_tasks_db.DatabaseBackend"),
         "QUEUES": ["default"],
     }
 }
-# Another engine through the same Tasks API: TASKS_BACKEND=
-# django_tasks_rq.RQBackend with REDIS_URL (pip install '.[rq]'; workers run
-# `manage.py rqworker default --with-scheduler --job-class django_tasks_rq.Job`). The jobs are not in the
-# database then: a job's first task is sent once its row is committed, and
-# the recovery sweep (`manage.py sweep`) re-sends what a crash lost.
-# Tests use their own Redis database (15), never the app's.
-RQ_QUEUES = {"default": {"URL": env.str("REDIS_URL", default=f"redis://127.0.0.1:6379/{15 if TESTING else 0}"),
-                         "DEFAULT_TIMEOUT": 900}}
-if "django_tasks_rq" in TASKS["default"]["BACKEND"]:
-    INSTALLED_APPS.append("django_rq")
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -317,40 +309,26 @@ SECURE_CSP = {
 
 # --- Jobs -------------------------------------------------------------------
 # How long a job stays held after its worker's last heartbeat: a worker that
-# dies is replaced once this has passed (and the sweep has run). A working
+# dies is replaced once this has passed (its jobs are due again). A working
 # worker renews it every JOB_HEARTBEAT_SECONDS, so a slow provider call (120 s)
 # keeps its job.
 JOB_LEASE_SECONDS = env.int("JOB_LEASE_SECONDS", default=30)
 JOB_HEARTBEAT_SECONDS = env.float("JOB_HEARTBEAT_SECONDS", default=max(0.2, JOB_LEASE_SECONDS / 3))
-# How late a scheduled step may be before the sweep enqueues it again.
-JOB_SWEEP_GRACE_SECONDS = env.int("JOB_SWEEP_GRACE_SECONDS", default=60)
-# Priority (django-tasks, -100..100; polls keep the default 0) of the tasks
-# that must not wait behind due polls: submits, callback nudges, adoptions.
-TASK_PRIORITY_URGENT = env.int("TASK_PRIORITY_URGENT", default=50)
-# ...and of those that wait for every due step: the thumbnails of results an
-# earlier version saved without one (generations/thumbnails.py).
-TASK_PRIORITY_BACKGROUND = env.int("TASK_PRIORITY_BACKGROUND", default=-50)
-# Seconds between two runs of the recovery sweep (manage.py sweep --loop).
-JOB_SWEEP_EVERY_SECONDS = env.float("JOB_SWEEP_EVERY_SECONDS", default=15.0)
+# Steps one job worker runs at once (threads): provider calls in flight.
+JOB_THREADS = env.int("JOB_THREADS", default=16)
 # Give up on an async provider job after this long.
 JOB_MAX_SECONDS = env.int("JOB_MAX_SECONDS", default=3600)
+# Job workers (`manage.py run_jobs`) that `manage.py serve` starts.
 TASK_WORKERS = env.int("TASK_WORKERS", default=3)
-# Seconds a task worker (db_worker --interval, as serve starts it) waits
-# before it looks again when it found no task ready.
-TASK_WORKER_INTERVAL = env.float("TASK_WORKER_INTERVAL", default=0.5)
-# A task worker exits after this many tasks (db_worker --max-tasks, as serve starts
+# Seconds an idle job worker waits before it looks for due jobs again.
+TASK_WORKER_INTERVAL = env.float("TASK_WORKER_INTERVAL", default=0.25)
+# A job worker exits after this many steps (run_jobs --max-steps, as serve starts
 # it) and serve starts a fresh one: what its memory grew by goes with it. 0: never.
 TASK_WORKER_MAX_TASKS = env.int("TASK_WORKER_MAX_TASKS", default=1000)
 # Pillow's pixel blocks (its documented setting, read when PIL is first imported,
 # after this): with its 16 MiB a 1024 px image is one 4 MiB allocation that the
 # C allocator keeps once freed; in 64 KiB blocks worker RSS stays flat, no slower.
 os.environ.setdefault("PILLOW_BLOCK_SIZE", env.str("PILLOW_BLOCK_SIZE", default="64k"))
-# A task that advances a job also takes up to JOB_BATCH_SIZE - 1 more due
-# steps like it (same team, provider, state and priority) and runs them in
-# turn: a claim and a step's set-up cost a few database round trips each,
-# which at 1,000 jobs in flight is the ceiling (database task backend only;
-# 1: one step per task).
-JOB_BATCH_SIZE = env.int("JOB_BATCH_SIZE", default=16)
 WEB_WORKERS = env.int("WEB_WORKERS", default=2)
 
 # --- Downloads and uploads (RELIABILITY 6) -----------------------------------

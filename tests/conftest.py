@@ -67,13 +67,14 @@ def client_in(client, user, team):
 
 @pytest.fixture
 def worker(transactional_db, sandbox):
-    """A db_worker running in a daemon thread for the length of the test (the
-    browser and API tests: jobs advance while a server thread serves)."""
+    """A job worker (`manage.py run_jobs`' Worker) running in a daemon
+    thread for the length of the test (the browser and API tests: jobs
+    advance while a server thread serves)."""
     from django.db import connections
-    from django_tasks_db.management.commands.db_worker import Worker
 
-    w = Worker(queue_names=["default"], interval=0.1, batch=False, backend_name="default", startup_delay=False,
-               max_tasks=None, worker_id="test-worker-thread", excluded_queue_names=[])
+    from playground.generations.pipeline.worker import Worker
+
+    w = Worker(threads=4, interval=0.05, worker_id="test-worker-thread")
     errors = []
 
     def run():
@@ -87,7 +88,7 @@ def worker(transactional_db, sandbox):
     thread = threading.Thread(target=run, name="test-worker-thread", daemon=True)
     thread.start()
     yield w
-    w.running = False
+    w.stop()
     thread.join(timeout=15)
-    assert not thread.is_alive(), "the task worker did not stop"
+    assert not thread.is_alive(), "the job worker did not stop"
     assert not errors, f"the task worker crashed: {errors[0]!r}"

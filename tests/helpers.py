@@ -1,8 +1,8 @@
 """Helpers shared by tests (not fixtures: those are in conftest.py): a real
-sandbox served over HTTP, and running queued tasks as db_worker does.
+sandbox served over HTTP, and running due jobs as a job worker does.
 
-No test waits for time to pass: run_tasks moves the due times of deferred
-tasks (a poll, a backoff, a Retry-After) to now instead, and the provider's
+No test waits for time to pass: run_tasks moves the due times of waiting
+jobs (a poll, a backoff, a Retry-After) to now instead, and the provider's
 "still generating" to finished, as if the clock had jumped."""
 
 from __future__ import annotations
@@ -110,22 +110,19 @@ def use_sandbox(settings, sb: RunningSandbox):
 
 
 def run_tasks(until: Generation | None = None, timeout: float = 20.0, advance: bool = True) -> None:
-    """Run ready tasks as a db_worker would, until `until` is finished (or
-    nothing is left). With advance (the default), nothing waits for time to
-    pass: when no task is due, the clock jumps to the next one (deferred
-    tasks and their jobs' due times are moved to now, and the sandboxes'
-    jobs finish). advance=False runs deferred tasks when their run_after
-    really passes."""
-    from django_tasks_db.management.commands import db_worker
-    from django_tasks_db.management.commands.db_worker import Worker
+    """Run the due jobs' steps as a job worker does (the same claim and
+    step: pipeline.worker.drain), and the side tasks as db_worker does,
+    until `until` is finished (or nothing is left). With advance (the
+    default), nothing waits for time to pass: when nothing is due, the clock
+    jumps to the next due job (due times moved to now, and the sandboxes'
+    jobs finish). advance=False runs a deferred step when its time really
+    comes."""
+    from playground.generations.pipeline.worker import drain
 
-    # The worker closes stale connections between tasks; inside a test the
-    # connection belongs to the test's transaction and must stay open.
-    db_worker.close_old_connections = lambda: None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        Worker(queue_names=["default"], interval=0, batch=True, backend_name="default", startup_delay=False,
-               max_tasks=None, worker_id="test-worker", excluded_queue_names=[]).run()
+        drain(holder="test-worker")
+        run_side_tasks()
         if until is not None:
             until.refresh_from_db()
             if not until.is_active:
@@ -138,31 +135,61 @@ def run_tasks(until: Generation | None = None, timeout: float = 20.0, advance: b
         raise AssertionError(f"generation still {until.status} ({until.phase}) after {timeout}s")
 
 
-def advance_clock() -> bool:
-    """Make every deferred task due now, with the job it advances, and let
-    the running sandboxes finish what they are generating. True if a task
-    was moved."""
-    from django.utils import timezone
+def step_job(gen: Generation, holder: str = "test-worker") -> str:
+    """This job's due step, claimed and run as a job worker does; "not due"
+    when it is not due or another worker holds it."""
+    from django.db.models import Q
+
+    from playground.generations.pipeline.queue import claim
+    from playground.generations.pipeline.worker import run_claimed
+
+    rows = claim(1, holder, among=Q(pk=gen.pk))
+    if not rows:
+        return "not due"
+    return run_claimed(rows[0], {})
+
+
+def run_side_tasks() -> None:
+    """The ready side tasks (thumbnails of old images), as db_worker runs them."""
+    from django_tasks_db.management.commands import db_worker
+    from django_tasks_db.management.commands.db_worker import Worker
     from django_tasks_db.models import DBTaskResult
-    from django_tasks_db.models import get_date_max
+
+    if not DBTaskResult.objects.ready().exists():
+        return
+    # The worker closes stale connections between tasks; inside a test the
+    # connection belongs to the test's transaction and must stay open.
+    db_worker.close_old_connections = lambda: None
+    Worker(queue_names=["default"], interval=0, batch=True, backend_name="default", startup_delay=False,
+           max_tasks=None, worker_id="test-worker", excluded_queue_names=[]).run()
+
+
+def advance_clock() -> bool:
+    """The clock jumps to the next due job: every job waiting for a later
+    due time (a poll, a backoff, a Retry-After, a claim to confirm) is due
+    now, and the running sandboxes finish what they are generating. True if
+    a job was moved."""
+    from django.utils import timezone
+
+    from playground.generations.pipeline.queue import ADOPTABLE
 
     now = timezone.now()
-    later = dict(DBTaskResult.objects.filter(status="READY", run_after__gt=now).exclude(run_after=get_date_max())
-                 .values_list("pk", "args_kwargs"))
-    if not later:
-        return False
-    # The jobs first, then their tasks: a worker running alongside (browser
-    # tests) never takes a moved task whose job is not due yet.
-    jobs = [a["args"][0] for a in later.values() if a.get("args") and isinstance(a["args"][0], int)]
-    Generation.objects.filter(pk__in=jobs, due_at__gt=now).update(due_at=now)
+    waiting = Generation.objects.filter(due_at__gt=now, lease_until__isnull=True)
+    moved = waiting.filter(status__in=Generation.ACTIVE).update(due_at=now)
+    moved += waiting.exclude(claimed_job_id="").filter(ADOPTABLE, provider_job_id="").update(due_at=now)
     finish_provider_jobs()
-    return DBTaskResult.objects.filter(pk__in=list(later), status="READY").update(run_after=now) > 0
+    return moved > 0
 
 
 def _pending() -> bool:
+    """A job still to step now, or a side task ready."""
+    from django.utils import timezone
     from django_tasks_db.models import DBTaskResult
 
-    return DBTaskResult.objects.filter(status="READY").exists()
+    from playground.generations.pipeline.queue import due_claims, due_steps
+
+    now = timezone.now()
+    return due_steps(now).exists() or due_claims(now).exists() or DBTaskResult.objects.ready().exists()
 
 
 def login(user):

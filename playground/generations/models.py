@@ -7,7 +7,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Case, F, Q, Value, When
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -86,12 +86,12 @@ class Generation(models.Model):
     canceled_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
-    # Scheduling: the next step is due at due_at; a worker working on the job
-    # holds it until lease_until. The recovery sweep looks at both.
+    # The queue (pipeline.queue): the next step is due at due_at; a worker
+    # working on the job holds it until lease_until, which its heartbeat renews.
     due_at = models.DateTimeField(default=timezone.now, db_index=True)
     lease_until = models.DateTimeField(null=True, blank=True)
-    # Who holds the lease (the task run working on it): its heartbeat renews
-    # lease_until only while this still names it.
+    # Who holds the lease (the worker process working on it): its heartbeat
+    # renews lease_until only while this still names it.
     held_by = models.CharField(max_length=64, blank=True)
     # The last callback that made the job ask the provider: replays within a
     # poll interval change nothing (RELIABILITY 5).
@@ -118,8 +118,10 @@ class Generation(models.Model):
                    # A model's recent provider times (adaptive polling).
                    models.Index(fields=["provider", "model", "-finished_at"], name="gen_model_recent_done",
                                 condition=Q(provider_seconds__isnull=False)),
-                   # Claims a callback made that are still to be confirmed (the sweep's resume_stale_claims).
-                   models.Index(fields=["nudged_at"], name="gen_pending_claim", condition=~Q(claimed_job_id=""))]
+                   # The queue: active jobs by due time (pipeline.queue.due_steps)...
+                   models.Index(fields=["due_at"], name="gen_due_active", condition=Q(status__in=states.ACTIVE)),
+                   # ...and job ids a callback named, still to be confirmed (queue.due_claims).
+                   models.Index(fields=["due_at"], name="gen_pending_claim", condition=~Q(claimed_job_id=""))]
         constraints = [models.UniqueConstraint(fields=["owner", "client_token"], name="one_job_per_form_submit")]
 
     def __str__(self):
@@ -293,45 +295,6 @@ class Generation(models.Model):
                 self.refresh_from_db(fields=computed)
         return won
 
-    def claim(self, lease_seconds: int | None = None, holder: str = "") -> bool:
-        """Take the job for one step, if it is due and nobody holds it. The
-        lease is short: the holder's heartbeat renews it while it works."""
-        n = Generation.take(self.pk, lease_seconds, holder)
-        if n:
-            self.refresh_from_db()
-        return n == 1
-
-    @staticmethod
-    def take_many(pairs, lease_seconds: int | None = None) -> list[tuple[int, str]]:
-        """take() for several jobs, each under its own holder, in one update
-        and one read: the (id, holder) pairs taken."""
-        holders = {pk: holder[:64] for pk, holder in pairs}
-        if not holders:
-            return []
-        now = timezone.now()
-        lease = lease_seconds or settings.JOB_LEASE_SECONDS
-        (
-            Generation.objects.filter(pk__in=list(holders), status__in=Generation.ACTIVE, due_at__lte=now)
-            .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-            .update(lease_until=now + timedelta(seconds=lease), updated_at=now, held_by=Case(
-                *[When(pk=pk, then=Value(h)) for pk, h in holders.items()], default=F("held_by")))
-        )
-        # A holder names one task row: a job held under it was taken now.
-        taken = set(Generation.objects.filter(pk__in=list(holders), held_by__in=list(holders.values()),
-                                              lease_until__gt=now).values_list("pk", "held_by"))
-        return [(pk, h) for pk, h in pairs if (pk, h[:64]) in taken]
-
-    @staticmethod
-    def take(pk: int, lease_seconds: int | None = None, holder: str = "") -> int:
-        """The conditional update of claim(), by id: 1 if taken."""
-        now = timezone.now()
-        lease = lease_seconds or settings.JOB_LEASE_SECONDS
-        return (
-            Generation.objects.filter(pk=pk, status__in=Generation.ACTIVE, due_at__lte=now)
-            .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-            .update(lease_until=now + timedelta(seconds=lease), held_by=holder[:64], updated_at=now)
-        )
-
 
 class Favorite(models.Model):
     """A user's star on a generation (their own or a teammate's shared one)."""
@@ -363,8 +326,8 @@ class GenerationImage(models.Model):
         db_table = "core_generationimage"
         ordering = ["generation", "index"]
         constraints = [models.UniqueConstraint(fields=["generation", "index"], name="one_image_per_index")]
-        # The recovery sweep's look for thumbnails still to make (thumbnails.sweep).
-        indexes = [models.Index(fields=["created_at"], name="image_thumbnail_missing", condition=Q(thumbnail=""))]
+        # Images saved before an upgrade without a thumbnail (thumbnails.backfill).
+        indexes = [models.Index(fields=["id"], name="image_thumbnail_missing", condition=Q(thumbnail=""))]
 
     def get_absolute_url(self):
         return reverse("image", args=[self.uuid])

@@ -51,12 +51,11 @@ MOVES = [
     Move("retry_poll", (RUNNING,), None, "a status call or a download failed: try again after a pause"),
     Move("note_cancel", (SUBMITTING, RUNNING), None,
          "canceled after it was sent: still tracked, result and charge kept"),
-    Move("resume", ACTIVE, None, "the sweep re-enqueues a job whose worker or task vanished"),
     Move("cancel", (QUEUED,), CANCELED, "canceled before it was sent (or refused while being canceled)"),
     Move("finish", (RUNNING,), SUCCEEDED, "images stored and charged, in one transaction"),
     Move("fail", ACTIVE, FAILED, "the provider, the download or the playground failed for good"),
     Move("rescue_after_lost_lease", (FAILED,), RUNNING,
-         "the provider answered after our lease ran out and the sweep failed the job as unknown outcome: "
+         "the provider answered after our lease ran out and another worker failed the job as unknown outcome: "
          "take it back rather than throw a paid result away"),
     Move("adopt_claimed_job", (SUBMITTING, FAILED), RUNNING,
          "a callback named the job id our lost submit answer had, and one status call confirmed it"),

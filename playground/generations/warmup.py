@@ -11,17 +11,19 @@ job's lease) and leaves the worker's RSS a measure of real growth.
 
 Pillow allocates pixels in 64 KiB blocks (settings: PILLOW_BLOCK_SIZE), so
 the C allocator does not keep each freed 4 MiB image. What a worker's
-allocator keeps after a burst of images is not trimmed by hand: `manage.py serve` runs each worker with `--max-tasks`
-(TASK_WORKER_MAX_TASKS) and starts it again when it exits, so a worker that
-grows is replaced by a fresh one after that many tasks.
+allocator keeps after a burst of images is not trimmed by hand: `manage.py
+serve` runs each job worker with `--max-steps` (TASK_WORKER_MAX_TASKS) and
+starts it again when it exits, so a worker that grows is replaced by a fresh
+one after that many steps.
 """
 
 from __future__ import annotations
 
 import sys
 
-# Management commands that run task workers (django-tasks-db, django-tasks-rq).
-WORKER_COMMANDS = ("db_worker", "rqworker")
+# Management commands that run workers: the job worker, and django-tasks-db's
+# for the side tasks.
+WORKER_COMMANDS = ("run_jobs", "db_worker")
 
 
 def is_task_worker(argv: list[str] | None = None) -> bool:
@@ -37,7 +39,7 @@ def warm_up() -> None:
     from playground.providers.client import process_client
 
     from . import tasks  # noqa: F401
-    from .pipeline import callbacks, steps, sweep  # noqa: F401  (what every task runs)
+    from .pipeline import worker  # noqa: F401  (and every step it runs)
 
     Image.init()  # every format plugin, as the first decode of an unusual file would
     guard.ssl_context()  # the download clients' one SSL context

@@ -8,7 +8,7 @@ import logging
 import threading
 
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -21,8 +21,7 @@ from playground.providers.exchange import Outcome
 from .. import ratelimit, states
 from ..models import Generation
 from ..retry import POLICY, POLL, SUBMIT, Retry
-from ..tasks import enqueue_now_or_on_commit
-from .create import callback_url, enqueue, next_step
+from .create import callback_url
 from .results import conclude, fail, input_images, retry_later, schedule_poll, stage_inline_images
 from .timing import job_age, poll_delay, provider_seconds
 
@@ -32,7 +31,7 @@ log = logging.getLogger("playground.jobs")
 def usable_endpoint(gen: Generation):
     """Where the job's requests go, checked (key decrypts, base URL allowed),
     or the ProviderError that says why they cannot go anywhere. Within a
-    batch (advance), resolved once per team and provider."""
+    claim (the worker's round), resolved once per team and provider."""
     cache = getattr(per_batch, "endpoints", None)
     key = (gen.team_id, gen.provider)
     if cache is not None and key in cache:
@@ -49,7 +48,8 @@ def usable_endpoint(gen: Generation):
     return endpoint
 
 
-# What a batch of steps (advance) shares, per thread: the endpoints resolved.
+# What the steps of one claim share (the worker sets it in each step's
+# thread): the endpoints resolved, per team and provider.
 per_batch = threading.local()
 
 
@@ -73,8 +73,8 @@ def submit(gen: Generation) -> str:
                           phase=f"waiting for rate limit, retrying in {delay:.0f} s",
                           wait_reason=states.WAIT_RATE_LIMIT,
                           due_at=timezone.now() + timedelta(seconds=delay), lease_until=None):
-            enqueue(gen, delay)
-        return f"rate limited locally for {delay:.0f}s"
+            return f"rate limited locally for {delay:.0f}s"
+        return "job changed"
     if not gen.transition(Generation.QUEUED, via="send", phase="submitting", endpoint_source=endpoint.source):
         return "lost the race to submit"
     try:
@@ -104,30 +104,17 @@ def submit(gen: Generation) -> str:
     gen.submitted_at, gen.estimated_seconds = now, outcome.expected_seconds
     delay = poll_delay(gen, adapter)
     waiting = {} if outcome.finished else {"lease_until": None, "wait_reason": states.WAIT_POLLING}
-    # The job id saved and its first poll queued in one commit: on SQLite one
-    # turn of the writer lock instead of two. The poll's task is written in a
-    # savepoint: if writing it fails, the job id is still committed (and the
-    # sweep queues the overdue job again); a provider's job is never dropped
-    # for the sake of its task row.
-    first_poll = None if outcome.finished else next_step(gen, delay, urgent=False)
-    with transaction.atomic():
-        accepted = gen.transition(
-            Generation.SUBMITTING, via="accepted", provider_job_id=outcome.job_id or "",
-            submitted_at=now, estimated_seconds=outcome.expected_seconds,
-            phase="submitted" if not outcome.finished else "downloading",
-            result_urls=outcome.image_urls if outcome.state == "succeeded" else [],
-            credits_used=outcome.credits_used,  # as reported, kept for a resumed download
-            due_at=now + timedelta(seconds=delay), attempts=0,
-            # Still generating: the job id saved and its first poll scheduled in
-            # one update (as schedule_poll would, one write fewer).
-            **waiting,
-        )
-        if accepted and first_poll is not None:
-            try:
-                with transaction.atomic():
-                    enqueue_now_or_on_commit(first_poll, gen.pk)
-            except DatabaseError:
-                log.exception("generation %s: its first poll could not be queued; the sweep will", gen.pk)
+    # The job id saved and its first poll scheduled in one update: the
+    # provider's job is never dropped for the sake of anything else.
+    accepted = gen.transition(
+        Generation.SUBMITTING, via="accepted", provider_job_id=outcome.job_id or "",
+        submitted_at=now, estimated_seconds=outcome.expected_seconds,
+        phase="submitted" if not outcome.finished else "downloading",
+        result_urls=outcome.image_urls if outcome.state == "succeeded" else [],
+        credits_used=outcome.credits_used,  # as reported, kept for a resumed download
+        due_at=now + timedelta(seconds=delay), attempts=0,
+        **waiting,
+    )
     if accepted:
         if outcome.finished:
             return conclude(gen, outcome)
@@ -140,7 +127,7 @@ def submit(gen: Generation) -> str:
 
 
 def rescue_after_lost_lease(gen: Generation, outcome: Outcome, now) -> bool:
-    """The provider answered after our lease ran out, and the sweep already
+    """The provider answered after our lease ran out, and another worker already
     failed the job as "unknown outcome". Now the outcome is known: take the
     job back rather than throw a paid result away."""
     won = gen.transition(

@@ -22,9 +22,7 @@ from playground.providers.exchange import Outcome
 from .. import states
 from ..models import Generation, GenerationImage
 from ..retry import DOWNLOAD, POLICY, GiveUp, Retry
-from ..tasks import enqueue_now_or_on_commit
 from ..thumbnails import thumbnail_name
-from .create import enqueue, next_step
 from .timing import job_age
 
 
@@ -75,11 +73,8 @@ def schedule_poll(gen: Generation, phase: str | None = None, delay: float = 3.0,
         changes["pending_seen_at"] = now
     if phase:
         changes["phase"] = phase
-    next_poll = next_step(gen, delay, urgent=False)
-    with transaction.atomic():  # the wait and its task in one commit (both or neither)
-        if gen.transition(Generation.RUNNING, via="schedule_poll", **changes):
-            enqueue_now_or_on_commit(next_poll, gen.pk)
-            return f"poll in {delay:.0f}s"
+    if gen.transition(Generation.RUNNING, via="schedule_poll", **changes):
+        return f"poll in {delay:.0f}s"
     return "job changed"
 
 
@@ -102,7 +97,6 @@ def retry_later(gen: Generation, from_status: str, err: ProviderError, back_to: 
         status=back_to or from_status, phase=phase[:200], wait_reason=decision.reason, attempts=attempts,
         due_at=timezone.now() + timedelta(seconds=delay), lease_until=None,
     ):
-        enqueue(gen, delay)
         return f"retry in {delay:.0f}s"
     return "job changed"
 

@@ -1,5 +1,5 @@
-"""Run the whole app in one terminal: web server, task workers, recovery
-sweep and provider sandbox. Ctrl-C stops them all; a child that dies is
+"""Run the whole app in one terminal: web server, job workers, the side-task
+worker and the provider sandbox. Ctrl-C stops them all; a child that dies is
 started again."""
 
 import os
@@ -14,12 +14,12 @@ from uvicorn_worker import UvicornWorker
 
 
 class Command(BaseCommand):
-    help = "Start web (gunicorn), task workers, sweeper and sandbox; stop all with Ctrl-C."
+    help = "Start web (gunicorn), job workers, the side-task worker and sandbox; stop all with Ctrl-C."
 
     def add_arguments(self, parser):
         parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
         parser.add_argument("--port", type=int, default=settings.PORT)
-        parser.add_argument("--workers", type=int, default=settings.TASK_WORKERS, help="task worker processes")
+        parser.add_argument("--workers", type=int, default=settings.TASK_WORKERS, help="job worker processes")
         parser.add_argument("--no-sandbox", action="store_true")
 
     def handle(self, host, port, workers, no_sandbox, **options):
@@ -29,7 +29,8 @@ class Command(BaseCommand):
             # ASGI (uvicorn's worker): the API's requests wait for their images
             # as coroutines, holding no thread (playground/asgi.py).
             "web": web_command(py, host, port),
-            "sweeper": [*manage, "sweep", "--loop"],
+            # Side work only (thumbnails of images saved before an upgrade).
+            "tasks": [*manage, "db_worker", "--queue-name", "default", "--interval", "5", "--no-reload"],
         }
         for i in range(workers):
             specs[f"worker{i + 1}"] = worker_command(py, f"{os.uname().nodename}-{os.getpid()}-{i + 1}")
@@ -48,7 +49,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
         self.stdout.write(self.style.SUCCESS(
-            f"Image Playground on http://{host}:{port}/ ({workers} task workers"
+            f"Image Playground on http://{host}:{port}/ ({workers} job workers"
             f"{'' if no_sandbox else f', sandbox on {settings.SANDBOX_URL}'}). Ctrl-C stops everything."
         ))
         while not stopping:
@@ -58,7 +59,7 @@ class Command(BaseCommand):
                     if not (name.startswith("worker") and proc.returncode == 0):
                         self.stderr.write(f"{name} exited with {proc.returncode}; starting it again")
                         time.sleep(1)
-                    # (A task worker that ran its TASK_WORKER_MAX_TASKS exits with 0: a fresh one at once.)
+                    # (A job worker that ran its TASK_WORKER_MAX_TASKS steps exits with 0: a fresh one at once.)
                     children[name] = self.start(name, specs[name])
         self.stdout.write("Stopping...")
         for proc in children.values():
@@ -98,14 +99,11 @@ WEB_WORKER_CLASS = f"{WebWorker.__module__}.{WebWorker.__qualname__}"
 
 
 def worker_command(py, worker_id: str) -> list[str]:
-    """A task worker as serve runs it (bench/throughput.py runs the same).
-    It exits after TASK_WORKER_MAX_TASKS tasks and serve starts it again:
+    """A job worker as serve runs it (bench/throughput.py runs the same).
+    It exits after TASK_WORKER_MAX_TASKS steps and serve starts it again:
     a worker whose memory grew is replaced rather than trimmed."""
-    command = [py, str(settings.BASE_DIR / "manage.py"), "db_worker", "--queue-name", "default", "--interval",
-               str(settings.TASK_WORKER_INTERVAL), "--no-reload", "--worker-id", worker_id]
-    if settings.TASK_WORKER_MAX_TASKS > 0:
-        command += ["--max-tasks", str(settings.TASK_WORKER_MAX_TASKS)]
-    return command
+    return [py, str(settings.BASE_DIR / "manage.py"), "run_jobs", "--worker-id", worker_id,
+            "--max-steps", str(max(0, settings.TASK_WORKER_MAX_TASKS))]
 
 
 def web_command(py, host, port, workers=None) -> list[str]:
