@@ -10,7 +10,7 @@ from playground.providers import registry
 from playground.providers.params import ModelSpec
 
 from .errors import ApiError
-from .models import ModelAlias, model_id
+from .models import ModelAlias, configured, model_id
 
 
 @dataclass(frozen=True)
@@ -23,11 +23,6 @@ class Resolved:
     @property
     def target(self) -> str:
         return model_id(self.provider, self.model)
-
-
-def configured() -> dict[str, tuple[str, str]]:
-    """provider/model -> (provider, model) of every configured model."""
-    return {model_id(key, m): (key, m) for key, cls in registry.adapter_classes().items() for m in cls.models}
 
 
 def _targets(token, aliases: dict[str, str]) -> set[str] | None:

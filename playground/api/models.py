@@ -13,6 +13,7 @@ from django.db import models
 from django.utils import timezone
 
 from playground.accounts.models import ApiToken, Team
+from playground.providers import registry
 from playground.generations.models import Generation
 
 ALIAS_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
@@ -42,8 +43,6 @@ class ModelAlias(models.Model):
         return f"{self.name} -> {self.target}"
 
     def clean(self):
-        from .catalog import configured
-
         if not ALIAS_RE.fullmatch(self.name or ""):
             raise ValidationError({"name": "Use letters, digits and . _ : - (at most 64, no /)."})
         if self.target not in configured():
@@ -69,3 +68,8 @@ class RateWindow(models.Model):
     token = models.OneToOneField(ApiToken, models.CASCADE, related_name="+")
     window_start = models.DateTimeField()
     count = models.PositiveIntegerField(default=0)
+
+
+def configured() -> dict[str, tuple[str, str]]:
+    """provider/model -> (provider, model) of every configured model."""
+    return {model_id(key, m): (key, m) for key, cls in registry.adapter_classes().items() for m in cls.models}

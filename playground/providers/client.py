@@ -5,14 +5,9 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import TYPE_CHECKING
 import weakref
 
 import httpx
-
-if TYPE_CHECKING:
-    from .adapter import Adapter
-
 
 # Building an httpx.Client builds an SSL context (~20 ms of CPU). Every
 # adapter of one class in one process shares one client, created on first
@@ -34,8 +29,9 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def process_client(cls: type["Adapter"]) -> httpx.Client:
-    """The one client of this adapter class in this process."""
+def process_client(cls: type) -> httpx.Client:
+    """The one client of this adapter class (an adapter.Adapter subclass:
+    its timeout) in this process."""
     pid = os.getpid()
     entry = _clients.get(cls)
     if entry is None or entry[0] != pid:
