@@ -4,14 +4,20 @@ from datetime import timedelta
 
 from django.urls import reverse
 from django.utils import timezone
-from django_tasks_db.models import DBTaskResult
 import pytest
 
-from playground.generations.pipeline import callbacks, calls, results, steps, sweep
+from playground.generations.pipeline import callbacks, calls, results
+from playground.generations.pipeline.worker import drain
 from playground.generations.models import Generation
 
 from tests.factories import job
-from tests.helpers import Counting, run_tasks, start_sandbox, use_sandbox
+from tests.helpers import Counting, run_tasks, start_sandbox, step_job, use_sandbox
+
+
+def due_now(gen) -> bool:
+    """The job is due now: the next claim of any worker takes it."""
+    gen.refresh_from_db()
+    return gen.due_at <= timezone.now()
 
 
 def test_the_callback_url_sent_to_the_provider_carries_an_unguessable_token(sandbox, team, user, settings):
@@ -20,7 +26,7 @@ def test_the_callback_url_sent_to_the_provider_carries_an_unguessable_token(sand
 
     settings.PUBLIC_BASE_URL = "https://playground.example.com"
     gen = job(team, user, prompt="a field of sunflowers")
-    steps.advance(gen.pk)
+    step_job(gen)
     gen.refresh_from_db()
     with sqlite3.connect(sandbox.app.config.db_path) as c:
         (params,) = c.execute("SELECT params FROM tasks WHERE id=?", (gen.provider_job_id,)).fetchone()
@@ -28,22 +34,22 @@ def test_the_callback_url_sent_to_the_provider_carries_an_unguessable_token(sand
     assert len(gen.callback_token) >= 40
 
 
-def test_a_callback_makes_the_job_check_with_the_provider_and_changes_nothing_else(client, sandbox, team, user):
+def test_a_callback_makes_the_job_check_with_the_provider_and_changes_nothing_else(client, sandbox, team, user,
+                                                                                     settings):
+    settings.POLL_SECONDS = 300
     gen = job(team, user, prompt="a field of sunflowers")
-    steps.advance(gen.pk)
-    DBTaskResult.objects.all().delete()
-    gen.refresh_from_db()
-    before = (gen.status, gen.provider_job_id, gen.error_kind)
+    step_job(gen)  # submitted; next poll in 300 s
+    assert not due_now(gen)
+    before = (gen.status, gen.provider_job_id, gen.error_kind, gen.result_urls)
     # A forged body claiming success with someone else's image:
     body = {"code": 200, "data": {"taskId": gen.provider_job_id, "resultUrls": ["https://evil.example/x.png"]}}
     response = client.post(reverse("provider_callback", args=["kie", gen.callback_token]), body, content_type="application/json")
     assert response.status_code == 200
-    gen.refresh_from_db()
-    assert (gen.status, gen.provider_job_id, gen.error_kind) == before
-    assert DBTaskResult.objects.filter(status="READY").count() == 1  # one status check scheduled
-    run_tasks(until=gen)
-    assert gen.status == Generation.SUCCEEDED
-    assert gen.images.count() == 1  # the image came from record-info, not the callback
+    assert due_now(gen)  # one status check, now
+    assert (gen.status, gen.provider_job_id, gen.error_kind, gen.result_urls) == before
+    sandbox.finish_now()
+    assert step_job(gen) == "succeeded"  # the image came from record-info, not the callback
+    assert gen.images.count() == 1
 
 
 def test_a_forged_token_is_a_404(client, sandbox, team, user):
@@ -61,8 +67,8 @@ def test_replaying_a_callback_after_the_job_finished_changes_nothing(client, san
     for _ in range(3):
         client.post(reverse("provider_callback", args=["kie", gen.callback_token]), {}, content_type="application/json")
     gen.refresh_from_db()
-    assert (gen.status, gen.finished_at, gen.images.count()) == finished
-    assert not DBTaskResult.objects.filter(status="READY").exists()
+    assert (gen.status, gen.finished_at, gen.images.count(), gen.nudged_at) == finished + (None,)
+    assert step_job(gen) == "not due"
 
 
 @pytest.mark.django_db(transaction=True)
@@ -75,15 +81,14 @@ def test_the_sandbox_delivers_the_callback_to_the_running_app(live_server, team,
         settings.PUBLIC_BASE_URL = live_server.url
         settings.POLL_SECONDS = 300  # no polling: only the callback can wake the job
         gen = job(team, user, prompt="a sailing ship")
-        steps.advance(gen.pk)
-        DBTaskResult.objects.all().delete()
+        step_job(gen)
+        assert not due_now(gen)
         sb.finish_now()  # the provider has finished (no waiting for its latency): it calls back
         deadline = time.monotonic() + 10
-        while not DBTaskResult.objects.filter(status="READY").exists():
+        while not due_now(gen):  # the callback arriving over HTTP, not the clock
             assert time.monotonic() < deadline, "no callback arrived"
             time.sleep(0.1)
-        run_tasks(until=gen)
-        assert gen.status == Generation.SUCCEEDED
+        assert step_job(gen) == "succeeded"
     finally:
         sb.stop()
 
@@ -108,12 +113,8 @@ def counted(tmp_path, settings):
 
 
 def run_due():
-    """Run every task that is due now (later polls stay queued), as db_worker does."""
-    from django_tasks_db.management.commands import db_worker
-
-    db_worker.close_old_connections = lambda: None
-    db_worker.Worker(queue_names=["default"], interval=0, batch=True, backend_name="default", startup_delay=False,
-                     max_tasks=None, worker_id="test-worker", excluded_queue_names=[]).run()
+    """Run the steps of every job due now (later polls stay where they are), as a job worker does."""
+    return drain(holder="test-worker")
 
 
 def post_callback(client, gen, task_id):
@@ -127,13 +128,17 @@ def test_a_callback_replayed_50_times_makes_at_most_one_status_call_per_poll_int
     sb, requests = counted(latency=3600)  # the job stays "generating"
     settings.POLL_SECONDS = 300
     gen = job(team, user, prompt="a field of sunflowers")
-    steps.advance(gen.pk)  # submitted; next poll in 300 s
-    DBTaskResult.objects.all().delete()
+    step_job(gen)  # submitted; next poll in 300 s
     gen.refresh_from_db()
     before = (gen.status, gen.provider_job_id, gen.attempts)
-    for _ in range(50):
+    assert not due_now(gen)
+    assert post_callback(client, gen, gen.provider_job_id).status_code == 200
+    assert due_now(gen)
+    for _ in range(49):
+        run_due()  # whatever the replay made due runs at once
         assert post_callback(client, gen, gen.provider_job_id).status_code == 200
-        run_due()  # whatever the replay scheduled runs at once
+        assert not due_now(gen)
+    run_due()
     assert requests.count("record-info") == 1
     gen.refresh_from_db()
     assert (gen.status, gen.provider_job_id, gen.attempts) == before
@@ -148,24 +153,26 @@ def test_a_callback_replayed_50_times_makes_at_most_one_status_call_per_poll_int
 
 def test_a_replayed_callback_does_not_cut_a_backoff_short(client, sandbox, team, user):
     gen = job(team, user, prompt="a field of sunflowers")
-    steps.advance(gen.pk)
-    DBTaskResult.objects.all().delete()
+    step_job(gen)
     later = timezone.now() + timedelta(seconds=120)
     Generation.objects.filter(pk=gen.pk).update(phase="Server error, retrying in 120 s", wait_reason="backoff",
                                                  due_at=later)
     post_callback(client, gen, "whatever")
     gen.refresh_from_db()
-    assert gen.due_at == later and not DBTaskResult.objects.exists()
+    assert gen.due_at == later and gen.nudged_at is None
+    assert step_job(gen) == "not due"
 
 
-def killed_while_submitting(gen, sb, *, failed: bool):
+def killed_while_submitting(gen, sb, *, failed: bool, lease_seconds: float = -1):
     """The worker sent the job (the provider has it and will call back) and died
-    before saving the answer; with failed=True the sweep has since failed it as
-    "unknown outcome"."""
+    before saving the answer: its lease ends lease_seconds from now (it has run
+    out by default; a positive value: the worker is alive, only slow). With
+    failed=True another worker has since failed it as "unknown outcome"."""
     from playground.providers.kie import KieAdapter
 
-    DBTaskResult.objects.all().delete()
-    Generation.objects.filter(pk=gen.pk).update(status=Generation.SUBMITTING, phase="submitting")
+    Generation.objects.filter(pk=gen.pk).update(
+        status=Generation.SUBMITTING, phase="submitting", held_by="worker-that-sent-it",
+        lease_until=timezone.now() + timedelta(seconds=lease_seconds))
     sent = KieAdapter(base_url=sb.url + "/kie", api_key="sandbox-key").submit(
         gen.model, gen.params, callback_url=calls.callback_url(gen))
     if failed:
@@ -185,9 +192,10 @@ def test_a_job_killed_while_submitting_adopts_the_task_id_from_its_callback(clie
     task_id = killed_while_submitting(gen, sb, failed=failed)
     status_before = gen.status
     assert post_callback(client, gen, task_id).status_code == 200
-    gen.refresh_from_db()
+    assert due_now(gen)
     assert gen.status == status_before and gen.provider_job_id == ""  # a claim only, until confirmed
-    run_tasks()
+    assert gen.claimed_job_id == task_id
+    assert step_job(gen) == "succeeded"  # confirmed, adopted and downloaded in one step
     gen.refresh_from_db()
     assert gen.status == Generation.SUCCEEDED, gen.error_message
     assert gen.provider_job_id == task_id and gen.error_kind == ""
@@ -210,20 +218,30 @@ def test_a_forged_callback_naming_an_unknown_task_changes_nothing(client, counte
     killed_while_submitting(gen, sb, failed=failed)
     before = Generation.objects.values().get(pk=gen.pk)
     post_callback(client, gen, "task_0123456789abcdef0123")
-    run_tasks()
+    gen.refresh_from_db()
+    assert gen.claimed_job_id == "task_0123456789abcdef0123"
+    assert step_job(gen) == "claim not confirmed"  # asked once; the provider does not know it
     after = Generation.objects.values().get(pk=gen.pk)
-    for field in ("status", "provider_job_id", "error_kind", "error_message", "claimed_job_id", "lease_until"):
+    for field in ("status", "provider_job_id", "error_kind", "error_message", "claimed_job_id"):
         assert after[field] == before[field], field
+    assert after["lease_until"] is None  # dropped, and no worker holds the job
+    assert requests.count("record-info") == 1
+    run_tasks()
+    gen.refresh_from_db()
+    # Nothing adopted: the job that was sent and never confirmed ends as "unknown outcome", never sent again.
+    assert (gen.status, gen.error_kind, gen.provider_job_id) == (Generation.FAILED, "unknown_outcome", "")
     assert not Entry.objects.filter(generation=gen, kind=Entry.CAPTURE).exists()
-    assert requests.count("record-info") == 1  # asked once; the provider does not know it
+    assert requests.count("record-info") == 1 and requests.count("/generate") == 1
     # Another generation's job id is refused without asking.
     other = job(team, user, prompt="a windmill")
     run_tasks(until=other)
+    asked = requests.count("record-info")
     Generation.objects.filter(pk=gen.pk).update(nudged_at=None)
     post_callback(client, gen, other.provider_job_id)
-    run_tasks()
     gen.refresh_from_db()
-    assert gen.provider_job_id == "" and gen.status == before["status"]
+    assert gen.claimed_job_id == "" and step_job(gen) == "not due"
+    assert requests.count("record-info") == asked
+    assert gen.provider_job_id == "" and gen.status == Generation.FAILED
 
 
 def test_a_live_worker_that_saves_its_answer_after_an_adoption_changes_nothing(client, counted, team, user):
@@ -231,12 +249,15 @@ def test_a_live_worker_that_saves_its_answer_after_an_adoption_changes_nothing(c
 
     sb, requests = counted(latency=0)
     gen = job(team, user, prompt="a red barn")
-    task_id = killed_while_submitting(gen, sb, failed=False)
+    task_id = killed_while_submitting(gen, sb, failed=False, lease_seconds=20)  # alive, only slow
     late = Generation.objects.get(pk=gen.pk)  # the worker's stale copy: "submitting"
     post_callback(client, gen, task_id)
+    assert due_now(gen) and gen.claimed_job_id == task_id
+    assert step_job(gen) == "not due"  # its worker holds it: the claim waits for the lease
+    Generation.objects.filter(pk=gen.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
     run_tasks()
     gen.refresh_from_db()
-    assert gen.status == Generation.SUCCEEDED
+    assert gen.status == Generation.SUCCEEDED and gen.provider_job_id == task_id
     # The submitting worker was only slow: its answer arrives now.
     now = timezone.now()
     assert not late.transition(Generation.SUBMITTING, status=Generation.RUNNING, provider_job_id=task_id)
@@ -254,13 +275,15 @@ def test_the_providers_own_callback_rescues_a_job_killed_while_submitting(live_s
         use_sandbox(settings, sb)
         settings.PUBLIC_BASE_URL = live_server.url
         gen = job(team, user, prompt="a lighthouse at night")
-        killed_while_submitting(gen, sb, failed=True)
+        task_id = killed_while_submitting(gen, sb, failed=True)
         sb.finish_now()  # the provider has finished (no waiting for its latency): it calls back
         deadline = time.monotonic() + 10
-        while not DBTaskResult.objects.filter(status="READY").exists():
+        while not gen.claimed_job_id:  # the callback arriving over HTTP, not the clock
             assert time.monotonic() < deadline, "no callback arrived"
             time.sleep(0.1)
-        run_tasks()
+            gen.refresh_from_db()
+        assert gen.claimed_job_id == task_id and due_now(gen)
+        assert step_job(gen) == "succeeded"
         gen.refresh_from_db()
         assert gen.status == Generation.SUCCEEDED, gen.error_message
         assert gen.images.count() == 1 and gen.ledger_entries.get(kind="capture").no_image is False
@@ -280,11 +303,11 @@ def test_concurrent_replays_cannot_both_win(team, user, settings, tmp_path):
     sb = start_sandbox(tmp_path, latency=3600)
     try:
         use_sandbox(settings, sb)
+        requests = Counting(sb)
         settings.POLL_SECONDS = 300
         gen = job(team, user, prompt="a quiet library")
-        steps.advance(gen.pk)
-        DBTaskResult.objects.all().delete()
-        gen.refresh_from_db()
+        step_job(gen)
+        assert not due_now(gen)
         barrier, wins = threading.Barrier(20), []
 
         def replay():
@@ -300,18 +323,19 @@ def test_concurrent_replays_cannot_both_win(team, user, settings, tmp_path):
         for t in threads:
             t.join(30)
         assert wins.count(True) == 1
-        assert DBTaskResult.objects.count() == 1
+        assert due_now(gen)
+        run_due()
+        assert requests.count("record-info") == 1
     finally:
         sb.stop()
 
 
 def test_a_claim_the_provider_cannot_confirm_yet_is_asked_about_again(client, counted, team, user, settings):
-    """The confirming status call fails (a 503): the claim stays, and the
-    sweep asks again once a lease has passed, until the provider answers."""
+    """The confirming status call fails (a 503): the claim stays, and it is
+    due again a lease later (no sweep), until the provider answers."""
     from playground.ledger.models import Entry
 
     sb, requests = counted(latency=0)
-    settings.JOB_SWEEP_GRACE_SECONDS = 0
     gen = job(team, user, prompt="a stone bridge")
     task_id = killed_while_submitting(gen, sb, failed=True)
     inner, refused = sb.server.get_app(), []
@@ -325,14 +349,19 @@ def test_a_claim_the_provider_cannot_confirm_yet_is_asked_about_again(client, co
 
     sb.server.set_app(unavailable_once)
     post_callback(client, gen, task_id)
-    run_due()
+    assert step_job(gen) == "claim not confirmed yet"
     gen.refresh_from_db()
     assert refused and gen.claimed_job_id == task_id and gen.status == Generation.FAILED
-    assert sweep.sweep() == 0 and not DBTaskResult.objects.filter(status="READY").exists()  # not before a lease
-    Generation.objects.filter(pk=gen.pk).update(nudged_at=timezone.now() - timedelta(seconds=settings.JOB_LEASE_SECONDS + 1))
-    sweep.sweep()
-    run_tasks()
+    assert gen.lease_until is None  # no worker holds it while it waits
+    assert gen.due_at > timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS - 5)
+    assert run_due() == 0 and step_job(gen) == "not due"  # not before a lease has passed
+    post_callback(client, gen, task_id)  # nor does a replayed callback hurry it
+    assert not due_now(gen)
+    # A lease later (the clock is moved): asked again, and the provider answers.
+    Generation.objects.filter(pk=gen.pk).update(due_at=timezone.now())
+    assert step_job(gen) == "succeeded"
     gen.refresh_from_db()
     assert gen.status == Generation.SUCCEEDED and gen.provider_job_id == task_id
     assert Entry.objects.filter(generation=gen, kind=Entry.CAPTURE, no_image=False).count() == 1
-    assert requests.count("/generate") == 1
+    # Asked twice: once refused (served before the counter), once answered.
+    assert refused == [1] and requests.count("record-info") == 1 and requests.count("/generate") == 1

@@ -3,22 +3,33 @@
 from datetime import timedelta
 import sqlite3
 
-from django.db.models import F
+from django.db.models import Q
 from django.utils import timezone
-from django_tasks_db.models import DBTaskResult
 import pytest
 
-from playground.generations.pipeline import callbacks, calls, create, lease, results, steps, sweep
+from playground.generations.pipeline import callbacks, calls, create, queue, results, steps
+from playground.generations.pipeline.worker import run_claimed
 from playground.generations.models import Generation, GenerationImage
 from playground.providers.exchange import Outcome
 
 from tests.factories import job
-from tests.helpers import run_tasks, start_sandbox, use_sandbox
+from tests.helpers import run_tasks, start_sandbox, step_job, use_sandbox
 
 
 def sandbox_tasks(sb, prompt):
     with sqlite3.connect(sb.app.config.db_path) as c:
         return c.execute("SELECT count(*) FROM tasks WHERE params LIKE ?", (f'%"{prompt}"%',)).fetchone()[0]
+
+
+def claim_one(gen, holder):
+    """This job as a worker called holder claims it: [gen] or [] when it is not due or held."""
+    return queue.claim(1, holder, among=Q(pk=gen.pk))
+
+
+def held_by_a_worker(gen, holder, seconds, **fields):
+    """The job is held by holder, whose lease ends `seconds` from now (in the past when negative)."""
+    Generation.objects.filter(pk=gen.pk).update(held_by=holder, lease_until=timezone.now() + timedelta(seconds=seconds),
+                                                **fields)
 
 
 def test_it_keeps_params_and_the_providers_message_when_generation_fails(sandbox, team, user):
@@ -42,9 +53,9 @@ def test_it_fails_with_insufficient_credits_without_retrying(sandbox, team, user
 
 def test_it_waits_for_the_rate_limit_hint_then_succeeds(sandbox, team, user):
     gen = job(team, user, prompt="a green tractor [429-once]")
-    steps.advance(gen.pk)
+    assert step_job(gen).startswith("retry in")
     gen.refresh_from_db()
-    assert gen.status == Generation.QUEUED
+    assert gen.status == Generation.QUEUED and gen.lease_until is None  # no worker holds it while it waits
     assert gen.phase.startswith("waiting for rate limit, retrying in")
     assert gen.due_at > timezone.now()
     assert gen.stage == "waiting"
@@ -83,54 +94,58 @@ def test_it_asks_again_when_result_urls_expired_and_fails_clearly(team, user, se
 
 def test_it_gets_a_fresh_url_when_the_first_one_expired(sandbox, team, user):
     gen = job(team, user, prompt="a stone bridge")
-    steps.advance(gen.pk)  # submit
+    step_job(gen)  # submit
     gen.refresh_from_db()
     expired = Outcome("succeeded", image_urls=[f"{sandbox.url}/kie/files/{gen.provider_job_id}/0.png?expires=1&sig=x"])
-    Generation.objects.filter(pk=gen.pk).update(lease_until=None)
     assert "retry" in results.conclude(gen, expired)
     run_tasks(until=gen)
     assert gen.status == Generation.SUCCEEDED
 
 
-def test_a_job_whose_worker_died_while_submitting_is_not_sent_twice(sandbox, team, user, settings):
+def test_a_job_whose_worker_died_while_submitting_is_not_sent_twice(sandbox, team, user):
     gen = job(team, user, prompt="a windmill in a field")
-    DBTaskResult.objects.all().delete()  # the worker took the task and died
-    past = timezone.now() - timedelta(seconds=settings.JOB_SWEEP_GRACE_SECONDS + 5)
-    Generation.objects.filter(pk=gen.pk).update(status=Generation.SUBMITTING, due_at=past, lease_until=past)
-    assert sweep.sweep() == 1
-    run_tasks(until=gen)
+    # A worker took the job, moved it to "submitting" and died: nothing renews its lease.
+    held_by_a_worker(gen, "worker-that-died", 20, status=Generation.SUBMITTING)
+    assert step_job(gen) == "not due"  # its lease has not run out yet
+    held_by_a_worker(gen, "worker-that-died", -1)  # now it has
+    assert step_job(gen) == "failed: unknown_outcome"
+    gen.refresh_from_db()
     assert gen.status == Generation.FAILED
     assert gen.error_kind == "unknown_outcome"
     assert "not sent again" in gen.error_hint
     assert sandbox_tasks(sandbox, "a windmill in a field") == 0
+    assert step_job(gen) == "not due"
 
 
-def test_a_job_whose_worker_died_after_submitting_is_resumed_by_the_sweep(sandbox, team, user, settings):
+def test_a_job_whose_worker_died_after_submitting_is_picked_up_once_its_lease_runs_out(sandbox, team, user):
     gen = job(team, user, prompt="a snowy cabin")
-    steps.advance(gen.pk)  # submitted; the provider job id is saved
-    DBTaskResult.objects.all().delete()  # ...and the scheduled poll is lost
-    past = timezone.now() - timedelta(seconds=settings.JOB_SWEEP_GRACE_SECONDS + 5)
-    Generation.objects.filter(pk=gen.pk).update(due_at=past, lease_until=past)
-    assert sweep.sweep() == 1
-    assert sweep.sweep() == 0  # enqueued once, not on every sweep
+    step_job(gen)  # submitted; the provider job id is saved
+    # A worker claimed its poll and died.
+    held_by_a_worker(gen, "worker-that-died", -1, due_at=timezone.now() - timedelta(minutes=5))
+    taken = claim_one(gen, "worker-b")
+    assert [g.pk for g in taken] == [gen.pk]
+    assert claim_one(gen, "worker-c") == []  # claimed once, not by every worker that looks
+    gen.refresh_from_db()
+    assert gen.held_by == "worker-b" and gen.lease_until > timezone.now()
+    run_claimed(taken[0], {})
     run_tasks(until=gen)
     assert gen.status == Generation.SUCCEEDED
     assert sandbox_tasks(sandbox, "a snowy cabin") == 1  # submitted exactly once
 
 
-def test_the_sweep_leaves_jobs_alone_while_their_worker_holds_them(sandbox, team, user):
+def test_no_worker_takes_a_job_while_its_worker_holds_it(sandbox, team, user):
     gen = job(team, user, prompt="a lantern")
-    Generation.objects.filter(pk=gen.pk).update(
-        status=Generation.SUBMITTING, due_at=timezone.now() - timedelta(hours=1),
-        lease_until=timezone.now() + timedelta(minutes=5),
-    )
-    assert sweep.sweep() == 0
+    held_by_a_worker(gen, "live-worker", 300, status=Generation.SUBMITTING,
+                     due_at=timezone.now() - timedelta(hours=1))
+    assert queue.claim(10, "other-worker") == []
+    assert step_job(gen) == "not due"
+    gen.refresh_from_db()
+    assert (gen.status, gen.held_by) == (Generation.SUBMITTING, "live-worker")  # not failed as "unknown outcome"
 
 
 def test_two_workers_finishing_the_same_job_store_one_set_of_images(sandbox, team, user, settings, tmp_path):
     gen = job(team, user, prompt="a yellow tram")
-    steps.advance(gen.pk)
-    DBTaskResult.objects.all().delete()
+    step_job(gen)
     first = Generation.objects.get(pk=gen.pk)
     second = Generation.objects.get(pk=gen.pk)
     outcome = first.adapter_class(base_url=sandbox.url + "/kie", api_key="sandbox-key")
@@ -148,7 +163,8 @@ def test_a_succeeded_job_is_not_touched_by_a_late_step(sandbox, team, user):
     gen = job(team, user, prompt="a teapot")
     run_tasks(until=gen)
     finished_at = gen.finished_at
-    assert steps.advance(gen.pk) == "nothing to do"
+    assert step_job(gen) == "not due"  # a finished job is never claimed
+    assert steps.step(Generation.objects.get(pk=gen.pk)) == "nothing to do"  # nor stepped by a stale claim
     gen.refresh_from_db()
     assert gen.finished_at == finished_at
 
@@ -179,9 +195,7 @@ class WorkerDied(BaseException):
     handler in the pipeline can catch it)."""
 
 
-def test_inline_images_survive_a_worker_dying_before_the_download_step(sandbox, team, user, settings, monkeypatch):
-    settings.JOB_LEASE_SECONDS = 1
-    settings.JOB_SWEEP_GRACE_SECONDS = 0
+def test_inline_images_survive_a_worker_dying_before_the_download_step(sandbox, team, user, monkeypatch):
     gen = create.create(team=team, owner=user, provider="kawai", model="generations",
                       params={"prompt": "two lemons", "n": 2, "response_format": "b64_json"})
     real_conclude = results.conclude
@@ -191,26 +205,25 @@ def test_inline_images_survive_a_worker_dying_before_the_download_step(sandbox, 
 
     monkeypatch.setattr(calls, "conclude", die)
     with pytest.raises(WorkerDied):
-        steps.advance(gen.pk)
+        step_job(gen, holder="worker-that-dies")
     gen.refresh_from_db()
     assert gen.status == Generation.RUNNING
     assert [u.split("/")[0] for u in gen.result_urls] == ["staged:staging"] * 2  # the bytes are already stored
+    assert gen.held_by == "worker-that-dies" and gen.lease_until > timezone.now()
     monkeypatch.setattr(calls, "conclude", real_conclude)
-    # A second later the dead worker's lease has run out (no sleeping: the clock is moved).
-    Generation.objects.filter(pk=gen.pk).update(lease_until=F("lease_until") - timedelta(seconds=1.1),
-                                                due_at=F("due_at") - timedelta(seconds=1.1))
-    DBTaskResult.objects.all().delete()
-    assert sweep.sweep() == 1
-    run_tasks(until=gen)
+    Generation.objects.filter(pk=gen.pk).update(due_at=timezone.now())  # its download is due...
+    assert step_job(gen) == "not due"  # ...but held until the dead worker's lease runs out
+    held_by_a_worker(gen, "worker-that-dies", -1, due_at=timezone.now())  # it has (the clock is moved)
+    assert step_job(gen) == "succeeded"
+    gen.refresh_from_db()
     assert gen.status == Generation.SUCCEEDED
     assert gen.images.count() == 2
 
 
 def test_a_provider_cannot_point_a_staged_image_at_another_job(sandbox, team, user):
     gen = job(team, user, prompt="a plum")
-    steps.advance(gen.pk)
+    step_job(gen)
     gen.refresh_from_db()
-    Generation.objects.filter(pk=gen.pk).update(lease_until=None)
     outcome = Outcome("succeeded", image_urls=["staged:generations/other-team/secret.png"])
     results.conclude(gen, outcome)
     gen.refresh_from_db()
@@ -222,19 +235,19 @@ def test_a_dropped_connection_during_a_status_check_is_retried(sandbox, team, us
 
     settings.JOB_BACKOFF_BASE_SECONDS = 0.05
     gen = job(team, user, prompt="a copper kettle")
-    steps.advance(gen.pk)
-    calls = {"n": 0}
+    step_job(gen)
+    drops = {"n": 0}
     real = httpx.Client.request
 
     def flaky(self, method, url, *args, **kwargs):
-        if "record-info" in str(url) and calls["n"] < 2:
-            calls["n"] += 1
+        if "record-info" in str(url) and drops["n"] < 2:
+            drops["n"] += 1
             raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
         return real(self, method, url, *args, **kwargs)
 
     monkeypatch.setattr(httpx.Client, "request", flaky)
     run_tasks(until=gen)
-    assert gen.status == Generation.SUCCEEDED and calls["n"] == 2
+    assert gen.status == Generation.SUCCEEDED and drops["n"] == 2
 
 
 def test_a_storage_failure_after_the_provider_finished_is_retried_not_failed(sandbox, team, user, settings, monkeypatch):
@@ -260,8 +273,6 @@ def test_a_storage_failure_after_the_provider_finished_is_retried_not_failed(san
 def test_an_internal_error_before_sending_fails_as_not_sent(sandbox, team, user, monkeypatch):
     """Nothing reached the provider: the job says so, never "may have reached
     the provider" (RELIABILITY 11), and it is not sent again by itself."""
-    from playground.generations.pipeline import calls
-
     gen = job(team, user, prompt="a glass marble")
 
     def broken(*a, **kw):
@@ -293,7 +304,7 @@ def test_an_internal_error_after_sending_is_never_resent(sandbox, team, user, mo
 
 def test_a_replayed_callback_does_not_cut_a_rate_limit_wait_short(sandbox, team, user):
     gen = job(team, user, prompt="a silver spoon")
-    steps.advance(gen.pk)
+    step_job(gen)
     gen.refresh_from_db()
     wait_until = timezone.now() + timedelta(seconds=60)
     Generation.objects.filter(pk=gen.pk).update(phase="waiting for rate limit, retrying in 60 s",
@@ -302,6 +313,7 @@ def test_a_replayed_callback_does_not_cut_a_rate_limit_wait_short(sandbox, team,
     assert callbacks.nudge(gen) is False
     gen.refresh_from_db()
     assert gen.due_at == wait_until
+    assert step_job(gen) == "not due"
 
 
 def test_a_transient_download_failure_is_retried_not_fatal(sandbox, team, user, settings):
@@ -335,7 +347,6 @@ def test_a_transient_download_failure_is_retried_not_fatal(sandbox, team, user, 
     settings.DOWNLOAD_ALLOWED_PRIVATE_HOSTS = [sandbox.host, host]
     try:
         gen = create.create(team=team, owner=user, provider="kwiki", model="generate", params={"prompt": "an olive"})
-        DBTaskResult.objects.all().delete()
         Generation.objects.filter(pk=gen.pk).update(status=Generation.RUNNING, result_urls=[f"http://{host}/x.png"])
         gen.refresh_from_db()
         assert "retry" in calls.poll(gen)
@@ -346,8 +357,9 @@ def test_a_transient_download_failure_is_retried_not_fatal(sandbox, team, user, 
 
 
 def test_a_result_arriving_after_the_lease_ran_out_is_taken_back(sandbox, team, user, monkeypatch):
-    """A slow provider answers after the sweep failed the job as 'unknown
-    outcome': the known result wins and nothing paid is thrown away."""
+    """A slow provider answers after the worker's lease ran out and another
+    worker failed the job as 'unknown outcome': the known result wins and
+    nothing paid is thrown away."""
     from playground.providers.kie import KieAdapter
 
     gen = job(team, user, prompt="a slow snail")
@@ -361,7 +373,7 @@ def test_a_result_arriving_after_the_lease_ran_out_is_taken_back(sandbox, team, 
         return outcome
 
     monkeypatch.setattr(KieAdapter, "submit", slow_submit)
-    steps.advance(gen.pk)
+    step_job(gen)
     monkeypatch.setattr(KieAdapter, "submit", real_submit)
     run_tasks(until=gen)
     assert gen.status == Generation.SUCCEEDED and gen.error_kind == ""
@@ -370,8 +382,8 @@ def test_a_result_arriving_after_the_lease_ran_out_is_taken_back(sandbox, team, 
 
 def test_a_good_status_answer_resets_the_retry_budget(sandbox, team, user, settings):
     gen = job(team, user, prompt="a lighthouse keeper's cat")
-    steps.advance(gen.pk)
-    Generation.objects.filter(pk=gen.pk).update(attempts=5, lease_until=None)
+    step_job(gen)
+    Generation.objects.filter(pk=gen.pk).update(attempts=5)
     gen.refresh_from_db()
     assert calls.poll(gen).startswith("poll in")
     gen.refresh_from_db()
@@ -402,22 +414,25 @@ def test_a_rate_limit_hint_longer_than_the_backoff_cap_is_honoured(sandbox, team
 
 
 def test_the_default_lease_lets_a_dead_workers_job_continue_within_a_minute(settings):
-    assert settings.JOB_LEASE_SECONDS + settings.JOB_SWEEP_EVERY_SECONDS <= 60
+    # Once the lease runs out the row is due: the next claim of any idle worker takes it.
+    assert settings.JOB_LEASE_SECONDS + settings.TASK_WORKER_INTERVAL <= 60
     assert 0 < settings.JOB_HEARTBEAT_SECONDS < settings.JOB_LEASE_SECONDS / 2
 
 
 def test_a_worker_that_dies_mid_step_is_resumed_once_its_short_lease_passes(sandbox, team, user, settings):
     gen = job(team, user, prompt="a foggy pier")
-    steps.advance(gen.pk)  # submitted
-    DBTaskResult.objects.all().delete()
+    step_job(gen)  # submitted
     Generation.objects.filter(pk=gen.pk).update(due_at=timezone.now())
+    assert claim_one(gen, "worker-that-dies")  # it takes the poll step, then dies: no heartbeat
     gen.refresh_from_db()
-    assert gen.claim(holder="worker-that-dies")  # it takes the poll step, then dies: no heartbeat
-    assert sweep.sweep() == 0  # held: its lease has not run out
-    # The lease runs out (JOB_LEASE_SECONDS later, well within the sweep's grace for a late step).
-    Generation.objects.filter(pk=gen.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
-    assert sweep.sweep() == 1
-    assert sweep.sweep() == 0  # once
+    assert gen.lease_until <= timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS)
+    assert claim_one(gen, "worker-b") == []  # held: its lease has not run out
+    # The lease runs out, JOB_LEASE_SECONDS later (the clock is moved).
+    held_by_a_worker(gen, "worker-that-dies", -1)
+    taken = claim_one(gen, "worker-b")
+    assert taken and claim_one(gen, "worker-c") == []  # once
+    assert queue.renew([gen.pk], "worker-that-dies") == 0  # a late heartbeat of the dead one holds nothing
+    run_claimed(taken[0], {})
     run_tasks(until=gen)
     assert gen.status == Generation.SUCCEEDED
     assert sandbox_tasks(sandbox, "a foggy pier") == 1
@@ -425,36 +440,16 @@ def test_a_worker_that_dies_mid_step_is_resumed_once_its_short_lease_passes(sand
 
 def test_a_live_workers_heartbeat_keeps_its_job_held(sandbox, team, user, settings):
     gen = job(team, user, prompt="a long exposure of a river")
-    DBTaskResult.objects.all().delete()
-    assert gen.claim(holder="live-worker")
+    assert claim_one(gen, "live-worker")
     for _ in range(5):  # each beat comes before the lease runs out
-        Generation.objects.filter(pk=gen.pk).update(lease_until=timezone.now() + timedelta(seconds=1))
-        assert lease.renew_lease(gen.pk, "live-worker")
+        held_by_a_worker(gen, "live-worker", 1)
+        assert queue.renew([gen.pk], "live-worker") == 1
         gen.refresh_from_db()
         assert gen.lease_until > timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS - 5)
-        assert sweep.sweep() == 0
-    # Once another run has taken the job over, the old heartbeat stops holding it.
-    Generation.objects.filter(pk=gen.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
-    assert sweep.sweep() == 1
-    assert not lease.renew_lease(gen.pk, "live-worker")
-
-
-def test_the_sweep_fails_task_rows_left_running_by_dead_workers(sandbox, team, user, settings):
-    from django_tasks_db.models import DBTaskResult as Row
-
-    dead_job, live_job = job(team, user, prompt="a tidal pool"), job(team, user, prompt="a cedar forest")
-    rows = {}
-    long_ago = timezone.now() - timedelta(seconds=settings.JOB_LEASE_SECONDS + 60)
-    for gen, worker in ((dead_job, "killed-worker"), (live_job, "busy-worker")):
-        row = Row.objects.get(args_kwargs__args=[gen.pk])
-        Row.objects.filter(pk=row.pk).update(status="RUNNING", started_at=long_ago, worker_ids=[worker])
-        Generation.objects.filter(pk=gen.pk).update(status=Generation.SUBMITTING, held_by=str(row.pk))
-        rows[worker] = row.pk
-    # The killed worker's lease ran out; the busy one's heartbeat keeps renewing it.
-    Generation.objects.filter(pk=dead_job.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
-    Generation.objects.filter(pk=live_job.pk).update(lease_until=timezone.now() + timedelta(seconds=20))
-    sweep.sweep()
-    dead, live = Row.objects.get(pk=rows["killed-worker"]), Row.objects.get(pk=rows["busy-worker"])
-    assert dead.status == "FAILED" and dead.finished_at is not None
-    assert "stopped" in dead.traceback
-    assert live.status == "RUNNING"
+        assert queue.claim(10, "other-worker") == []
+    # Once another worker has taken the job over, the old heartbeat stops holding it.
+    held_by_a_worker(gen, "live-worker", -1)
+    assert claim_one(gen, "other-worker")
+    assert queue.renew([gen.pk], "live-worker") == 0
+    gen.refresh_from_db()
+    assert gen.held_by == "other-worker"
