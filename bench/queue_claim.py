@@ -7,10 +7,12 @@ run, on the same database (SQLite by default, PostgreSQL with --database-url):
          then db_worker's loop claims it (SELECT ... FOR UPDATE SKIP LOCKED
          where the database has it, then an update to RUNNING), runs it (a
          no-op here) and marks it SUCCESSFUL.
-  rows   the Generation row is the queue: one UPDATE ... RETURNING claims up
-         to --batch due rows (lease and holder set; SKIP LOCKED on
-         PostgreSQL), and one conditional update per row sets its next due
-         time and drops the lease, as a step's end would.
+  rows   the Generation row is the queue, as the job worker claims it
+         (playground.generations.pipeline.queue.claim: a peek, then one
+         short transaction that selects up to --batch due rows, SKIP LOCKED
+         on PostgreSQL, sets their lease and reads them back), and one
+         conditional update per row sets its next due time and drops the
+         lease, as a step's end does.
 
 Prints CPU and wall milliseconds per step for each, and the ratio. Only the
 queue is measured: no provider call, no image.
@@ -83,28 +85,15 @@ def main():
     Generation.objects.bulk_create(
         Generation(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "x"},
                    status=Generation.RUNNING, due_at=timezone.now() - timedelta(seconds=1)) for _ in range(n))
-    table = connection.ops.quote_name(Generation._meta.db_table)
-    skip = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
-    due = Generation._meta.get_field("due_at")
-    active = list(Generation.ACTIVE)
-    marks = ", ".join(["%s"] * len(active))
+    from playground.generations.pipeline.queue import claim
 
     def rows_way():
         done = 0
         while done < n:
-            now = timezone.now()
-            db_now = due.get_db_prep_value(now, connection)
-            lease = due.get_db_prep_value(now + timedelta(seconds=30), connection)
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    f"UPDATE {table} SET lease_until = %s, held_by = %s WHERE id IN ("
-                    f"SELECT id FROM {table} WHERE status IN ({marks}) AND due_at <= %s "
-                    f"AND (lease_until IS NULL OR lease_until < %s) ORDER BY due_at LIMIT %s{skip}) RETURNING id",
-                    [lease, "bench", *active, db_now, db_now, args.batch])
-                claimed = [row[0] for row in cursor.fetchall()]
-            later = now + timedelta(hours=1)
-            for pk in claimed:  # each step's end: its next due time, the lease dropped
-                Generation.objects.filter(pk=pk, held_by="bench").update(due_at=later, lease_until=None, held_by="")
+            claimed = claim(args.batch, "bench")
+            later = timezone.now() + timedelta(hours=1)
+            for gen in claimed:  # each step's end: its next due time, the lease dropped
+                Generation.objects.filter(pk=gen.pk, held_by="bench").update(due_at=later, lease_until=None)
             done += len(claimed)
             assert claimed
 

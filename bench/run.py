@@ -4,8 +4,8 @@
 
 Runs against a throw-away data directory (SQLite, embedded default) and a
 sandbox served in-process; nothing touches ./data. The last figure kills a
-real worker with SIGKILL mid-job and times its recovery (short lease and sweep
-interval: BENCH_LEASE_SECONDS, default 10; BENCH_SWEEP_EVERY_SECONDS, default 2).
+real job worker with SIGKILL mid-job and times its recovery (a short lease:
+BENCH_LEASE_SECONDS, default 10).
 Just the adapter figure: .venv/bin/python -c "import sys; sys.path[:0] = ['bench']; import run; run.adapter_requests()"
 """
 
@@ -115,7 +115,7 @@ def main():
     credits_review()
     gallery_review()
 
-    # --- 2. pipeline throughput: real db_worker processes, SQLite WAL --------
+    # --- 2. pipeline throughput: real job worker processes, SQLite WAL ------
     sandbox = Sandbox(Config(latency=0.5, db_path=str(TMP / "sandbox.sqlite3"), callbacks=False,
                              rate_limits={"kie": [(100000, 1.0)]}))
     server = make_server("127.0.0.1", 0, sandbox, server_class=_Server, handler_class=_Quiet)
@@ -133,7 +133,7 @@ def main():
         subprocess.Popen([sys.executable, "-c", (
             "import resource, runpy, sys, atexit;"
             "atexit.register(lambda: print('RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr));"
-            "sys.argv=['manage.py','db_worker','--interval','0.1','--no-startup-delay','--no-reload','--batch'];"
+            "sys.argv=['manage.py','run_jobs','--interval','0.1'];"
             "runpy.run_path('manage.py', run_name='__main__')")],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         for _ in range(args.workers)
@@ -144,11 +144,10 @@ def main():
         time.sleep(0.2)
         if time.perf_counter() - start > 600:
             break
-        if all(p.poll() is not None for p in procs):  # batch workers exit when the queue is momentarily empty
-            procs = [subprocess.Popen(p.args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                      text=True) for p in procs]
     elapsed = time.perf_counter() - start
     rss = []
+    for p in procs:
+        p.send_signal(signal.SIGTERM)  # a worker stops once its steps in flight end
     for p in procs:
         try:
             _, err = p.communicate(timeout=30)
@@ -343,30 +342,28 @@ def record(key: str, value) -> None:
 
 def recovery(team, user, env):
     """--- 3. recovery time after a worker is killed mid-job -------------------
-    A real db_worker is killed with SIGKILL while it holds a job (inside a slow
-    synchronous provider call); a second worker and a real sweep loop run. The
-    figure is the time from the kill until another worker has taken the job
-    over. Short intervals (env BENCH_LEASE_SECONDS, BENCH_SWEEP_EVERY_SECONDS)
-    keep the bench quick; the bound with the defaults is printed too."""
+    A real job worker (run_jobs) is killed with SIGKILL while it holds a job
+    (inside a slow synchronous provider call); a second worker runs. The
+    figure is the time from the kill until the second worker has taken the
+    job over (its lease ran out: no sweep). A short lease (env
+    BENCH_LEASE_SECONDS) keeps the bench quick; the bound with the defaults is
+    printed too."""
     from django.conf import settings
-    from django_tasks_db.models import DBTaskResult
 
     from playground.generations.pipeline import create
     from playground.generations.models import Generation
     from playground.sandbox.app import Config, Sandbox
 
     lease = int(os.environ.get("BENCH_LEASE_SECONDS", "10"))
-    every = float(os.environ.get("BENCH_SWEEP_EVERY_SECONDS", "2"))
     sandbox = Sandbox(Config(latency=lease * 3, db_path=str(TMP / "sandbox-recovery.sqlite3"), callbacks=False,
                              rate_limits={"kwiki": [(100000, 1.0)]}))
     server = make_server("127.0.0.1", 0, sandbox, server_class=_Server, handler_class=_Quiet)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     sb_url = f"http://127.0.0.1:{server.server_port}"
     env = {**env, "SANDBOX_URL": sb_url, "DOWNLOAD_ALLOWED_PRIVATE_HOSTS": f"127.0.0.1:{server.server_port}",
-           "JOB_LEASE_SECONDS": str(lease), "JOB_HEARTBEAT_SECONDS": str(max(0.5, lease / 3)),
-           "JOB_SWEEP_EVERY_SECONDS": str(every)}
+           "JOB_LEASE_SECONDS": str(lease), "JOB_HEARTBEAT_SECONDS": str(max(0.5, lease / 3))}
     settings.SANDBOX_URL = sb_url
-    worker = [sys.executable, "manage.py", "db_worker", "--interval", "0.2", "--no-startup-delay", "--no-reload"]
+    worker = [sys.executable, "manage.py", "run_jobs", "--interval", "0.2"]
     gen = create.create(team=team, owner=user, provider="kwiki", model="generate",
                       params={"prompt": "recovery bench", "quality": "hires"})
     procs = [subprocess.Popen(worker + ["--worker-id", "bench-doomed"], cwd=ROOT, env=env,
@@ -388,28 +385,24 @@ def recovery(team, user, env):
         procs += [
             subprocess.Popen(worker + ["--worker-id", "bench-survivor"], cwd=ROOT, env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-            subprocess.Popen([sys.executable, "manage.py", "sweep", "--loop"], cwd=ROOT, env=env,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
         ]
         while True:
             now = Generation.objects.get(pk=gen.pk)
             if now.held_by != held.held_by or not now.is_active:
                 break
-            if time.perf_counter() - killed > lease + every + 120:
+            if time.perf_counter() - killed > lease + 120:
                 print("recovery: the job was not resumed")
                 return
             time.sleep(0.05)
         took = time.perf_counter() - killed
         while Generation.objects.get(pk=gen.pk).is_active and time.perf_counter() - killed < lease + 60:
             time.sleep(0.1)
-        time.sleep(every + 0.5)  # one more sweep for the task row
-        row = DBTaskResult.objects.get(id=held.held_by).status
         final = Generation.objects.get(pk=gen.pk)
         print(f"recovery after SIGKILL:  {took:6.1f} s until another worker took the job over "
-              f"(lease {lease} s, sweep every {every:g} s; with the defaults at most "
-              f"{settings.JOB_LEASE_SECONDS} + {settings.JOB_SWEEP_EVERY_SECONDS:g} s + pickup)")
+              f"(lease {lease} s; with the defaults at most {settings.JOB_LEASE_SECONDS} s "
+              f"+ {settings.TASK_WORKER_INTERVAL:g} s pickup)")
         print(f"  the job then {final.status} ({final.error_kind or 'ok'}: killed inside the provider call, "
-              f"so not sent twice); the dead worker's task row is {row}")
+              f"so not sent twice)")
     finally:
         for p in procs:
             if p.poll() is None:

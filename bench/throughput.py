@@ -19,7 +19,7 @@ What runs:
   image), with a concurrency cap (--script-concurrency);
 - the app: N jobs created with playground.generations.pipeline.create.create in a
   throw-away data directory, worked by the processes `manage.py serve` starts
-  (TASK_WORKERS db_worker processes with its arguments, and `sweep --loop`).
+  (TASK_WORKERS `run_jobs` processes with its arguments).
 
 The sandbox copes: it spends ~1 ms of CPU per request (printed with each
 run), so 1,000 jobs in flight (~3,000-4,000 requests in 10-20 s) cost it a few
@@ -39,8 +39,9 @@ transactions hold the database's single writer lock most of the time. With
 SQLite's own busy handler the workers' submits got few turns until the loop
 ended (6 s median); the app's SQLite backend (playground/lib/sqlite) retries a
 locked write in short steps instead, and they take turns (0.7 s median). On
-PostgreSQL (--database-url) nothing waits for one lock. The workers run their steps in batches (JOB_BATCH_SIZE), so
-each task row is still one job's step but most rows are not claimed on their own.
+PostgreSQL (--database-url) nothing waits for one lock. The Generation row is
+the queue: each worker claims due rows in one short transaction and has up to
+JOB_THREADS steps in flight; a job writes no task rows (reported per job).
 
 Figures (the table of issue 10; bench/results.json gets one key per figure,
 merged into the file if it exists; --quick writes bench/results-quick.json):
@@ -57,9 +58,13 @@ merged into the file if it exists; --quick writes bench/results-quick.json):
                       (Playwright; the app under gunicorn); without a browser
                       (--no-browser, or it fails) from the page's hx-trigger
                       "every" attributes (its one job poller)
-  worker_rss_growth   task-worker RSS after the N jobs, once the workers are
-                      idle (RSS steady for 2 s), / at start (the largest);
-                      the RSS as the last job ended is printed beside it
+  worker_rss_growth   job-worker RSS after the N jobs, once the workers are
+                      idle (RSS steady for 2 s), / after a first burst of one
+                      job per thread, all workers together (a worker runs
+                      JOB_THREADS steps at once, and their working set is
+                      reached with the first burst; which worker takes more
+                      of a burst varies); each worker's ratio, the RSS cold
+                      and as the last job ended are printed beside it
 """
 
 from __future__ import annotations
@@ -332,23 +337,18 @@ def rss_kib(pid: int) -> int:
 
 
 class Workers:
-    """The task processes `manage.py serve` starts: TASK_WORKERS db_workers
-    with its arguments, and the recovery sweep."""
+    """The job workers `manage.py serve` starts: TASK_WORKERS `run_jobs`
+    processes with its arguments (serve.worker_command)."""
 
     def __init__(self, env: dict, count: int, tmp: Path, name: str):
-        from django.conf import settings
+        from playground.generations.management.commands.serve import worker_command
 
-        manage = [sys.executable, str(ROOT / "manage.py")]
         self.log = open(tmp / f"workers-{name}.log", "w")
         self.procs = [
-            subprocess.Popen([*manage, "db_worker", "--queue-name", "default", "--interval",
-                              str(settings.TASK_WORKER_INTERVAL), "--no-reload",
-                              "--worker-id", f"bench-{name}-{i + 1}"],
+            subprocess.Popen(worker_command(sys.executable, f"bench-{name}-{i + 1}"),
                              cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
             for i in range(count)
         ]
-        self.sweep = subprocess.Popen([*manage, "sweep", "--loop"], cwd=ROOT, env=env, stdout=self.log,
-                                      stderr=subprocess.STDOUT, start_new_session=True)
 
     def settle(self, timeout=30.0) -> list[int]:
         """Wait until each worker has started (its RSS stops growing); its RSS then."""
@@ -372,10 +372,10 @@ class Workers:
 
     def stop(self):
         t = time.perf_counter()
-        for p in [*self.procs, self.sweep]:
+        for p in self.procs:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
-        for p in [*self.procs, self.sweep]:
+        for p in self.procs:
             try:
                 p.wait(15)
             except subprocess.TimeoutExpired:
@@ -415,7 +415,7 @@ def app_run(team, user, n: int, timeout: float) -> dict:
     remaining = timeout - (time.perf_counter() - t0)
     wait_done(qs, max(1.0, remaining))
     elapsed = time.perf_counter() - t0
-    # The thumbnails follow the jobs (a task after every due step): when the last was made.
+    # Thumbnails are made with their images; kept as a check that none is missing.
     missing = GenerationImage.objects.filter(generation_id__in=created, thumbnail="")
     while missing.exists() and time.perf_counter() - t0 < timeout:
         time.sleep(0.1)
@@ -693,15 +693,32 @@ def script_run(args, root, n, latency, sandbox, tmp):
     return script, script_cpu
 
 
+def warm_burst(team, user, n: int, timeout: float = 120.0):
+    """One job for every thread of every worker, of another model (qwen: the
+    capacity run's seedream-v4 learns nothing from it), before the measured
+    run: a worker's RSS after it is its working set with all its threads
+    busy, and worker_rss_growth then measures what grows beyond that."""
+    from playground.generations.models import Generation
+    from playground.generations.pipeline import create
+
+    ids = [create.create(team=team, owner=user, provider="kie", model="qwen",
+                         params={"prompt": f"{PROMPT} warm-up {i}"}).pk for i in range(n)]
+    wait_done(Generation.objects.filter(pk__in=ids), timeout)
+
+
 def app_figures(args, settings, team, user, n, latency, root, base_env, tmp, sandbox, figures, notes, script,
                 script_cpu):
     """2. the app, its default worker processes (returns None: its workers are stopped)."""
     count = args.workers or settings.TASK_WORKERS
     workers = Workers({**base_env, "SANDBOX_URL": f"{root}/lat/{latency:g}"}, count, tmp, "capacity")
     t = time.perf_counter()
+    rss_cold = workers.settle()
+    warm_burst(team, user, count * settings.JOB_THREADS)
     rss_start = workers.settle()
     worker_cpu = sum(cpu_seconds(p.pid) for p in workers.procs)
-    print(f"  (workers started in {time.perf_counter() - t:.1f} s)", flush=True)
+    print(f"  (workers started in {time.perf_counter() - t:.1f} s; RSS (MiB) at start {[round(r / 1024) for r in rss_cold]}, "
+          f"after a first burst of {count * settings.JOB_THREADS} jobs {[round(r / 1024) for r in rss_start]})",
+          flush=True)
     sb_cpu = tree_cpu_seconds(sandbox.pid)
     app = app_run(team, user, n, args.timeout)
     sb_cpu = tree_cpu_seconds(sandbox.pid) - sb_cpu
@@ -719,8 +736,11 @@ def app_figures(args, settings, team, user, n, latency, root, base_env, tmp, san
     print(f"  CPU during the app's run: workers {worker_cpu:.1f} s in all ({worker_cpu / n * 1000:.1f} ms a job"
           + (f"; the script: {script_cpu / n * 1000:.1f} ms a job" if script else "") + f"), sandbox {sb_cpu:.1f} s",
           flush=True)
-    growth = [e / s for s, e in zip(rss_start, rss_end) if s and e]
-    print(f"worker RSS (MiB) at start {[round(r / 1024) for r in rss_start]}, as the last job ended "
+    # All the workers together: which worker claims more of a burst at once
+    # varies from run to run, and with it each one's share of the working set.
+    growth = [sum(rss_end) / sum(rss_start)] if all(rss_start) and all(rss_end) else []
+    each = [round(e / s, 2) for s, e in zip(rss_start, rss_end) if s and e]
+    print(f"worker RSS (MiB) after the first burst {[round(r / 1024) for r in rss_start]}, as the last job ended "
           f"{[round(r / 1024) for r in rss_busy]}, once idle {[round(r / 1024) for r in rss_end]}{'' if alive else ' (a worker died)'}", flush=True)
     if script:
         figures["capacity_ratio"] = app["elapsed"] / script["elapsed"]
@@ -734,7 +754,9 @@ def app_figures(args, settings, team, user, n, latency, root, base_env, tmp, san
     figures["submit_wait_p95_s"] = app["submit_wait_p95"]
     figures["worker_rss_growth"] = max(growth) if growth else float("nan")
     notes["submit_wait_p95_s"] = f"{n} in flight; median {app['submit_wait_median']:.1f} s"
-    notes["worker_rss_growth"] = f"{count} workers, after {n} jobs"
+    notes["worker_rss_growth"] = (f"{count} workers together, after {n} jobs / after a first burst of "
+                                  f"{count * settings.JOB_THREADS}; each {each}; cold start "
+                                  f"{sum(rss_cold) / 1024:.0f} MiB, after the burst {sum(rss_start) / 1024:.0f} MiB")
     return None
 
 

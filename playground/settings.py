@@ -324,7 +324,7 @@ TASK_WORKERS = env.int("TASK_WORKERS", default=3)
 TASK_WORKER_INTERVAL = env.float("TASK_WORKER_INTERVAL", default=0.25)
 # A job worker exits after this many steps (run_jobs --max-steps, as serve starts
 # it) and serve starts a fresh one: what its memory grew by goes with it. 0: never.
-TASK_WORKER_MAX_TASKS = env.int("TASK_WORKER_MAX_TASKS", default=1000)
+TASK_WORKER_MAX_TASKS = env.int("TASK_WORKER_MAX_TASKS", default=10000)
 # Pillow's pixel blocks (its documented setting, read when PIL is first imported,
 # after this): with its 16 MiB a 1024 px image is one 4 MiB allocation that the
 # C allocator keeps once freed; in 64 KiB blocks worker RSS stays flat, no slower.
@@ -336,6 +336,9 @@ DOWNLOAD_MAX_BYTES = env.int("DOWNLOAD_MAX_BYTES", default=40 * 1024 * 1024)
 DOWNLOAD_TIMEOUT_SECONDS = env.float("DOWNLOAD_TIMEOUT_SECONDS", default=60.0)
 # 4096 x 4096 (KIE 4K) fits; decoding costs ~4 bytes a pixel, so keep it modest.
 IMAGE_MAX_PIXELS = env.int("IMAGE_MAX_PIXELS", default=25_000_000)
+# Images decoded and re-encoded at once in one process (a job worker's threads
+# mostly wait for providers; pixels cost CPU and ~4 bytes a pixel of memory).
+IMAGE_CHECKS_AT_ONCE = env.int("IMAGE_CHECKS_AT_ONCE", default=2)
 
 # --- Sandbox ----------------------------------------------------------------
 SANDBOX_HOST = env.str("SANDBOX_HOST", default="127.0.0.1")

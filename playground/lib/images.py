@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import hashlib
 import io
 import struct
+import threading
 
 from django.conf import settings
 from PIL import Image, UnidentifiedImageError
@@ -56,7 +57,29 @@ def check_image(data: bytes, *, max_pixels=None, thumb_size=512) -> CheckedImage
 
     The file is written again in its own format (PNG stays lossless), with
     its colour profile and nothing else: no text, EXIF, XMP or comment, no
-    bytes after the image."""
+    bytes after the image.
+
+    At most IMAGE_CHECKS_AT_ONCE run at once in a process: a job worker's
+    many threads mostly wait for providers, and pixels are CPU and memory
+    (~4 MiB a 1024 px image) that more threads would only hold longer."""
+    with image_slots():
+        return _check(data, max_pixels, thumb_size)
+
+
+_slots = None
+_slots_lock = threading.Lock()
+
+
+def image_slots() -> threading.BoundedSemaphore:
+    global _slots
+    if _slots is None:
+        with _slots_lock:
+            if _slots is None:
+                _slots = threading.BoundedSemaphore(max(1, settings.IMAGE_CHECKS_AT_ONCE))
+    return _slots
+
+
+def _check(data: bytes, max_pixels, thumb_size) -> CheckedImage:
     try:
         fmt, img = decode(data, max_pixels or settings.IMAGE_MAX_PIXELS)
         out = io.BytesIO()
