@@ -6,7 +6,6 @@ provider's documented cadence."""
 from datetime import timedelta
 
 from django.utils import timezone
-from django_tasks_db.models import DBTaskResult
 import pytest
 
 from playground.generations.pipeline import timing
@@ -14,7 +13,7 @@ from playground.generations.models import Generation
 from playground.providers.kie import KieAdapter
 
 from tests import factories
-from tests.helpers import run_tasks
+from tests.helpers import run_tasks, step_job
 
 KIE_CADENCE = KieAdapter.poll_seconds  # 5 s, documented
 
@@ -28,7 +27,6 @@ def finished_before(team, user, seconds, model="seedream-v4", n=5, provider="kie
         Generation.objects.filter(pk=g.pk).update(
             status=Generation.SUCCEEDED, submitted_at=now - timedelta(minutes=10),
             finished_at=now - timedelta(minutes=5, seconds=i), provider_seconds=s)
-    DBTaskResult.objects.all().delete()
 
 
 def submitted_job(team, user, provider="kie", model="seedream-v4"):
@@ -161,18 +159,15 @@ def test_without_reported_times_the_polls_bracket_the_provider_time(team, user):
 
 @pytest.mark.django_db
 def test_a_submitted_job_is_scheduled_for_its_models_usual_time(team, user, sandbox, settings):
-    from tests.generations.test_worker_order import run_one_task
-
     settings.POLL_SECONDS = None
     finished_before(team, user, 11.0)
     gen = factories.job(team, user, "kie", "seedream-v4", prompt="a rowing boat on a lake")
-    run_one_task()  # the submit
+    assert step_job(gen) != "not due"  # the submit
     gen.refresh_from_db()
-    assert gen.status == Generation.RUNNING
+    assert gen.status == Generation.RUNNING and gen.lease_until is None
     first = (gen.due_at - gen.submitted_at).total_seconds()
     assert 11.0 < first <= 12.0
-    task = DBTaskResult.objects.get(status="READY", args_kwargs__args__0=gen.pk)
-    assert abs((task.run_after - gen.due_at).total_seconds()) < 1
+    assert step_job(gen) == "not due"  # no worker asks before then
 
 
 @pytest.mark.django_db
@@ -209,7 +204,6 @@ def test_a_kvid_job_is_polled_mid_way_showing_its_stage_then_at_kvids_estimate(t
     schedules a look at 40 % of it; there the provider is processing and the
     job shows "generating"; the next call is at the estimate, and the job
     is done then."""
-    from tests.generations.test_worker_order import run_one_task
     from tests.helpers import start_sandbox, use_sandbox
 
     sb = start_sandbox(tmp_path, latency=8.0)
@@ -217,23 +211,23 @@ def test_a_kvid_job_is_polled_mid_way_showing_its_stage_then_at_kvids_estimate(t
         use_sandbox(settings, sb)
         settings.POLL_SECONDS = None
         gen = factories.job(team, user, "kvid", "text-to-image", prompt="a windmill by a canal")
-        run_one_task()  # the submit
+        assert step_job(gen) != "not due"  # the submit
         gen.refresh_from_db()
         assert gen.status == Generation.RUNNING and gen.estimated_seconds == 8.0
         assert (gen.due_at - gen.submitted_at).total_seconds() == pytest.approx(3.2, abs=0.05)
 
         sb.started_earlier(3.2)  # the provider's clock at the look mid-way
+        assert step_job(gen) == "not due"
         Generation.objects.filter(pk=gen.pk).update(due_at=timezone.now())
-        DBTaskResult.objects.filter(status="READY").update(run_after=timezone.now())
-        run_one_task()
+        assert step_job(gen) != "not due"
         gen.refresh_from_db()
         assert gen.status == Generation.RUNNING and gen.phase == "generating"
         assert (gen.due_at - gen.submitted_at).total_seconds() == pytest.approx(8.0, abs=0.3)
 
         sb.started_earlier(4.8)  # ...and at the estimate: done at the first call
+        assert step_job(gen) == "not due"
         Generation.objects.filter(pk=gen.pk).update(due_at=timezone.now())
-        DBTaskResult.objects.filter(status="READY").update(run_after=timezone.now())
-        run_one_task()
+        assert step_job(gen) != "not due"
         gen.refresh_from_db()
         assert gen.status == Generation.SUCCEEDED and gen.images.count() == 1
     finally:

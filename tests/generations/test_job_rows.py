@@ -1,15 +1,16 @@
-"""A job's three rows (the job, its reservation, its first task) are written
-in one transaction, by the ORM and the task backend's own enqueue(), and a
-step's moves write the job's row and its next task together, nothing else."""
+"""A job's two rows (the job, due now, and its reservation) are written in
+one transaction, and a step's moves write the job's row (its next due time)
+and nothing else: the row is the queue, no task row is written for a job."""
 
+from datetime import timedelta
 from decimal import Decimal
 
-from django.db import connection, transaction
+from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 import pytest
 
-from playground.generations import tasks
-from playground.generations.pipeline import create, results
+from playground.generations.pipeline import create, queue, results
 from playground.generations.models import Generation
 from playground.ledger import book
 from playground.ledger.budgets import BudgetExceeded
@@ -27,6 +28,13 @@ def concrete(obj, skip=()):
 
 def new_job(team, user, **extra):
     return create.create(team=team, owner=user, provider="kie", model="seedream-v4", params={**PARAMS, **extra})
+
+
+def running_job(team, user):
+    gen = new_job(team, user)
+    assert gen.transition(Generation.QUEUED, via="send", phase="submitting")
+    assert gen.transition(Generation.SUBMITTING, via="accepted", provider_job_id="task-1", phase="submitted")
+    return gen
 
 
 @pytest.mark.django_db
@@ -54,26 +62,32 @@ def test_the_reservation_is_written_once_and_names_the_job(team, user):
 
 
 @pytest.mark.django_db
-def test_the_first_task_row_is_an_urgent_step_of_the_job(team, user):
+def test_a_new_job_is_due_at_once_and_the_next_worker_claims_it(team, user):
+    before = timezone.now()
     gen = new_job(team, user)
-    [row] = DBTaskResult.objects.filter(args_kwargs__args=[gen.pk])
-    assert row.status == "READY" and row.priority == create.urgent_priority(create.next_step(gen))
-    assert row.task.module_path == tasks.advance_generation.module_path
-    assert row.task_result.args == [gen.pk]
+    stored = Generation.objects.get(pk=gen.pk)
+    assert before <= stored.due_at <= timezone.now()
+    assert stored.lease_until is None and stored.held_by == ""
+    assert list(queue.due_steps(timezone.now())) == [stored]
+    [claimed] = queue.claim(5, "worker-a")
+    assert claimed.pk == gen.pk and claimed.held_by == "worker-a" and claimed.lease_until > timezone.now()
+    assert queue.claim(5, "worker-b") == []  # held: no second worker steps it
+    assert not DBTaskResult.objects.exists()
 
 
 @pytest.mark.django_db
 def test_a_delayed_step_keeps_its_time(team, user):
-    gen = new_job(team, user)
-    step = create.next_step(gen, delay=30, urgent=False)
-    with transaction.atomic():
-        tasks.enqueue_now_or_on_commit(step, gen.pk)
-    row = DBTaskResult.objects.filter(args_kwargs__args=[gen.pk]).order_by("-enqueued_at").first()
-    assert row.run_after == step.run_after
+    gen = running_job(team, user)
+    results.schedule_poll(gen, delay=30)
+    gen.refresh_from_db()
+    assert 28 < (gen.due_at - timezone.now()).total_seconds() <= 30
+    assert queue.claim(5, "worker-a") == []  # not before its time
+    Generation.objects.filter(pk=gen.pk).update(due_at=timezone.now() - timedelta(seconds=1))
+    assert [g.pk for g in queue.claim(5, "worker-a")] == [gen.pk]
 
 
 @pytest.mark.django_db(transaction=True)
-def test_task_enqueued_is_sent_for_the_job_s_first_task_and_not_for_a_refused_one(team, user, settings):
+def test_no_task_is_enqueued_for_a_job_and_a_refused_one_leaves_nothing(team, user, settings):
     from django_tasks_db.compat import task_enqueued
 
     seen = []
@@ -84,13 +98,13 @@ def test_task_enqueued_is_sent_for_the_job_s_first_task_and_not_for_a_refused_on
     task_enqueued.connect(receiver)
     try:
         gen = new_job(team, user)
-        assert seen == [[gen.pk]]
         Budget.objects.create(team=team, provider="kie", amount=Decimal("0.01"), hard=True, period="month")
         with pytest.raises(BudgetExceeded):
             new_job(team, user, seed=8)
-        assert seen == [[gen.pk]]  # the refused job's task never existed
-        assert Generation.objects.count() == 1 and Entry.objects.count() == 1
-        assert DBTaskResult.objects.count() == 1
+        assert seen == []  # the row is the job's place in the queue
+        assert list(Generation.objects.values_list("pk", flat=True)) == [gen.pk]  # the refused job never existed
+        assert Entry.objects.count() == 1 and not DBTaskResult.objects.exists()
+        assert [g.pk for g in queue.claim(5, "worker-a")] == [gen.pk]
     finally:
         task_enqueued.disconnect(receiver)
 
@@ -104,16 +118,17 @@ def test_with_budgets_the_full_check_runs_and_a_soft_one_warns(team, user):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_creating_a_job_writes_its_three_rows_in_one_transaction(team, user):
-    """The job, its reservation after one read of the team's budgets, its
-    first task: nothing else inside (on SQLite the transaction holds the one
+def test_creating_a_job_writes_its_two_rows_in_one_transaction(team, user):
+    """The job (due now) and its reservation after one read of the team's
+    budgets: nothing else inside (on SQLite the transaction holds the one
     writer lock)."""
     new_job(team, user)  # the caches warm
     with CaptureQueriesContext(connection) as queries:
         new_job(team, user, seed=9)
     sql = [q["sql"].split()[0] for q in queries.captured_queries]
     begin = sql.index("BEGIN")  # BEGIN IMMEDIATE on SQLite
-    assert sql[begin + 1:] == ["INSERT", "SELECT", "INSERT", "INSERT", "COMMIT"]
+    assert sql[begin + 1:] == ["INSERT", "SELECT", "INSERT", "COMMIT"]
+    assert not DBTaskResult.objects.exists()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -126,24 +141,17 @@ def test_reserving_outside_a_transaction_is_refused(team, user):
     assert not Entry.objects.exists()
 
 
-def running_job(team, user):
-    gen = new_job(team, user)
-    assert gen.transition(Generation.QUEUED, via="send", phase="submitting")
-    assert gen.transition(Generation.SUBMITTING, via="accepted", provider_job_id="task-1", phase="submitted")
-    return gen
-
-
 @pytest.mark.django_db(transaction=True)
-def test_a_poll_scheduled_writes_its_move_and_its_task_and_nothing_else(team, user):
+def test_a_poll_scheduled_writes_its_move_and_nothing_else(team, user):
     gen = running_job(team, user)
+    Generation.objects.filter(pk=gen.pk).update(lease_until=timezone.now() + timedelta(seconds=60), held_by="w")
     with CaptureQueriesContext(connection) as queries:
         assert results.schedule_poll(gen, delay=12, pending=True) == "poll in 12s"
-    sql = [q["sql"].split()[0] for q in queries.captured_queries]
-    assert sql[sql.index("BEGIN") + 1:] == ["UPDATE", "INSERT", "COMMIT"]
+    assert [q["sql"].split()[0] for q in queries.captured_queries] == ["UPDATE"]  # one statement, its own commit
     gen.refresh_from_db()
     assert gen.wait_reason == "polling" and gen.pending_seen_at is not None and gen.lease_until is None
-    row = DBTaskResult.objects.filter(args_kwargs__args=[gen.pk]).order_by("-enqueued_at").first()
-    assert abs((row.run_after - gen.due_at).total_seconds()) < 1
+    assert 10 < (gen.due_at - timezone.now()).total_seconds() <= 12
+    assert not DBTaskResult.objects.exists()
 
 
 @pytest.mark.django_db

@@ -16,13 +16,14 @@ from django_tasks_db.models import DBTaskResult
 import pytest
 
 from playground.generations import states
-from playground.generations.pipeline import callbacks, create, steps
+from playground.generations.pipeline import callbacks, create
 from playground.generations.models import Generation
 from playground.generations.retry import DOWNLOAD, POLL, RUNNING, SUBMIT, GiveUp, Retry, RetryPolicy
 from playground.lib.net.download import DownloadError
 from playground.providers.errors import ProviderError
 
 from tests.factories import job
+from tests.helpers import step_job
 
 PLAYGROUND = Path(__file__).resolve().parents[2] / "playground"
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -132,45 +133,50 @@ def test_only_transition_writes_a_generations_status():
 
 def test_a_rate_limit_wait_is_a_wait_reason(client_in, sandbox, team, user):
     gen = job(team, user, prompt="a yellow wheelbarrow [429-once]")
-    steps.advance(gen.pk)
+    step_job(gen)
     gen.refresh_from_db()
     assert (gen.status, gen.wait_reason) == (Generation.QUEUED, states.WAIT_RATE_LIMIT)
+    assert gen.due_at > timezone.now() and gen.lease_until is None and step_job(gen) == "not due"
     assert gen.stage == "waiting" and gen.note.startswith("waiting for rate limit, retrying in ")
     assert 'data-testid="note">waiting for rate limit, retrying in' in card(client_in, gen)
 
 
 def test_an_error_backoff_is_a_wait_reason(client_in, sandbox, team, user):
     gen = job(team, user, prompt="a gate [500]")
-    steps.advance(gen.pk)
+    step_job(gen)
     gen.refresh_from_db()
     assert (gen.status, gen.wait_reason, gen.attempts) == (Generation.QUEUED, states.WAIT_BACKOFF, 1)
+    assert gen.due_at > timezone.now() and gen.lease_until is None and step_job(gen) == "not due"
     assert gen.stage == "retrying" and "retrying in" in gen.note
     assert 'data-testid="note"' in card(client_in, gen)
 
 
 def test_a_poll_is_a_wait_reason_and_a_callback_may_cut_it_short(sandbox, team, user):
     gen = job(team, user, prompt="a field of tulips")
-    steps.advance(gen.pk)
+    step_job(gen)
     gen.refresh_from_db()
     assert (gen.status, gen.wait_reason) == (Generation.RUNNING, states.WAIT_POLLING)
     assert gen.note == "" and gen.stage == gen.phase
-    DBTaskResult.objects.all().delete()
+    assert gen.due_at > timezone.now()
     assert callbacks.nudge(gen) is True
+    gen.refresh_from_db()
+    assert gen.due_at <= timezone.now()  # the poll is due at once
 
 
 def test_the_phase_text_alone_does_not_make_a_job_wait(client_in, sandbox, team, user):
     """Card, note and callbacks read wait_reason: a phase that merely says
     "retrying in" is not a wait, and a wait whose phase says otherwise is."""
     gen = job(team, user, prompt="a small lighthouse")
-    steps.advance(gen.pk)
+    step_job(gen)
     later = timezone.now() + timedelta(seconds=120)
     Generation.objects.filter(pk=gen.pk).update(phase="Server error, retrying in 120 s", wait_reason="",
                                                 due_at=later)
     gen.refresh_from_db()
     assert gen.note == "" and gen.stage != "retrying"
     assert 'data-testid="note"' not in card(client_in, gen)
-    DBTaskResult.objects.all().delete()
     assert callbacks.nudge(gen) is True  # not a backoff: the callback makes it check now
+    gen.refresh_from_db()
+    assert gen.due_at <= timezone.now()
 
     Generation.objects.filter(pk=gen.pk).update(phase="Server error", wait_reason=states.WAIT_BACKOFF,
                                                 due_at=later, nudged_at=None)

@@ -8,14 +8,13 @@ from django.test import override_settings
 from django.urls import reverse
 import pytest
 
-from playground.generations.pipeline import steps
 from playground.generations.models import Generation
 from playground.ledger import book
 from playground.ledger.models import Entry
 from playground.providers import registry
 
 from tests import factories
-from tests.helpers import run_tasks
+from tests.helpers import run_tasks, step_job
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
@@ -111,7 +110,7 @@ def test_an_active_job_of_a_removed_provider_fails_with_a_config_error(history, 
     queued, running = history["queued"], history["running"]
     for gen in (queued, running):
         Generation.objects.filter(pk=gen.pk).update(due_at=gen.created_at)
-        steps.advance(gen.pk)
+        assert step_job(gen) != "not due"
         gen.refresh_from_db()
         assert gen.status == Generation.FAILED
         assert gen.error_kind == "config"

@@ -1,8 +1,8 @@
-"""A task worker's memory (issue 10: RSS after 1,000 jobs / at start <= 1.1):
+"""A job worker's memory (issue 10: RSS after 1,000 jobs / at start <= 1.1):
 it loads its job code at start, so the first job costs what the others do,
-and serve runs it with db_worker's --max-tasks and starts it again when it
-exits, so a worker whose memory grew is replaced by a fresh one (no heap
-trimming by hand)."""
+and serve runs each job worker (run_jobs) with --max-steps and starts it
+again when it exits, so a worker whose memory grew is replaced by a fresh
+one (no heap trimming by hand)."""
 
 import json
 import os
@@ -16,6 +16,8 @@ from playground.generations.management.commands.serve import worker_command
 from playground.generations.warmup import is_task_worker
 
 ROOT = Path(__file__).resolve().parents[2]
+# The pipeline's modules a job worker's steps use (create is what a request uses).
+STEP_CODE = ["callbacks", "calls", "lease", "queue", "results", "steps", "timing", "worker"]
 
 WARM_UP = """
 import json, sys
@@ -23,27 +25,36 @@ import django
 django.setup()
 from playground.generations import warmup
 warmup.warm_up()
-PIPELINE = [f"playground.generations.pipeline.{m}" for m in ["callbacks", "calls", "create", "lease", "results", "steps", "sweep", "timing"]]
+PIPELINE = [f"playground.generations.pipeline.{m}" for m in STEP_CODE]
 print(json.dumps(sorted(m for m in (*PIPELINE, "playground.providers.kie",
                                     "playground.providers.kvid") if m in sys.modules)))
-"""
+""".replace("STEP_CODE", repr(STEP_CODE))
 
+# Three jobs due, each with one step left that needs no provider: they were
+# left "submitting" by a worker that died (each fails as unknown_outcome).
 QUEUE_THREE = """
 import django
 django.setup()
 from django.core.management import call_command
 call_command("migrate", verbosity=0)
-from playground.generations.tasks import sweep_generations
-for _ in range(3):
-    sweep_generations.enqueue()
+from playground.generations.models import Generation
+from tests import factories
+owner = factories.user("alice")
+team = factories.team("Alpha", owner=owner)
+for i in range(3):
+    gen = factories.job(team, owner, "kie", "seedream-v4", prompt=f"a lighthouse {i}")
+    assert gen.transition(Generation.QUEUED, via="send", phase="submitting")
 """
 
 STATUSES = """
 import json
 import django
 django.setup()
-from django_tasks_db.models import DBTaskResult
-print(json.dumps(sorted(DBTaskResult.objects.values_list("status", flat=True))))
+from django.utils import timezone
+from playground.generations.models import Generation
+from playground.generations.pipeline.queue import due_steps
+print(json.dumps({"statuses": sorted(Generation.objects.values_list("status", flat=True)),
+                  "due": due_steps(timezone.now()).count()}))
 """
 
 
@@ -61,35 +72,41 @@ def run(code, env):
 
 
 def test_only_task_worker_commands_warm_up():
+    assert is_task_worker(["manage.py", "run_jobs", "--max-steps", "250"])
     assert is_task_worker(["manage.py", "db_worker", "--queue-name", "default"])
-    assert is_task_worker(["manage.py", "rqworker"])
+    assert not is_task_worker(["manage.py", "rqworker"])  # RQ is no longer supported
+    assert not is_task_worker(["manage.py", "serve"])
     assert not is_task_worker(["manage.py", "migrate"])
     assert not is_task_worker(["manage.py"])
 
 
 def test_a_worker_loads_its_job_code_at_start(tmp_path):
     assert json.loads(run(WARM_UP, own_env(tmp_path))) == [
-        *(f"playground.generations.pipeline.{m}" for m in ["callbacks", "calls", "create", "lease", "results", "steps", "sweep", "timing"]),
-        "playground.providers.kie", "playground.providers.kvid"]
+        *(f"playground.generations.pipeline.{m}" for m in STEP_CODE), "playground.providers.kie",
+        "playground.providers.kvid"]
 
 
-def test_serve_runs_each_worker_with_max_tasks(settings):
+def test_serve_runs_each_job_worker_with_max_steps(settings):
     settings.TASK_WORKER_MAX_TASKS = 250
     command = worker_command(sys.executable, "w-1")
-    assert command[command.index("--max-tasks") + 1] == "250"
+    assert command[2] == "run_jobs" and command[1].endswith("manage.py")
+    assert command[command.index("--max-steps") + 1] == "250"
     assert command[command.index("--worker-id") + 1] == "w-1"
     settings.TASK_WORKER_MAX_TASKS = 0
-    assert "--max-tasks" not in worker_command(sys.executable, "w-1")
+    command = worker_command(sys.executable, "w-1")
+    assert command[command.index("--max-steps") + 1] == "0"  # 0: never exits on its own
 
 
-def test_a_worker_exits_after_its_max_tasks_and_leaves_the_rest_queued(tmp_path, settings):
+def test_a_worker_exits_after_its_max_steps_and_leaves_the_rest_due(tmp_path, settings):
     env = own_env(tmp_path, TASK_WORKER_MAX_TASKS="2", TASK_WORKER_INTERVAL="0.1")
     run(QUEUE_THREE, env)
-    settings.TASK_WORKER_MAX_TASKS, settings.TASK_WORKER_INTERVAL = 2, 0.1
-    worker = subprocess.run([*worker_command(sys.executable, "recycled-1"), "--no-startup-delay"], cwd=ROOT, env=env,
+    settings.TASK_WORKER_MAX_TASKS = 2
+    worker = subprocess.run(worker_command(sys.executable, "recycled-1"), cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=120)
     assert worker.returncode == 0, worker.stderr[-2000:]  # serve starts it again (a clean exit: at once)
-    assert json.loads(run(STATUSES, env)) == ["READY", "SUCCESSFUL", "SUCCESSFUL"]
+    assert "ran 2 step(s)" in worker.stdout
+    # Two steps run; the third job is neither lost nor held: due for the next worker.
+    assert json.loads(run(STATUSES, env)) == {"statuses": ["failed", "failed", "submitting"], "due": 1}
 
 
 IMAGES_ON_THREADS = """

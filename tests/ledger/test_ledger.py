@@ -1,20 +1,22 @@
 """The ledger: reserve once, capture or release once, in the provider's own
 unit; entries outlive users and generations (RELIABILITY 3)."""
 
+from datetime import timedelta
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Sum
+from django.db.models import Q, Sum
+from django.utils import timezone
 import pytest
 
-from playground.generations.pipeline import create, results, steps
+from playground.generations.pipeline import create, queue, results
 from playground.generations.models import Generation
 from playground.ledger import book
 from playground.ledger.models import Entry, ProviderBalance
 
 from tests import factories
-from tests.helpers import run_tasks
+from tests.helpers import run_tasks, step_job
 
 
 def entries(gen):
@@ -59,14 +61,20 @@ def test_a_second_charge_for_the_same_job_cannot_be_written(team, user):
 
 def test_two_finishers_write_one_charge(sandbox, team, user):
     gen = create.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a pinecone"})
-    steps.advance(gen.pk)
-    a, b = Generation.objects.get(pk=gen.pk), Generation.objects.get(pk=gen.pk)
+    assert step_job(gen) != "not due"  # sent
+    Generation.objects.filter(pk=gen.pk).update(due_at=timezone.now())
+    [a] = queue.claim(1, "worker-a", among=Q(pk=gen.pk))
+    # Worker A stalls past its lease: the job is due again and worker B claims it.
+    Generation.objects.filter(pk=gen.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
+    [b] = queue.claim(1, "worker-b", among=Q(pk=gen.pk))
+    assert (a.held_by, b.held_by) == ("worker-a", "worker-b")
     sandbox.finish_now()  # the provider has finished generating
     adapter = a.adapter_class(base_url=sandbox.url + "/kie", api_key="sandbox-key")
     outcome = adapter.check("seedream-v4", a.provider_job_id)
-    said = {results.conclude(a, outcome), results.conclude(b, outcome)}
-    assert "succeeded" in said
+    said = [results.conclude(a, outcome), results.conclude(b, outcome)]
+    assert said == ["succeeded", "another worker finished it"]
     assert Entry.objects.filter(generation=gen, kind=Entry.CAPTURE).count() == 1
+    assert gen.images.count() == 1
 
 
 # --- a paid result whose image could not be saved -------------------------------
@@ -117,7 +125,7 @@ def test_a_job_canceled_before_it_was_sent_releases_its_reservation(team, user):
 
 def test_a_job_canceled_after_it_was_sent_that_finished_anyway_is_captured(sandbox, team, user):
     gen = factories.job(team, user, "kie", "seedream-v4", prompt="a long bridge")
-    steps.advance(gen.pk)  # sent
+    assert step_job(gen) != "not due"  # sent
     gen.refresh_from_db()
     assert gen.cancel() == "tracking"
     run_tasks(until=gen)
