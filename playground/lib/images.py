@@ -28,10 +28,14 @@ DAMAGED = (OSError, SyntaxError, ValueError, IndexError, EOFError, struct.error,
 # without reading its CRC: a file cut in those last bytes still lacks it.
 PNG_END = b"\0\0\0\0IEND\xaeB`\x82"
 
+# The chunks of a PNG that carries nothing but its pixels and how to show
+# their colours: such a file, once fully decoded, is kept byte for byte.
+PLAIN_PNG_CHUNKS = {b"IHDR", b"IDAT", b"IEND", b"iCCP", b"sRGB", b"gAMA", b"cHRM"}
+
 
 @dataclass
 class CheckedImage:
-    data: bytes  # re-encoded
+    data: bytes  # re-encoded, or the file itself when it has nothing to strip (is_plain_png)
     format: str
     width: int
     height: int
@@ -57,7 +61,9 @@ def check_image(data: bytes, *, max_pixels=None, thumb_size=512) -> CheckedImage
 
     The file is written again in its own format (PNG stays lossless), with
     its colour profile and nothing else: no text, EXIF, XMP or comment, no
-    bytes after the image.
+    bytes after the image. A PNG that already has nothing else (is_plain_png)
+    and needed no conversion is kept as it came: writing a 1024 px PNG again
+    costs ~20 ms of CPU and would change nothing.
 
     At most IMAGE_CHECKS_AT_ONCE run at once in a process: a job worker's
     many threads mostly wait for providers, and pixels are CPU and memory
@@ -81,10 +87,12 @@ def image_slots() -> threading.BoundedSemaphore:
 
 def _check(data: bytes, max_pixels, thumb_size) -> CheckedImage:
     try:
-        fmt, img = decode(data, max_pixels or settings.IMAGE_MAX_PIXELS)
+        fmt, img, converted = decode(data, max_pixels or settings.IMAGE_MAX_PIXELS)
         out = io.BytesIO()
         icc = img.info.get("icc_profile")
-        if fmt == "PNG":
+        if fmt == "PNG" and not converted and is_plain_png(data):
+            out.write(data)
+        elif fmt == "PNG":
             img.save(out, "PNG", compress_level=1, icc_profile=icc)  # the fastest level
         elif fmt == "JPEG":
             img.save(out, "JPEG", quality=95, icc_profile=icc)
@@ -100,9 +108,10 @@ def _check(data: bytes, max_pixels, thumb_size) -> CheckedImage:
     return CheckedImage(out.getvalue(), fmt, img.width, img.height, thumb, thumb_ext)
 
 
-def decode(data: bytes, max_pixels: int) -> tuple[str, Image.Image]:
+def decode(data: bytes, max_pixels: int) -> tuple[str, Image.Image, bool]:
     """The format and the fully decoded image (mode L, LA, RGB or RGBA; of
-    its metadata only the colour profile kept) of untrusted bytes. Raises
+    its metadata only the colour profile kept) of untrusted bytes, and
+    whether its pixels had to be converted to that mode. Raises
     DownloadError (a refused type or size) or what Pillow raises (DAMAGED,
     UnidentifiedImageError) on a damaged file.
 
@@ -126,10 +135,25 @@ def decode(data: bytes, max_pixels: int) -> tuple[str, Image.Image]:
     img.load()  # the first frame of an animation only: what is stored
     alpha = "A" in img.getbands() or "transparency" in img.info  # a transparent colour becomes alpha
     mode = ("LA" if alpha else "L") if img.mode in ("L", "LA") else ("RGBA" if alpha else "RGB")
-    if img.mode != mode:
+    converted = img.mode != mode
+    if converted:
         img = img.convert(mode)
     img.info = {k: v for k, v in img.info.items() if k == "icc_profile"}
-    return fmt, img
+    return fmt, img, converted
+
+
+def is_plain_png(data: bytes) -> bool:
+    """Whether a PNG (one decode() accepted: every chunk's CRC checked) has
+    only the chunks of PLAIN_PNG_CHUNKS, and not one byte after its IEND."""
+    pos, end = 8, len(data)
+    while pos + 8 <= end:
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if kind not in PLAIN_PNG_CHUNKS:
+            return False
+        pos += 12 + length
+        if kind == b"IEND":
+            return pos == end
+    return False
 
 
 def make_thumbnail(data: bytes, size: int = 512) -> tuple[bytes, str]:

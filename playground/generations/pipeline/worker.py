@@ -124,6 +124,8 @@ class Worker:
             log.exception("generation %s: step failed", gen.pk)
         finally:
             with self.lock:
+                was_full = len(self.running) >= self.threads
                 self.running.pop(gen.pk, None)
                 self.steps += 1
-            self.wake.set()
+            if was_full or self.stopping:  # a free thread: claim at once (else the next look is due anyway)
+                self.wake.set()
