@@ -1,29 +1,28 @@
-"""RELIABILITY 2, a paid result is never lost: real db_worker processes are
-killed with SIGKILL at every step of a KIE job with callbacks on (the
+"""RELIABILITY 2, a paid result is never lost: real job workers (`manage.py
+run_jobs`) are killed with SIGKILL at every step of a KIE job with callbacks on (the
 submit's answer in flight, a status call, the download, and the adoption of
 a job id a callback named, its status call and its download), once or twice
 in a row. Each time the job ends with its image stored and one charge, and
 the provider got the job once.
 
-Nothing waits for a lease to run out: once a worker is dead, the clock jumps
-(its leases, its task rows' start and the last callback's time move back),
-and the recovery sweep runs."""
+There is no sweep: a dead worker's jobs are due again once its leases run
+out. Nothing waits for that: once a worker is dead, the clock jumps (its
+leases and the last callback's time move back), and the next worker claims
+them."""
 
 from datetime import timedelta
 import os
-import signal
 import sqlite3
 import threading
 
 from django.utils import timezone
-from django_tasks_db.models import DBTaskResult
 import pytest
 
-from playground.generations.pipeline import create, sweep
+from playground.generations.pipeline import create
 from playground.generations.models import Generation
 from playground.ledger.models import Entry
 
-from tests.generations.test_worker_crash import start_worker, stop_all, wait_for
+from tests.generations.test_worker_crash import kill, start_worker, stop_all, wait_for
 from tests.helpers import start_sandbox, use_sandbox
 
 SUBMIT, STATUS, DOWNLOAD = "/generate", "record-info", "/files/"
@@ -63,12 +62,11 @@ class Gate:
 
 
 def clock_jumps():
-    """No worker is alive: a lease's time passes for everything they held."""
-    back = timedelta(seconds=3600)
+    """No worker is alive: a lease's time passes for everything they held.
+    Returns how many leases ran out (the dead worker's)."""
     now = timezone.now()
-    Generation.objects.filter(lease_until__isnull=False).update(lease_until=now - timedelta(seconds=1))
-    Generation.objects.filter(nudged_at__isnull=False).update(nudged_at=now - back)
-    DBTaskResult.objects.filter(status="RUNNING").update(started_at=now - back)
+    Generation.objects.filter(nudged_at__isnull=False).update(nudged_at=now - timedelta(seconds=3600))
+    return Generation.objects.filter(lease_until__gt=now).update(lease_until=now - timedelta(seconds=1))
 
 
 def finished(gen) -> bool:
@@ -97,32 +95,25 @@ def test_a_kie_job_killed_at_any_step_keeps_its_paid_result(live_server, team, u
     gate = Gate(sb)
     use_sandbox(settings, sb)
     settings.PUBLIC_BASE_URL = live_server.url  # the provider calls back the app under test
-    settings.JOB_LEASE_SECONDS = 2
-    settings.JOB_SWEEP_GRACE_SECONDS = 0
     settings.MEDIA_ROOT = str(tmp_path / "media")
     gen = create.create(team=team, owner=user, provider="kie", model="seedream-v4", params={"prompt": "a clock tower"})
     env = {"PUBLIC_BASE_URL": live_server.url}
     procs = []
     try:
-        for fragment in kills:
+        for n, fragment in enumerate(kills):
             gate.arm(fragment)
-            procs.append(start_worker(sb, settings.MEDIA_ROOT, **env))
+            procs.append(start_worker(sb, settings.MEDIA_ROOT, f"doomed-{n}", **env))
             assert gate.arrived.wait(60), f"no request to {fragment} reached the provider"
-            os.killpg(procs[-1].pid, signal.SIGKILL)
-            procs[-1].wait(10)
+            kill(procs[-1])
             gate.open()
             if fragment == SUBMIT:
                 # The provider has the job and says so by callback: a claim, to confirm.
                 wait_for(lambda: Generation.objects.get(pk=gen.pk).claimed_job_id, 30, "the callback")
-            clock_jumps()
-            sweep.sweep()
-        procs.append(start_worker(sb, settings.MEDIA_ROOT, **env))
-
-        def done():
-            sweep.sweep()
-            return finished(gen)
-
-        wait_for(done, 60, "the job to end")
+            held = Generation.objects.get(pk=gen.pk)
+            assert held.is_active and held.held_by.startswith(f"doomed-{n}-")  # killed while it held the job
+            assert clock_jumps() == 1
+        procs.append(start_worker(sb, settings.MEDIA_ROOT, "last", **env))
+        wait_for(lambda: finished(gen), 60, "the job to end")
     finally:
         gate.open()
         stop_all(sb, *procs)

@@ -1,23 +1,30 @@
 """A rehearsal of running on several machines: two worker groups, each with
 its own data directory (nothing on disk shared), share only PostgreSQL (the
-database and the task queue) and an S3-compatible object store. They finish
-300 jobs, while one worker is killed mid-run: none lost, none sent twice,
-none charged twice, every image in the bucket.
+database, whose Generation rows are the job queue) and an S3-compatible
+object store. They finish 300 jobs, while one worker is killed mid-run:
+none lost, none sent twice, none charged twice, every image in the bucket,
+and no job stepped by two workers at once.
 
-Real processes (`manage.py db_worker`, `manage.py sweep --loop`), as a
-deployment runs them; the test waits for the work to be done, with a bound."""
+Real processes (`manage.py run_jobs`, as serve starts them, each with its
+own worker id), as a deployment runs them; there is no sweep: the killed
+worker's jobs are due again once its short leases run out. The test waits
+for the work to be done, with a bound."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 from django.db import connection
 from django.db.models import Count
+from django.utils import timezone
 
+from playground.generations.management.commands.serve import worker_command
 from playground.generations.pipeline import create
 from playground.generations.models import Generation, GenerationImage
 from playground.ledger.models import Entry
@@ -43,20 +50,50 @@ def group_env(tmp_path, name, sandbox, s3_url):
         DATABASE_URL=f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
         S3_BUCKET=BUCKET, S3_ENDPOINT_URL=s3_url, S3_REGION="us-east-1", S3_ACCESS_KEY_ID="test",
         S3_SECRET_ACCESS_KEY="test", SANDBOX_URL=sandbox.url, DOWNLOAD_ALLOWED_PRIVATE_HOSTS=sandbox.host,
-        POLL_SECONDS="0.3", JOB_LEASE_SECONDS="6", JOB_HEARTBEAT_SECONDS="2", JOB_SWEEP_EVERY_SECONDS="1",
-        JOB_SWEEP_GRACE_SECONDS="5", SECRET_KEY="rehearsal-secret-key-" + "x" * 40,
+        POLL_SECONDS="0.3", JOB_LEASE_SECONDS="3", JOB_HEARTBEAT_SECONDS="1", JOB_THREADS="8",
+        TASK_WORKER_INTERVAL="0.1", SECRET_KEY="rehearsal-secret-key-" + "x" * 40,
     )
     return env
 
 
-def start(env, *args):
-    """A process of one machine; its output goes to a file in its data
+def start(env, worker_id):
+    """A job worker of one machine; its output goes to a file in its data
     directory (a pipe nobody reads would fill up and block its logging)."""
-    log = open(Path(env["DATA_DIR"]) / f"{args[0]}-{time.monotonic_ns()}.log", "wb")
-    proc = subprocess.Popen([sys.executable, "manage.py", *args], cwd=ROOT, env=env,
+    log = open(Path(env["DATA_DIR"]) / f"{worker_id}.log", "wb")
+    proc = subprocess.Popen(worker_command(sys.executable, worker_id), cwd=ROOT, env=env,
                             stdout=log, stderr=subprocess.STDOUT)
-    proc.log = log
+    proc.log, proc.worker_id = log, worker_id
     return proc
+
+
+class OneCallPerJob:
+    """In front of the sandbox: holds each request about one provider job (a
+    status call, a download) a little, and records any that arrives while
+    another about the same job is in flight, which only two workers
+    stepping the same job at once would send."""
+
+    TASK = re.compile(r"task_[0-9a-f]+")
+
+    def __init__(self, sandbox, hold=0.1):
+        self.app, self.hold = sandbox.server.get_app(), hold
+        sandbox.server.set_app(self)
+        self.lock, self.in_flight, self.overlaps = threading.Lock(), set(), []
+
+    def __call__(self, environ, start_response):
+        found = self.TASK.search(environ.get("PATH_INFO", "") + "?" + environ.get("QUERY_STRING", ""))
+        if not found:
+            return self.app(environ, start_response)
+        task = found.group()
+        with self.lock:
+            if task in self.in_flight:
+                self.overlaps.append((task, environ.get("PATH_INFO")))
+            self.in_flight.add(task)
+        try:
+            time.sleep(self.hold)
+            return list(self.app(environ, start_response))
+        finally:
+            with self.lock:
+                self.in_flight.discard(task)
 
 
 def tail(proc) -> str:
@@ -68,6 +105,7 @@ def test_two_worker_groups_sharing_postgres_and_object_storage_finish_300_jobs(
         transactional_db, tmp_path, s3, s3_server, settings):
     sandbox = start_sandbox(tmp_path, latency=0.5)
     counting = Counting(sandbox)
+    one_call = OneCallPerJob(sandbox)
     settings.SANDBOX_URL = sandbox.url  # the test's own process creates the jobs with the same endpoint
     settings.PROVIDER_ENV = {k: {"api_key": "", "base_url": ""} for k in settings.PROVIDERS}
     user = factories.user("alice")
@@ -78,16 +116,19 @@ def test_two_worker_groups_sharing_postgres_and_object_storage_finish_300_jobs(
     try:
         for name in ("machine-a", "machine-b"):
             env = group_env(tmp_path, name, sandbox, s3_server)
-            procs += [start(env, "db_worker", "--queue-name", "default", "--interval", "0.1") for _ in range(2)]
-            procs.append(start(env, "sweep", "--loop"))
+            procs += [start(env, f"{name}-{n}") for n in range(2)]
         victim = procs[0]
         deadline = time.monotonic() + 300
-        killed = False
+        killed, orphans = False, []
         while time.monotonic() < deadline:
             done = Generation.objects.filter(status__in=Generation.FINAL).count()
             if not killed and done >= JOBS // 3:
                 victim.send_signal(signal.SIGKILL)  # one worker of machine A dies mid-run
+                victim.wait(10)
                 killed = True
+                # The jobs it held when it died: due again once their leases run out.
+                orphans = list(Generation.objects.filter(held_by__startswith=f"{victim.worker_id}-",
+                                                         lease_until__gt=timezone.now()).values_list("pk", flat=True))
             # Done, and the thumbnails that waited for other steps made too.
             if done == JOBS and not GenerationImage.objects.filter(thumbnail="").exists():
                 break
@@ -110,6 +151,12 @@ def test_two_worker_groups_sharing_postgres_and_object_storage_finish_300_jobs(
     statuses = dict(Generation.objects.values_list("status").annotate(n=Count("id")))
     assert statuses == {"succeeded": JOBS}, statuses
     assert killed
+    assert not Generation.objects.filter(pk__in=orphans, held_by__startswith=f"{victim.worker_id}-").exists()
+    # Every worker took its share of the jobs (each holder names its worker id).
+    holders = {h.rsplit("-", 1)[0] for h in Generation.objects.values_list("held_by", flat=True)}
+    assert holders <= {p.worker_id for p in procs} and len(holders) >= 3, holders
+    # Never stepped by two workers at once: no request about a job while another was in flight.
+    assert not one_call.overlaps, one_call.overlaps[:5]
     # Sent once each: the provider saw 300 submissions.
     assert counting.count("/generate") == JOBS or counting.count("createTask") == JOBS, \
         (counting.count("/generate"), counting.count("createTask"))
