@@ -5,7 +5,7 @@ heartbeat. drain() runs the same claim and step in the calling thread."""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 import logging
 import os
 import socket
@@ -15,7 +15,7 @@ import uuid
 from django.conf import settings
 from django.db import close_old_connections, connection
 
-from .calls import per_batch
+from .calls import per_batch, usable_endpoint
 from .lease import Heartbeat
 from .queue import claim
 from .steps import step
@@ -37,6 +37,23 @@ def run_claimed(gen, endpoints: dict) -> str:
         return step(gen)
     finally:
         per_batch.endpoints = None
+
+
+def resolved_once(rows) -> dict:
+    """The endpoints of a claim's jobs, resolved here, once per team and
+    provider, before their steps start on the pool's threads together (each
+    would otherwise miss the shared cache at the same moment)."""
+    endpoints = {}
+    per_batch.endpoints = endpoints
+    try:
+        for gen in rows:
+            usable_endpoint(gen)
+    except Exception:  # e.g. the database restarting: each step resolves its own
+        log.exception("resolving the endpoints of a claim failed")
+        endpoints.clear()
+    finally:
+        per_batch.endpoints = None
+    return endpoints
 
 
 def drain(limit: int = 50, holder: str | None = None) -> int:
@@ -90,7 +107,7 @@ class Worker:
                         rows = claim(free, self.holder)
                     except Exception:  # e.g. the database restarting: look again shortly
                         log.exception("claiming due jobs failed")
-                    endpoints = {}
+                    endpoints = resolved_once(rows)
                     for gen in rows:
                         with self.lock:
                             if gen.pk in self.running:  # its lease ran out while our own step still runs
@@ -100,21 +117,32 @@ class Worker:
                     continue  # more may be due: claim again at once
                 self.wake.wait(self.interval)
             log.info("worker %s stopping: waiting for %d step(s) in flight", self.holder, len(self.running))
+            with self.lock:
+                in_flight = list(self.running.values())
+            wait(in_flight)
+            self.on_every_thread(pool, connection.close)  # each thread's own connection
         return self.steps
 
     def start_threads(self, pool):
         """Every thread of the pool, each with its database connection, at
         start (as warmup loads the code): the first burst of jobs costs no
         more than the next, and the worker's RSS measures real growth."""
-        ready = threading.Barrier(self.threads + 1)
+        self.on_every_thread(pool, connection.ensure_connection)
 
-        def open_connection():
-            connection.ensure_connection()
-            ready.wait(timeout=30)
+    def on_every_thread(self, pool, fn):
+        """fn once on each of the pool's threads (each waits for the others,
+        so no thread runs it twice)."""
+        together = threading.Barrier(self.threads + 1)
+
+        def run():
+            try:
+                fn()
+            finally:
+                together.wait(timeout=30)
 
         for _ in range(self.threads):
-            pool.submit(open_connection)
-        ready.wait(timeout=30)
+            pool.submit(run)
+        together.wait(timeout=30)
 
     def one(self, gen, endpoints):
         close_old_connections()
