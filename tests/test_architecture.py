@@ -116,3 +116,16 @@ def test_no_module_imports_in_a_circle():
     graph = module_graph()
     assert "playground.generations.pipeline.worker" in graph  # the walk sees the package
     assert cycles(graph) == []
+
+
+def test_no_module_is_over_500_lines():
+    """A module says what it holds and stays small (migrations and the
+    sandbox, a development tool apart, aside)."""
+    long = []
+    for path in ROOT.rglob("*.py"):
+        if "migrations" in path.parts or "sandbox" in path.parts:
+            continue
+        lines = len(path.read_text().splitlines())
+        if lines > 500:
+            long.append(f"{path.relative_to(ROOT)}: {lines}")
+    assert long == []
