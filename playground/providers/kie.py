@@ -108,6 +108,7 @@ def _priced(entry):
 MODELS = {
     "seedream-v4": ModelSpec(
         key="seedream-v4",
+        typical_seconds=10,
         label="Seedream V4",
         description="Fast and cheap, up to 4K.",
         path="/api/v1/seedream/generate",
@@ -129,6 +130,7 @@ MODELS = {
     ),
     "nano-banana": ModelSpec(
         key="nano-banana",
+        typical_seconds=8,
         label="Nano Banana",
         description="Google's fast model, good at editing an image with words.",
         path="/api/v1/nano-banana/generate",
@@ -155,6 +157,7 @@ MODELS = {
     ),
     "qwen": ModelSpec(
         key="qwen",
+        typical_seconds=10,
         label="Qwen",
         description="Good at text inside images, including Chinese.",
         path="/api/v1/qwen/generate",
@@ -177,6 +180,7 @@ MODELS = {
     ),
     "flux-kontext": ModelSpec(
         key="flux-kontext",
+        typical_seconds=15,
         label="Flux Kontext",
         description="Professional editing: give an image and describe the change, or generate from text.",
         path="/api/v1/flux/kontext/generate",
@@ -205,6 +209,7 @@ MODELS = {
     ),
     "gpt4o-image": ModelSpec(
         key="gpt4o-image",
+        typical_seconds=40,
         label="GPT-4o image",
         description="Clean text in images; one job can return several variants.",
         path="/api/v1/gpt4o-image/generate",
@@ -231,6 +236,7 @@ MODELS = {
     ),
     "midjourney": ModelSpec(
         key="midjourney",
+        typical_seconds=60,
         label="Midjourney",
         description="Artistic; each job returns a grid of four images. Slow.",
         path="/api/v1/mj/generate",
@@ -267,6 +273,7 @@ MODELS = {
     ),
     "recraft-remove-background": ModelSpec(
         key="recraft-remove-background",
+        typical_seconds=5,
         label="Recraft remove background",
         description="Utility: returns the image as a PNG with a transparent background.",
         path="/api/v1/recraft/remove-background",
@@ -279,6 +286,7 @@ MODELS = {
     ),
     "recraft-upscale": ModelSpec(
         key="recraft-upscale",
+        typical_seconds=10,
         label="Recraft upscale 2x",
         description="Utility: returns the image at twice its width and height.",
         path="/api/v1/recraft/upscale",

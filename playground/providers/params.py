@@ -105,6 +105,10 @@ class ModelSpec:
     # a prompt of spaces only): called by validate() after the declared
     # checks with the params; raises ProviderError("validation", field=...).
     extra_check: Callable[[dict], None] | None = None
+    # Seconds after the submit when a job of this model is usually done, as
+    # we declare it: when a model's first jobs are polled, until the team's
+    # own recent successes give their median (pipeline.timing).
+    typical_seconds: float | None = None
 
     def param(self, name: str) -> Param:
         for p in self.params:

@@ -43,9 +43,33 @@ def cadence(settings):
 
 
 @pytest.mark.django_db
-def test_without_history_the_first_poll_is_at_the_provider_cadence(team, user, cadence):
+def test_without_history_the_first_poll_is_at_the_models_declared_typical_time(team, user, cadence):
+    """Not every 5 s until the model's time is learned (issue 26): the first
+    job of a model is asked about when the model's declaration says such a
+    job is usually done, then briefly at short intervals if it is not."""
+    for model in ("seedream-v4", "gpt4o-image"):
+        typical = KieAdapter.models[model].typical_seconds
+        assert typical > KIE_CADENCE
+        assert timing.poll_delay(submitted_job(team, user, model=model), KieAdapter) == pytest.approx(typical, abs=0.5)
+    gen = submitted_job(team, user)
+    Generation.objects.filter(pk=gen.pk).update(
+        submitted_at=timezone.now() - timedelta(seconds=KieAdapter.models["seedream-v4"].typical_seconds + 1),
+        pending_seen_at=timezone.now())
+    gen.refresh_from_db()
+    assert timing.poll_delay(gen, KieAdapter) < KIE_CADENCE  # still generating at its time: asked again soon
+
+
+@pytest.mark.django_db
+def test_a_model_that_declares_no_time_is_first_polled_at_the_provider_cadence(team, user, cadence, monkeypatch):
+    import dataclasses
+
+    spec = KieAdapter.models["seedream-v4"]
+    monkeypatch.setitem(KieAdapter.models, "seedream-v4", dataclasses.replace(spec, typical_seconds=None))
     gen = submitted_job(team, user)
     assert timing.poll_delay(gen, KieAdapter) == pytest.approx(KIE_CADENCE)
+    # once the team has its own successes, their median wins over any declaration
+    finished_before(team, user, 7.0)
+    assert 7.0 < timing.poll_delay(submitted_job(team, user), KieAdapter) <= 8.0
 
 
 @pytest.mark.django_db

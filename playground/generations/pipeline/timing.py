@@ -9,6 +9,7 @@ import time
 from django.conf import settings
 from django.utils import timezone
 
+from playground.providers import registry
 from playground.providers.exchange import Outcome
 
 from .. import ratelimit
@@ -99,7 +100,8 @@ _expected: dict[tuple[str, str], tuple[float, float | None]] = {}
 def expected_seconds(provider: str, model: str) -> float | None:
     """When a new job of this model is usually done, in seconds after its
     submit: the median provider time of its last POLL_TIMING_SAMPLES
-    successes plus a small margin; None without any. Cached briefly."""
+    successes plus a small margin; without any, the model's declared typical
+    time (None if it declares none). Cached briefly."""
     now = time.monotonic()
     hit = _expected.get((provider, model))
     if hit is not None and hit[0] > now:
@@ -108,13 +110,19 @@ def expected_seconds(provider: str, model: str) -> float | None:
         Generation.objects.filter(provider=provider, model=model, provider_seconds__isnull=False)
         .order_by("-finished_at").values_list("provider_seconds", flat=True)[:settings.POLL_TIMING_SAMPLES]
     )
-    value = None
     if samples:
         median = statistics.median(samples)
         value = median + max(0.5, median * settings.POLL_TIMING_MARGIN)
+    else:  # no history yet: the model's declared typical time
+        value = declared_seconds(provider, model)
     if settings.POLL_TIMING_CACHE_SECONDS > 0:
         _expected[(provider, model)] = (now + settings.POLL_TIMING_CACHE_SECONDS, value)
     return value
+
+
+def declared_seconds(provider: str, model: str) -> float | None:
+    """The typical time the model's declaration gives (ModelSpec.typical_seconds)."""
+    return getattr(registry.spec_or_removed(provider, model), "typical_seconds", None)
 
 
 def provider_seconds(gen: Generation, outcome: Outcome) -> float | None:
