@@ -170,7 +170,7 @@ def main():
         port = free_port()
         log = open(tmp / "web.log", "w")
         web = subprocess.Popen(web_command(sys.executable, "127.0.0.1", port, workers=1), cwd=ROOT,
-                               env={**web_env(), **app_env, "CONN_MAX_AGE": "0"}, stdout=log,
+                               env={**web_env(), **app_env}, stdout=log,
                                stderr=subprocess.STDOUT, start_new_session=True)
         import httpx
 

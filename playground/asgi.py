@@ -14,6 +14,13 @@ while one is not, each waiting request holds a thread of its own, as Django
 runs any request. Waiting itself is asyncio.sleep: 1,000 requests waiting in one
 process hold 1,000 coroutines and API_THREADS threads.
 
+Every other HTTP request (the pages) runs its sync parts on one of
+WEB_THREADS single-thread executors, picked the same way, instead of a
+thread made for the request: a thread that lives on keeps its database
+connection for CONN_MAX_AGE (health-checked at each request's start, closed
+at its end when too old or broken, as under WSGI), where a thread per
+request opened a new connection for every page and every job-card poll.
+
 Every HTTP request runs in a context of its own, empty (no context variable
 of an earlier request). A request task inherits the context its connection's
 read callback runs in, and that callback is not always a clean one: when a
@@ -80,6 +87,7 @@ def waiting_holds_no_thread() -> bool:
 
 
 _pool = None
+_pages = None
 _shared_threads = None
 
 
@@ -94,7 +102,7 @@ async def application(scope, receive, send):
 
 
 async def _serve(scope, receive, send):
-    global _pool, _shared_threads
+    global _pool, _pages, _shared_threads
     if _shared_threads is None:
         _shared_threads = waiting_holds_no_thread()
     if _shared_threads and scope["type"] == "http" and scope.get("path", "").rstrip("/") in WAITING_PATHS:
@@ -107,6 +115,16 @@ async def _serve(scope, receive, send):
                 await django_app(scope, receive, send)
         finally:
             _pool.give_back(i)
+        return
+    if scope["type"] == "http":
+        if _pages is None:  # made in the worker process, after any fork
+            _pages = _Pool(max(1, settings.WEB_THREADS))
+        i = _pages.take()
+        try:
+            async with ThreadSensitiveContext(executor=_pages.executors[i]):
+                await django_app(scope, receive, send)
+        finally:
+            _pages.give_back(i)
         return
     if scope["type"] == "lifespan":  # uvicorn asks; Django has nothing to do at start or stop
         while True:

@@ -174,11 +174,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {
         "NAME": env.str("TEST_DB_NAME", default=str(DATA_DIR / f"test-db-{os.getpid()}.sqlite3"))
     }
-# Persistent connections, except in tests: live-server threads would keep
-# theirs open and block dropping the test database. (A task worker otherwise
+# Persistent connections (the web process's pages too: playground/asgi.py),
+# except in tests unless asked: live-server threads would keep theirs open
+# and block dropping the test database. (A task worker otherwise
 # opens a new connection for every task: on SQLite that is a file open and
 # three PRAGMAs, ~3% of a worker's CPU.)
-DATABASES["default"].setdefault("CONN_MAX_AGE", 0 if TESTING else env.int("CONN_MAX_AGE", default=60))
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0 if TESTING else 60))
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -432,6 +433,9 @@ API_JSON_MAX_BYTES = env.int("API_JSON_MAX_BYTES", default=256 * 1024)
 # Threads shared by the waiting API requests of one web process for their
 # few database calls (playground/asgi.py): a waiting request holds none.
 API_THREADS = env.int("API_THREADS", default=4)
+# Threads per web process that run the pages' sync code (each keeps its
+# database connection for CONN_MAX_AGE; playground/asgi.py).
+WEB_THREADS = env.int("WEB_THREADS", default=8)
 
 # --- Kawai and other OpenAI-Images-compatible providers ------------------------
 # Estimated price per image, JSON: {model: {size: {quality: price}}}, "*"

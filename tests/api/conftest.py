@@ -23,6 +23,7 @@ def asgi_server(transactional_db, settings, monkeypatch):
     from playground.asgi import application
 
     monkeypatch.setattr(asgi, "_pool", None)  # made again from this test's settings (API_THREADS)
+    monkeypatch.setattr(asgi, "_pages", None)  # and WEB_THREADS
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

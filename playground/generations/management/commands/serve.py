@@ -114,7 +114,7 @@ def web_command(py, host, port, workers=None) -> list[str]:
 
 
 def web_env() -> dict:
-    """Under ASGI a page's sync code runs on a thread made for the request:
-    a connection kept open past the request would be left behind with it
-    (Django's advice: no persistent connections under ASGI)."""
-    return {**os.environ, "CONN_MAX_AGE": "0"}
+    """The web process's environment: the app's own. Its pages run on
+    WEB_THREADS long-lived threads (playground/asgi.py), so their database
+    connections are kept for CONN_MAX_AGE as under WSGI."""
+    return dict(os.environ)
