@@ -15,7 +15,10 @@ from .models import Generation
 @require_POST
 def provider_callback(request, provider, token):
     """A provider says a job ended. Unsigned, so only a hint: the token in the
-    URL finds the job, and the job asks the provider itself (RELIABILITY 5)."""
+    URL finds the job, and the job asks the provider itself (RELIABILITY 5).
+    The common case, a running job, costs one conditional update."""
+    if callbacks.nudge_running(provider, token):
+        return JsonResponse({"ok": True})
     gen = Generation.objects.filter(provider=provider, callback_token=token).first()
     if gen is None:
         raise Http404("Unknown callback")
@@ -27,7 +30,8 @@ def provider_callback(request, provider, token):
             body = json.loads(request.body)
         except ValueError:
             pass
-    callbacks.nudge(gen, body)
+    if gen.status != Generation.RUNNING:  # a running one was just refused (a replay, or during a backoff)
+        callbacks.nudge(gen, body)
     return JsonResponse({"ok": True})
 
 

@@ -52,6 +52,26 @@ def test_a_callback_makes_the_job_check_with_the_provider_and_changes_nothing_el
     assert gen.images.count() == 1
 
 
+def test_a_callback_for_a_running_job_costs_one_update(client, sandbox, team, user, settings):
+    """The web process's whole share of a callback (issue 26): one
+    conditional update, no read, no task; a replay within the poll interval
+    is refused by the same update and only then reads the job."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    settings.POLL_SECONDS = 300
+    gen = job(team, user, prompt="a field of poppies")
+    step_job(gen)
+    url = reverse("provider_callback", args=["kie", gen.callback_token])
+    with CaptureQueriesContext(connection) as first:
+        assert client.post(url, {}, content_type="application/json").status_code == 200
+    assert [q["sql"].split()[0] for q in first.captured_queries] == ["UPDATE"]
+    assert due_now(gen)
+    with CaptureQueriesContext(connection) as replay:
+        assert client.post(url, {}, content_type="application/json").status_code == 200
+    assert [q["sql"].split()[0] for q in replay.captured_queries] == ["UPDATE", "SELECT"]
+
+
 def test_a_forged_token_is_a_404(client, sandbox, team, user):
     gen = job(team, user, prompt="a field of sunflowers")
     response = client.post(reverse("provider_callback", args=["kie", "not-the-token"]), {}, content_type="application/json")

@@ -12,6 +12,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from playground.accounts.models import Endpoint
+from playground.providers import registry
 from playground.lib.crypto import CredentialError
 from playground.providers.errors import POLL_RETRYABLE, ProviderError
 
@@ -24,21 +25,31 @@ from .timing import poll_delay, poll_floor
 log = logging.getLogger("playground.jobs")
 
 
+def nudge_running(provider: str, token: str) -> bool:
+    """A callback for a running job, in one conditional update found by its
+    callback token: due now, at most once per poll interval, not during a
+    backoff (a replayed callback must not cut a rate-limit wait short).
+    False: not a running job that may be nudged now."""
+    now = timezone.now()
+    interval = timedelta(seconds=poll_floor(registry.get_or_removed(provider)))
+    # The conditional update on nudged_at lets one of many concurrent replays win.
+    fresh = Q(nudged_at__isnull=True) | Q(nudged_at__lte=now - interval)
+    return Generation.objects.filter(fresh, provider=provider, callback_token=token, status=Generation.RUNNING) \
+        .exclude(wait_reason__in=states.RETRY_WAITS).update(due_at=now, nudged_at=now) == 1
+
+
 def nudge(gen: Generation, body=None) -> bool:
     """A callback arrived. It is a hint (RELIABILITY 5): a running job checks
     with the provider soon, at most once per poll interval however often the
     callback is replayed, and nothing else changes. A job whose submit answer
     was lost (still "submitting", or failed as "unknown outcome") may adopt
     the job id the callback names, once a status call confirms it."""
+    if gen.status == Generation.RUNNING:
+        return nudge_running(gen.provider, gen.callback_token)
     now = timezone.now()
     interval = timedelta(seconds=poll_floor(gen.adapter_class))
     # The conditional update on nudged_at lets one of many concurrent replays win.
     fresh = Q(nudged_at__isnull=True) | Q(nudged_at__lte=now - interval)
-    if gen.status == Generation.RUNNING:
-        # Not during a backoff (a replayed callback must not cut a rate-limit wait short).
-        waiting = Q(wait_reason__in=states.RETRY_WAITS)
-        return Generation.objects.filter(fresh, pk=gen.pk, status=Generation.RUNNING).exclude(waiting).update(
-            due_at=now, nudged_at=now) == 1
     if gen.provider_job_id or not _adoptable(gen):
         return False
     claimed = gen.adapter_class.parse_callback(body)
