@@ -17,7 +17,8 @@ Figures (bench/results.json, merged):
   api_inflight_per_web_process   peak requests open at once on the one web process
                                  (all answered with their image, none refused)
   api_wait_web_threads           the web worker's most threads meanwhile (idle: printed)
-  api_wait_page_latency_ratio    median gallery page time while they wait / idle
+  api_wait_page_latency_ratio    median gallery page time while they wait / idle (a full
+                                 first page of cards both times: full_gallery)
 """
 
 from __future__ import annotations
@@ -120,6 +121,27 @@ async def run(base: str, secret: str, session: str, n: int, web_pid: int, latenc
             "page_loaded_max_ms": max(loaded) * 1000, "open_while_timing_page": loaded_open}
 
 
+def full_gallery(team, user, n: int = 48):
+    """Earlier finished generations with their images, so that the gallery
+    page shows a full first page of cards both idle and while the requests
+    wait (then their jobs' cards come first): the same page, not an empty
+    one against a full one."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from playground.generations.models import Generation, GenerationImage
+
+    now = timezone.now()
+    gens = Generation.objects.bulk_create([
+        Generation(team=team, owner=user, provider="kvid", model="text-to-image", status=Generation.SUCCEEDED,
+                   params={"prompt": f"an earlier harbour at dawn {i}"}, created_at=now - timedelta(minutes=60 - i))
+        for i in range(n)])
+    GenerationImage.objects.bulk_create([
+        GenerationImage(generation=g, file="x.png", thumbnail="x.jpg", content_type="image/png",
+                        width=512, height=512, bytes=1000, sha256="0" * 64) for g in gens])
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--requests", type=int, default=200)
@@ -158,6 +180,7 @@ def main():
     browser = Client()
     browser.force_login(user)
     session = browser.cookies["sessionid"].value
+    full_gallery(team, user)
 
     sandbox, sb_port = start_sandbox(tmp, args.latency, 0, 64)
     root = f"http://127.0.0.1:{sb_port}"

@@ -160,6 +160,8 @@ def main():
     print(f"enqueue a job:           mean {enqueue_ms:6.2f} ms")
     print(f"pipeline: {ok}/{args.jobs} jobs succeeded with {args.workers} workers in {elapsed:5.1f} s "
           f"= {ok / elapsed * 60:6.1f} jobs/min (sandbox latency 0.5 s, poll 0.5 s)")
+    for g in done.exclude(status=Generation.SUCCEEDED).values("status", "error_kind", "error_message")[:5]:
+        print(f"  not done: {g['status']} {g['error_kind']}: {g['error_message'][:160]}")
     if rss:
         print(f"worker peak RSS:         {max(rss) / 1024:6.1f} MiB (each: {', '.join(f'{r / 1024:.0f}' for r in rss)})")
     print(f"web process peak RSS:    {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:6.1f} MiB "
