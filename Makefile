@@ -55,16 +55,18 @@ run: setup
 test: setup-dev
 	PYTHON=$(BIN)/python scripts/test
 
+# DATABASE_URL=postgres://... : bench/throughput.py's figures on that (throw-away)
+# database, in bench/results-postgresql.json; run.py and api_wait.py stay on SQLite.
 bench: setup-dev
 	$(BIN)/python bench/run.py
-	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/throughput.py $(if $(DATABASE_URL),--database-url '$(DATABASE_URL)')
 	$(BIN)/python bench/api_wait.py
 
 clean:
 	rm -rf $(VENV) staticfiles
 
-# Issue 10's pipeline figures side by side with a plain asyncio script (a few
-# minutes; QUICK=1 for 100 jobs at 3 s latency).
+# The pipeline figures side by side with a plain asyncio script (several
+# minutes; QUICK=1 for 100 jobs at 3 s latency; DATABASE_URL as for bench).
 .PHONY: bench-throughput
 bench-throughput: setup-dev
-	$(BIN)/python bench/throughput.py $(if $(QUICK),--quick)
+	$(BIN)/python bench/throughput.py $(if $(QUICK),--quick) $(if $(DATABASE_URL),--database-url '$(DATABASE_URL)')

@@ -4,7 +4,7 @@ API waits on a slow provider (issue 12).
     .venv/bin/python bench/api_wait.py                  # 200 requests, 10 s provider latency
     .venv/bin/python bench/api_wait.py --requests 50 --latency 5
 
-What runs (helpers imported from bench/throughput.py): the imitation provider
+What runs (helpers from bench/lib/): the imitation provider
 (the app's sandbox in its own process, kvid at --latency seconds), the task
 workers `manage.py serve` starts, and ONE web process exactly as serve runs
 it (gunicorn + uvicorn's worker, playground/asgi.py; serve's web_command).
@@ -36,9 +36,10 @@ import time
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
-from throughput import SANDBOX_KEY, Workers, free_port, rss_kib, start_sandbox, stop  # noqa: E402
+from bench.lib.common import SANDBOX_KEY, free_port, rss_kib, stop  # noqa: E402
+from bench.lib.sandbox import start_sandbox  # noqa: E402
+from bench.lib.workers import Workers  # noqa: E402
 
 
 def threads_of(pid: int) -> int:

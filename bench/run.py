@@ -2,8 +2,9 @@
 
     make bench        (or .venv/bin/python bench/run.py [--jobs 60 --workers 3])
 
-Runs against a throw-away data directory (SQLite, embedded default) and a
-sandbox served in-process; nothing touches ./data. The last figure kills a
+Runs against a throw-away data directory (SQLite, embedded default, whatever
+DATABASE_URL says: bench/throughput.py --database-url runs on PostgreSQL) and
+a sandbox served in-process; nothing touches ./data. The last figure kills a
 real job worker with SIGKILL mid-job and times its recovery (a short lease:
 BENCH_LEASE_SECONDS, default 10).
 Just the adapter figure: .venv/bin/python -c "import sys; sys.path[:0] = ['bench']; import run; run.adapter_requests()"
@@ -26,6 +27,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 TMP = Path(tempfile.mkdtemp(prefix="playground-bench-"))
+os.environ.pop("DATABASE_URL", None)
 os.environ.update(DATA_DIR=str(TMP), DJANGO_SETTINGS_MODULE="playground.settings", ALLOWED_HOSTS="testserver,127.0.0.1")
 
 import django  # noqa: E402
@@ -113,7 +115,8 @@ def main():
     print(f"playground page:         mean {mean:6.2f} ms  p95 {p95:6.2f} ms  {pq} queries")
 
     credits_review()
-    gallery_review()
+    # The gallery and the card poll at 100,000 generations: bench/throughput.py
+    # (poll_ratio_100k, gallery_ratio_100k), beside a team of 500.
 
     # --- 2. pipeline throughput: real job worker processes, SQLite WAL ------
     sandbox = Sandbox(Config(latency=0.5, db_path=str(TMP / "sandbox.sqlite3"), callbacks=False,
@@ -241,105 +244,6 @@ def credits_review(sizes=(500, 100_000)):
     if len(results) == 2:
         small, big = sizes
         print(f"credits review page: {big:,} / {small:,} entries = {results[big] / results[small]:.2f}x server time")
-
-
-def gallery_review(sizes=(500, 100_000)):
-    """The team gallery (/generations/?scope=team) at 500 and at 100,000
-    generations: server time of the first page and of a deep page (reached
-    by its keyset cursor, half-way down), and the queries per page."""
-    from datetime import timedelta
-
-    from django.contrib.auth import get_user_model
-    from django.utils import timezone
-
-    from playground.accounts.models import Membership, Team
-    from playground.generations import gallery_filters
-    from playground.generations.models import Favorite, Generation, GenerationImage
-
-    owner = get_user_model().objects.create_user("gallery-bench", password="bench-pass-123")
-    team = Team.objects.create(name="Gallery bench")
-    Membership.objects.create(team=team, user=owner, role="owner")
-    members = [owner] + [get_user_model().objects.create_user(f"gallery-bench-{i}") for i in range(9)]
-    for m in members[1:]:
-        Membership.objects.create(team=team, user=m, role="member")
-    client = Client()
-    client.force_login(owner)
-    models = [("kie", "seedream-v4"), ("kie", "qwen"), ("kvid", "text-to-image"), ("kawai", "generations")]
-    now = timezone.now()
-    made = 0
-    results = {}
-    for size in sizes:
-        while made < size:
-            batch = []
-            for i in range(made, min(size, made + 5000)):
-                provider, model = models[i % 4]
-                # Older rows first: the newest always have the highest ids, as in life.
-                batch.append(Generation(team=team, owner=members[i % len(members)], provider=provider, model=model,
-                                        params={"prompt": f"bench tile {i} of a quiet harbour"},
-                                        status=Generation.SUCCEEDED, visibility="private" if i % 10 == 3 else "team",
-                                        created_at=now - timedelta(seconds=10 * (sizes[-1] - i))))
-            made += len(batch)
-            Generation.objects.bulk_create(batch, batch_size=2000)
-            GenerationImage.objects.bulk_create([
-                GenerationImage(generation=g, file="x.png", thumbnail="x.webp", content_type="image/png",
-                                width=1024, height=1024, bytes=1000, sha256="0" * 64) for g in batch
-            ], batch_size=2000)
-            Favorite.objects.bulk_create([Favorite(user=owner, generation=g) for g in batch[::7]], batch_size=2000)
-        first = "/generations/?scope=team"
-        middle = Generation.objects.visible_to(owner, team).order_by("-created_at", "-id")[size // 2]
-        deep = f"{first}&after={gallery_filters.cursor_of(middle)}"
-        line = f"gallery, team scope ({size:>7,} generations):"
-        for name, url in (("first page", first), ("deep page", deep)):
-            count = [0]
-
-            def counter(execute, sql, params, many, context):
-                count[0] += 1
-                return execute(sql, params, many, context)
-
-            with connection.execute_wrapper(counter):
-                response = client.get(url)
-            assert response.status_code == 200 and response.content.count(b'data-testid="card"') == gallery_filters.PAGE_SIZE
-            times, sql = [], []
-
-            def sql_timer(execute, *args):
-                t0 = time.perf_counter()
-                try:
-                    return execute(*args)
-                finally:
-                    sql[-1] += (time.perf_counter() - t0) * 1000
-
-            for _ in range(30):
-                sql.append(0.0)
-                t = time.perf_counter()
-                with connection.execute_wrapper(sql_timer):
-                    client.get(url)
-                times.append((time.perf_counter() - t) * 1000)
-            # The median: on a shared machine the mean follows the neighbours' load.
-            median = statistics.median(times)
-            results[(size, name)] = median
-            line += (f" {name} median {median:6.2f} ms (min {min(times):6.2f}, SQL {statistics.median(sql):5.2f})"
-                     f" {count[0]} queries;")
-        print(line.rstrip(";"))
-    if len(sizes) == 2:
-        small, big = sizes
-        ratios = []
-        for name in ("first page", "deep page"):
-            ratios.append(results[(big, name)] / results[(small, name)])
-            print(f"gallery {name}: {big:,} / {small:,} generations = "
-                  f"{ratios[-1]:.2f}x median server time (target <= 1.5x)")
-        if big == 100_000:
-            record("gallery_ratio_100k", round(max(ratios), 2))
-
-
-def record(key: str, value) -> None:
-    """One figure into bench/results.json (merged with the throughput bench's
-    figures, bench/throughput.py, which `make bench` runs next)."""
-    import json
-
-    path = ROOT / "bench" / "results.json"
-    data = json.loads(path.read_text()) if path.exists() else {}
-    data[key] = value
-    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def recovery(team, user, env):
