@@ -1,5 +1,5 @@
 """The gallery's filters: the filter form of its URL, text search on the
-prompt, and keyset pagination on (created_at, id).
+prompt (search.py), and keyset pagination on (created_at, id).
 
 Pages never COUNT or OFFSET: a page is the rows older than the cursor of the
 last card shown (`?after=<created_at>_<id>`), so generations created while
@@ -14,12 +14,11 @@ import re
 from urllib.parse import urlencode
 
 from django import forms
-from django.db import connection
 from django.db.models import Prefetch, Q
-from django.db.models.fields.json import KT
 
 from playground.providers import registry
 
+from . import search as prompt_search
 from .models import Favorite, Generation, GenerationImage
 
 PAGE_SIZE = 24
@@ -135,29 +134,9 @@ def _older_than(qs, cursor):
 
 
 def search(qs, text: str):
-    """Generations whose prompt has every word of text: PostgreSQL full-text
-    search (the GIN index of migration 0004 covers the expression); elsewhere,
-    or when every word is one full-text search ignores ("the", "a"), a
-    case-insensitive match of each word."""
-    words = text.split()
-    if not words:
-        return qs
-    if connection.vendor == "postgresql" and _has_lexemes(" ".join(words)):
-        from django.contrib.postgres.search import SearchQuery, SearchVector
-
-        return qs.annotate(prompt_search=SearchVector(KT("params__prompt"), config="english")).filter(
-            prompt_search=SearchQuery(" ".join(words), config="english", search_type="plain"))
-    for word in words:
-        qs = qs.filter(params__prompt__icontains=word)
-    return qs
-
-
-def _has_lexemes(text: str) -> bool:
-    """Whether PostgreSQL's English parser keeps any word of text (a query
-    of stop words alone would match nothing)."""
-    with connection.cursor() as c:
-        c.execute("SELECT numnode(plainto_tsquery('english'::regconfig, %s))", [text])
-        return bool(c.fetchone()[0])
+    """Generations whose prompt has every word of text (search.py: SQLite's
+    FTS5 index or PostgreSQL's full-text search), the condition alone."""
+    return prompt_search.matching(qs, text)
 
 
 def filtered(request, form):
@@ -187,7 +166,8 @@ def filtered(request, form):
     if form.value("has_input"):
         qs = qs.filter(has_input=True)
     if form.value("q"):
-        qs = search(qs, form.value("q"))
+        # The search index first: a page of a rare word is found by id.
+        qs = prompt_search.narrow(qs, form.value("q"))
     return qs.order_by("-created_at", "-pk")
 
 

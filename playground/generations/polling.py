@@ -86,33 +86,47 @@ def _since(request):
 
 def _versions(user, team, ids, since):
     """The poll's one query: (uuid, updated_at, created_at) of the visible
-    ids, and of this user's own jobs created after since.
+    ids, and of this user's own jobs created after since (_version_rows)."""
+    return [(ref, updated, created) for _, ref, updated, created in _version_rows(user, team, ids, since)]
+
+
+def _version_rows(user, team, ids, since):
+    """(id, uuid, updated_at, created_at) of the visible ids, and of this
+    user's own jobs created after since.
 
     Plain SQL: the ORM spent ~1 ms of CPU building and compiling this query
     on every poll, three times the rest of an unchanged poll's own work
     (docs/benchmarks.md, poll_cpu_vs_login). It states the rule of
     VisibleQuerySet.visible_to (own rows, and rows shared with the team);
-    tests/accounts/test_plain_sql_reads.py holds the two to the same answers."""
+    tests/accounts/test_plain_sql_reads.py holds the two to the same answers.
+
+    Its plan holds at any team size, with or without planner statistics
+    (tests/plans): one SELECT per part, so that each has its own index. The
+    cards' ids are read by the unique uuid index, the team written +team_id
+    so that no team index is ever picked for them (SQLite, with no
+    statistics, guesses that a team holds 10 rows and read a team of
+    100,000 through it: issue 26); the new jobs by gen_team_owner_recent.
+    UNION drops a job that both parts find."""
     if user is None or team is None or not user.is_authenticated or not (ids or since is not None):
         return []
     meta, quote = Generation._meta, connection.ops.quote_name
-    col = {name: quote(meta.get_field(name).column) for name in ("uuid", "updated_at", "created_at", "team", "owner",
-                                                                 "visibility")}
+    col = {name: quote(meta.get_field(name).column) for name in ("id", "uuid", "updated_at", "created_at", "team",
+                                                                 "owner", "visibility")}
     uuid_field, created_field = meta.get_field("uuid"), meta.get_field("created_at")
-    where, params = [], []
+    select = f"SELECT {col['id']}, {col['uuid']}, {col['updated_at']}, {col['created_at']} FROM {quote(meta.db_table)}"
+    parts, params = [], []
     if ids:
         marks = ", ".join(["%s"] * len(ids))
-        where.append(f"({col['owner']} = %s OR {col['visibility']} = %s) AND {col['uuid']} IN ({marks})")
-        params += [user.pk, SHARED, *(uuid_field.get_db_prep_value(i, connection) for i in ids)]
+        parts.append(f"{select} WHERE {col['uuid']} IN ({marks}) AND +{col['team']} = %s "
+                     f"AND ({col['owner']} = %s OR {col['visibility']} = %s)")
+        params += [*(uuid_field.get_db_prep_value(i, connection) for i in ids), team.pk, user.pk, SHARED]
     if since is not None:
-        where.append(f"{col['owner']} = %s AND {col['created_at']} > %s")
-        params += [user.pk, created_field.get_db_prep_value(since, connection)]
-    sql = (f"SELECT {col['uuid']}, {col['updated_at']}, {col['created_at']} FROM {quote(meta.db_table)} "
-           f"WHERE {col['team']} = %s AND (({') OR ('.join(where)}))")
+        parts.append(f"{select} WHERE {col['team']} = %s AND {col['owner']} = %s AND {col['created_at']} > %s")
+        params += [team.pk, user.pk, created_field.get_db_prep_value(since, connection)]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [team.pk, *params])
+        cursor.execute(" UNION ".join(parts), params)
         rows = cursor.fetchall()
-    return [(_uuid(ref), _utc(updated), _utc(created)) for ref, updated, created in rows]
+    return [(pk, _uuid(ref), _utc(updated), _utc(created)) for pk, ref, updated, created in rows]
 
 
 def _uuid(value):
@@ -127,6 +141,10 @@ def _utc(value):
     return value if value.tzinfo else value.replace(tzinfo=dt_timezone.utc)
 
 
+def _newest_first(gen):
+    return -stamp(gen.created_at), -gen.pk
+
+
 @team_required
 def poll(request):
     wanted = _wanted(request.GET.getlist("c"))
@@ -135,11 +153,11 @@ def poll(request):
     # of this user's jobs created after the newest card shown.
     changed, new, waiting = [], [], False
     if wanted or since is not None:
-        for ref, updated_at, created_at in _versions(request.user, request.team, list(wanted), since):
+        for pk, ref, updated_at, created_at in _version_rows(request.user, request.team, list(wanted), since):
             if ref not in wanted:
-                new.append((created_at, ref))
+                new.append((created_at, pk))
             elif stamp(updated_at) != wanted[ref]:
-                changed.append(ref)
+                changed.append(pk)
             else:
                 waiting = True  # an active card, unchanged: still polled
     if not changed and not new:
@@ -148,8 +166,10 @@ def poll(request):
 
     parts, active = [], waiting
     if changed:
-        gens = list(Generation.objects.visible_to(request.user, request.team).filter(uuid__in=changed)
-                    .select_related("team", "owner").prefetch_related("images"))
+        # By id (found above), in no order (sorted here): with an ORDER BY
+        # SQLite may walk the whole team in that order when it has no statistics.
+        gens = sorted(Generation.objects.visible_to(request.user, request.team).filter(pk__in=changed).order_by()
+                      .select_related("team", "owner").prefetch_related("images"), key=_newest_first)
         for gen in gens:
             if not gen.is_active and on_detail_page(request, gen):
                 # The detail page shows a finished job's images above its card: reload it.
@@ -158,9 +178,9 @@ def poll(request):
             parts.append(render_page(request, GENERATION, {**card_context(request, gen), "oob": True}, "card").content)
             active = active or gen.is_active
     if new:
-        newest = [ref for _, ref in sorted(new, reverse=True)[:RECENT_JOBS]]
-        cards = list(Generation.objects.owned_by(request.user, request.team).filter(uuid__in=newest)
-                     .prefetch_related("images"))
+        newest = [pk for _, pk in sorted(new, reverse=True)[:RECENT_JOBS]]
+        cards = sorted(Generation.objects.owned_by(request.user, request.team).filter(pk__in=newest).order_by()
+                       .prefetch_related("images"), key=_newest_first)
         if cards:
             parts.append(render_page(request, PLAYGROUND, {"jobs": cards}, "poll-new-jobs").content)
             active = active or any(gen.is_active for gen in cards)

@@ -15,6 +15,10 @@ timeout: waiters look often enough to take the lock in those gaps. A retry
 is made only when it is safe: the failed statement left no transaction open
 (it ran alone, or it was the BEGIN of one). Inside a transaction the lock is
 already held (transactions begin IMMEDIATE), so nothing there waits.
+
+It also keeps the planner's statistics current (planner.py: PRAGMA
+optimize as a connection opens and closes, ANALYZE after migrate), and its
+schema editor keeps triggers through Django's table remakes (schema.py).
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ import sqlite3
 import time
 
 from django.db.backends.sqlite3 import base
+from django.db.models.signals import post_migrate
+
+from . import planner, schema
 
 FIRST_SLEEP = 0.00025
 MAX_SLEEP = 0.004
@@ -64,14 +71,29 @@ class TakingTurnsCursor(base.SQLiteCursorWrapper):
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
+    SchemaEditorClass = schema.DatabaseSchemaEditor  # keeps triggers through table remakes
+
     def get_new_connection(self, conn_params):
         # Connecting (its PRAGMAs: switching to WAL takes the lock once)
         # waits as SQLite does; then SQLite's own waiting is turned off.
         conn = super().get_new_connection(conn_params)
         conn.execute("PRAGMA busy_timeout = 0")
+        planner.on_open(conn)
         return conn
+
+    def close(self):
+        # Statistics of the tables this connection used, when stale (a
+        # no-op most of the time). Not in a transaction: closing rolls it back.
+        self.validate_thread_sharing()
+        conn = self.connection
+        if conn is not None and not self.in_atomic_block and not conn.in_transaction and not self.is_in_memory_db():
+            planner.on_close(conn)
+        super().close()
 
     def create_cursor(self, name=None):
         cursor = self.connection.cursor(factory=TakingTurnsCursor)
         cursor.timeout = float(self.settings_dict["OPTIONS"].get("timeout", 5.0))
         return cursor
+
+
+post_migrate.connect(planner.after_migrate, dispatch_uid="playground.lib.sqlite.planner.after_migrate")
