@@ -103,13 +103,15 @@ def test_the_jobs_of_a_worker_killed_mid_call_move_again_once_their_leases_run_o
     worker, alive all along, does not touch them while the dead one's leases
     last, and fails them as "unknown outcome" (never sent again) within
     about a lease after the kill; the job it took itself is sent once."""
-    sb = start_sandbox(tmp_path, latency=1)
+    # The slow calls must outlast starting a second worker and its own job,
+    # also on a loaded machine (a CI run beside a benchmark took over 6 s).
+    sb = start_sandbox(tmp_path, latency=4)
     sent = Counting(sb)
     use_sandbox(settings, sb)
     settings.MEDIA_ROOT = str(tmp_path / "media")
     slow = [create.create(team=team, owner=user, provider="kwiki", model="generate",
                           params={"prompt": f"a slow sunrise [slow], number {i}", "quality": "hires"})
-            for i in range(2)]  # six seconds each at the provider
+            for i in range(2)]  # 24 seconds each at the provider
     first = start_worker(sb, settings.MEDIA_ROOT, "first", JOB_THREADS="2")
     second = None
     try:
