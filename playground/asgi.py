@@ -72,6 +72,16 @@ class _Pool:
     def give_back(self, i: int) -> None:
         self.in_flight[i] -= 1
 
+    async def serve(self, scope, receive, send):
+        """The request, its sync parts on the executor with fewest requests
+        in flight (the outermost context sets it: Django's handler keeps it)."""
+        i = self.take()
+        try:
+            async with ThreadSensitiveContext(executor=self.executors[i]):
+                await django_app(scope, receive, send)
+        finally:
+            self.give_back(i)
+
 
 def waiting_holds_no_thread() -> bool:
     """Whether Django's handler runs the whole middleware chain as async for
@@ -108,24 +118,11 @@ async def _serve(scope, receive, send):
     if _shared_threads and scope["type"] == "http" and scope.get("path", "").rstrip("/") in WAITING_PATHS:
         if _pool is None:  # made in the worker process, after any fork
             _pool = _Pool(max(1, settings.API_THREADS))
-        i = _pool.take()
-        try:
-            # The outermost context sets the executor: Django's handler keeps it.
-            async with ThreadSensitiveContext(executor=_pool.executors[i]):
-                await django_app(scope, receive, send)
-        finally:
-            _pool.give_back(i)
-        return
+        return await _pool.serve(scope, receive, send)
     if scope["type"] == "http":
         if _pages is None:  # made in the worker process, after any fork
             _pages = _Pool(max(1, settings.WEB_THREADS))
-        i = _pages.take()
-        try:
-            async with ThreadSensitiveContext(executor=_pages.executors[i]):
-                await django_app(scope, receive, send)
-        finally:
-            _pages.give_back(i)
-        return
+        return await _pages.serve(scope, receive, send)
     if scope["type"] == "lifespan":  # uvicorn asks; Django has nothing to do at start or stop
         while True:
             message = await receive()
