@@ -37,19 +37,9 @@ import time
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.lib.common import SANDBOX_KEY, free_port, rss_kib, stop  # noqa: E402
+from bench.lib.common import SANDBOX_KEY, free_port, proc_status, rss_kib, stop, wait_healthy  # noqa: E402
 from bench.lib.sandbox import start_sandbox  # noqa: E402
 from bench.lib.workers import Workers  # noqa: E402
-
-
-def threads_of(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("Threads:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 def children(pid: int) -> list[int]:
@@ -82,7 +72,7 @@ async def run(base: str, secret: str, session: str, n: int, web_pid: int, latenc
     api = httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {secret}"}, limits=limits,
                             timeout=httpx.Timeout(300.0))
     page = httpx.AsyncClient(base_url=base, cookies={"sessionid": session}, timeout=60.0)
-    idle_threads, idle_rss = threads_of(web_pid), rss_kib(web_pid)
+    idle_threads, idle_rss = proc_status(web_pid, "Threads"), rss_kib(web_pid)
     idle = await page_times(page, "/generations/", 20)
     state = {"open": 0, "peak": 0, "threads": 0, "rss": 0}
 
@@ -97,7 +87,7 @@ async def run(base: str, secret: str, session: str, n: int, web_pid: int, latenc
 
     async def sample():
         while True:
-            th, rss = threads_of(web_pid), rss_kib(web_pid)
+            th, rss = proc_status(web_pid, "Threads"), rss_kib(web_pid)
             state["threads"], state["rss"] = max(state["threads"], th), max(state["rss"], rss)
             state["peak"] = max(state["peak"], state["open"])
             await asyncio.sleep(0.2)
@@ -196,17 +186,7 @@ def main():
         web = subprocess.Popen(web_command(sys.executable, "127.0.0.1", port, workers=1), cwd=ROOT,
                                env={**web_env(), **app_env}, stdout=log,
                                stderr=subprocess.STDOUT, start_new_session=True)
-        import httpx
-
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline or web.poll() is not None:
-                    raise SystemExit(f"the web process did not start; see {tmp / 'web.log'}")
-                time.sleep(0.2)
+        wait_healthy(f"http://127.0.0.1:{port}", web, tmp / "web.log")
         web_pid = children(web.pid)[0]  # gunicorn's one worker
         r = asyncio.run(run(f"http://127.0.0.1:{port}", secret, session, args.requests, web_pid, args.latency))
     finally:

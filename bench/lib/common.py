@@ -81,14 +81,35 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
-def rss_kib(pid: int) -> int:
+def proc_status(pid: int, field: str) -> int:
+    """A number from /proc/<pid>/status (VmRSS in KiB, Threads); 0 if gone."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1])
     except OSError:
         pass
     return 0
+
+
+def rss_kib(pid: int) -> int:
+    return proc_status(pid, "VmRSS")
+
+
+def wait_healthy(url: str, proc, log: Path, timeout: float = 60.0) -> None:
+    """Until the web process at url answers /healthz (not waiting for time
+    to pass: for the process to start); exits if it dies or never answers."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            httpx.get(f"{url}/healthz", timeout=1)
+            return
+        except httpx.HTTPError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise SystemExit(f"the web process did not start; see {log}")
+            time.sleep(0.2)
 
 
 def settle(pids, timeout: float = 30.0) -> list[int]:

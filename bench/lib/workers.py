@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from .common import PROMPT, ROOT, children, free_port, median, p95, rss_kib, settle, stop
+from .common import PROMPT, ROOT, children, free_port, median, p95, rss_kib, settle, stop, wait_healthy
 
 
 class Workers:
@@ -65,22 +65,12 @@ class Web:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = tmp / "web.log"
         self.log = open(self.log_path, "w")
-        # What serve's web_env sets over the environment (CONN_MAX_AGE=0 today).
+        # What serve's web_env sets over the environment (nothing today).
         extra = {k: v for k, v in web_env().items() if os.environ.get(k) != v}
         self.proc = subprocess.Popen(web_command(sys.executable, "127.0.0.1", self.port), cwd=ROOT,
                                      env={**env, **extra}, stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
-        import httpx
-
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"{self.url}/healthz", timeout=1)
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise SystemExit(f"the web process did not start; see {self.log_path}")
-                time.sleep(0.2)
+        wait_healthy(self.url, self.proc, self.log_path)
 
     def pids(self) -> list[int]:
         return children(self.proc.pid)  # gunicorn's workers

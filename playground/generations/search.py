@@ -50,24 +50,24 @@ def words(text: str) -> list[str]:
 def matching(qs, text: str):
     """The rows of qs whose prompt has every word of text (the condition
     alone: the planner chooses how to find them)."""
-    found = words(text)
-    if not found:
-        return qs
-    engine = _engine()
-    if not engine.can_look_up(found):
-        return _contains_each(qs, found)
-    return engine.rest(engine.matching(qs, found, walk=False), found)
+    return _search(qs, text, planned=False)
 
 
 def narrow(qs, text: str):
     """matching(), planned for a page as the module says: one query to the
     search index first when text has a word it can look up."""
+    return _search(qs, text, planned=True)
+
+
+def _search(qs, text: str, planned: bool):
     found = words(text)
     if not found:
         return qs
     engine = _engine()
     if not engine.can_look_up(found):
         return _contains_each(qs, found)
+    if not planned:
+        return engine.rest(engine.matching(qs, found, walk=False), found)
     ids = engine.first_ids(qs.model, found, FEW + 1)
     if len(ids) <= FEW:
         return engine.rest(qs.filter(pk__in=ids), found)
